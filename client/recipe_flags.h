@@ -1,0 +1,33 @@
+// Command-line flags shared by commands that run a QAT fine-tune or load a
+// dataset (eval, train-baseline, and later run).
+#ifndef AUTOQ_CLIENT_RECIPE_FLAGS_H_
+#define AUTOQ_CLIENT_RECIPE_FLAGS_H_
+
+#include "absl/status/statusor.h"
+#include "client/flags.h"
+#include "evaluator/dataset.h"
+#include "qat/trainer.h"
+
+namespace autoq::client {
+
+// --epochs --batch --optimizer --lr --momentum --wd --schedule --act-delay
+// --bn-freeze --seed; and --data --val-size --train-subset --val-subset
+// --test-subset.
+void AddRecipeFlags(FlagSpec* spec);
+void AddDataFlags(FlagSpec* spec);
+
+// Reads the recipe flags over `defaults`; validates the result.
+absl::StatusOr<qat::QatRecipe> RecipeFromFlags(const Flags& flags,
+                                               qat::QatRecipe defaults);
+
+// Loads --data (default `default_spec`) split by the data flags.
+absl::StatusOr<evaluator::DatasetSplits> DataFromFlags(
+    const Flags& flags, const std::string& default_spec, uint64_t seed);
+
+// "usage" text lines for the flags above.
+extern const char kRecipeFlagsHelp[];
+extern const char kDataFlagsHelp[];
+
+}  // namespace autoq::client
+
+#endif  // AUTOQ_CLIENT_RECIPE_FLAGS_H_

@@ -1,0 +1,28 @@
+// The built-in model of the embedded default job: a small MobileNet-v1-style
+// CNN (depthwise-separable blocks with BN and ReLU) for 1x28x28 images,
+// built directly as a TorchScript module so it is trained, quantized and
+// saved exactly like a user's model.
+#ifndef AUTOQ_EVALUATOR_BUILTIN_MODEL_H_
+#define AUTOQ_EVALUATOR_BUILTIN_MODEL_H_
+
+#include <cstdint>
+
+#include <torch/csrc/jit/api/module.h>
+
+namespace autoq::evaluator {
+
+struct BuiltinModelOptions {
+  int64_t in_channels = 1;
+  int64_t num_classes = 10;
+  // Channel width multiplier of the body (1.0: 16..128 channels).
+  double width = 1.0;
+  uint64_t seed = 0;  // He-normal weight initialization
+};
+
+// 1 stem conv + 5 depthwise-separable blocks (10 convs) + 1 linear = 12
+// quantizable layers, 11 BN folds. Returned in training mode.
+torch::jit::Module MakeBuiltinModel(const BuiltinModelOptions& options = {});
+
+}  // namespace autoq::evaluator
+
+#endif  // AUTOQ_EVALUATOR_BUILTIN_MODEL_H_

@@ -1,0 +1,360 @@
+// Spec parsing, split carving and the small shared helpers of the readers.
+// The format readers live in idx_reader.cc, cifar_reader.cc and
+// tensor_file_reader.cc to keep the LibTorch-heavy units small.
+#include "evaluator/dataset.h"
+
+#include <ATen/ATen.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <random>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "qat/status_macros.h"
+#include "qat/torch_errors.h"
+
+namespace autoq::evaluator {
+namespace internal {
+
+absl::StatusOr<std::string> ReadFileBytes(const std::string& path) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(st)) {
+    return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+  }
+  if (!std::filesystem::is_regular_file(st)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a regular file"));
+  }
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+  }
+  gzbuffer(f, 1 << 20);
+  std::string out;
+  // gzread takes an unsigned length; read in bounded chunks.
+  constexpr int kChunk = 1 << 22;
+  for (;;) {
+    const size_t old_size = out.size();
+    out.resize(old_size + kChunk);
+    const int n = gzread(f, out.data() + old_size, kChunk);
+    if (n < 0) {
+      int errnum = 0;
+      std::string msg = gzerror(f, &errnum);
+      gzclose(f);
+      return absl::DataLossError(absl::StrCat(path, ": read error: ", msg));
+    }
+    out.resize(old_size + static_cast<size_t>(n));
+    if (n == 0) break;
+  }
+  // A gzip stream cut short reads as EOF; zlib only reports it here.
+  int errnum = Z_OK;
+  std::string msg = gzerror(f, &errnum);
+  const int close_rc = gzclose(f);
+  if (errnum != Z_OK || close_rc != Z_OK) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": corrupt or truncated gzip stream (",
+                     msg.empty() ? "unexpected end of file" : msg, ")"));
+  }
+  return out;
+}
+
+}  // namespace internal
+
+absl::Status ValidateLabels(const at::Tensor& labels, int64_t num_classes,
+                            std::string_view source_view) {
+  // Debian's Abseil has its own string_view type, distinct from std's.
+  const absl::string_view source(source_view.data(), source_view.size());
+  if (!labels.defined() || labels.dim() != 1 ||
+      labels.scalar_type() != at::kLong) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": labels must be a 1-D int64 tensor"));
+  }
+  const at::Tensor l = labels.contiguous();
+  const int64_t* p = l.data_ptr<int64_t>();
+  for (int64_t i = 0, n = l.numel(); i < n; ++i) {
+    if (p[i] < 0 || p[i] >= num_classes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": label ", i, " is ", p[i], ", outside [0, ",
+                       num_classes, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::StatusOr<std::vector<float>> ParseFloats(absl::string_view name,
+                                               absl::string_view value) {
+  std::vector<float> out;
+  for (absl::string_view part : absl::StrSplit(value, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    float v = 0;
+    if (!absl::SimpleAtof(part, &v) || !std::isfinite(v)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data spec: ", name, "=", value, ": '", part, "' is not a number"));
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+// The IDX file `name` in `dir`, preferring the gzipped one.
+absl::StatusOr<std::string> ResolveIdxFile(const std::string& dir,
+                                           const std::string& name) {
+  const std::string gz = absl::StrCat(dir, "/", name, ".gz");
+  const std::string raw = absl::StrCat(dir, "/", name);
+  std::error_code ec;
+  if (std::filesystem::exists(gz, ec)) return gz;
+  if (std::filesystem::exists(raw, ec)) return raw;
+  return absl::NotFoundError(
+      absl::StrCat("no such file: ", gz, " (nor ", raw, ")"));
+}
+
+absl::StatusOr<qat::TensorDataset> ReadIdxDir(const std::string& dir,
+                                              const std::string& prefix) {
+  ASSIGN_OR_RETURN(std::string images,
+                   ResolveIdxFile(dir, prefix + "-images-idx3-ubyte"));
+  ASSIGN_OR_RETURN(std::string labels,
+                   ResolveIdxFile(dir, prefix + "-labels-idx1-ubyte"));
+  return ReadIdx(images, labels, 10);
+}
+
+absl::Status ReadCifarDir(const std::string& dir, qat::TensorDataset* train,
+                          qat::TensorDataset* test) {
+  std::vector<std::string> train_files;
+  std::error_code ec;
+  for (int i = 1; i <= 5; ++i) {
+    std::string f = absl::StrCat(dir, "/data_batch_", i, ".bin");
+    if (std::filesystem::exists(f, ec)) train_files.push_back(std::move(f));
+  }
+  if (train_files.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("no CIFAR-10 training batch in ", dir, " (expected ", dir,
+                     "/data_batch_1.bin .. data_batch_5.bin)"));
+  }
+  ASSIGN_OR_RETURN(*train, ReadCifar10(train_files));
+  ASSIGN_OR_RETURN(*test, ReadCifar10({dir + "/test_batch.bin"}));
+  return absl::OkStatus();
+}
+
+// Deterministic Fisher-Yates permutation of [0, n). std::shuffle and
+// std::uniform_int_distribution differ between standard libraries, so the
+// draw is spelled out; the modulo bias is below n / 2^64.
+std::vector<int64_t> Permutation(int64_t n, uint64_t seed) {
+  std::vector<int64_t> perm(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) perm[static_cast<size_t>(i)] = i;
+  std::mt19937_64 rng(seed);
+  for (int64_t i = n - 1; i > 0; --i) {
+    const auto j = static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1));
+    std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(j)]);
+  }
+  return perm;
+}
+
+// Rows `idx[begin, begin + count)` of `data` (a copy, in that order).
+qat::TensorDataset Select(const qat::TensorDataset& data,
+                          const std::vector<int64_t>& idx, size_t begin,
+                          size_t count) {
+  std::vector<int64_t> rows(idx.begin() + begin, idx.begin() + begin + count);
+  at::Tensor index = at::tensor(rows, at::TensorOptions().dtype(at::kLong));
+  qat::TensorDataset out = data;
+  out.images = data.images.index_select(0, index);
+  out.labels = data.labels.index_select(0, index);
+  return out;
+}
+
+int64_t Trimmed(int64_t subset, int64_t size) {
+  return subset > 0 ? std::min(subset, size) : size;
+}
+
+// Arbitrary fixed seed for carving a test split out of a tensor train file.
+constexpr uint64_t kTestCarveSeed = 0x7e57'5eed'0000'0001ULL;
+
+absl::StatusOr<DatasetSplits> LoadDatasetImpl(const DataSpec& spec,
+                                              const SplitOptions& options) {
+  if (options.val_size < 0 || options.train_subset < 0 ||
+      options.val_subset < 0 || options.test_subset < 0 ||
+      options.test_size < 0) {
+    return absl::InvalidArgumentError(
+        "split options: sizes and subsets must be >= 0");
+  }
+  if (spec.mean.size() != spec.std.size()) {
+    return absl::InvalidArgumentError(
+        "data spec: mean and std must have the same length");
+  }
+  qat::TensorDataset full_train, test;
+  if (spec.kind == "fashion-mnist" || spec.kind == "mnist" ||
+      spec.kind == "idx") {
+    ASSIGN_OR_RETURN(full_train, ReadIdxDir(spec.train_path, "train"));
+    ASSIGN_OR_RETURN(test, ReadIdxDir(spec.test_path, "t10k"));
+  } else if (spec.kind == "cifar10") {
+    RETURN_IF_ERROR(ReadCifarDir(spec.train_path, &full_train, &test));
+  } else if (spec.kind == "tensor") {
+    ASSIGN_OR_RETURN(full_train, ReadTensorFile(spec.train_path));
+    if (!spec.test_path.empty()) {
+      ASSIGN_OR_RETURN(test, ReadTensorFile(spec.test_path));
+    } else {
+      const int64_t n = full_train.size();
+      const int64_t test_size =
+          options.test_size > 0 ? options.test_size : options.val_size;
+      if (test_size <= 0 || test_size >= n) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(spec.train_path, ": cannot carve a test split of ",
+                         test_size, " from ", n, " samples"));
+      }
+      const std::vector<int64_t> perm = Permutation(n, kTestCarveSeed);
+      test = Select(full_train, perm, 0, static_cast<size_t>(test_size));
+      full_train = Select(full_train, perm, static_cast<size_t>(test_size),
+                          static_cast<size_t>(n - test_size));
+    }
+    const int64_t num_classes =
+        std::max(full_train.num_classes, test.num_classes);
+    full_train.num_classes = num_classes;
+    test.num_classes = num_classes;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data spec: unknown kind '", spec.kind, "'"));
+  }
+
+  // A model trained on one image shape cannot be tested on another.
+  if (test.images.sizes().slice(1) != full_train.images.sizes().slice(1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(spec.test_path, ": test images are ",
+                     absl::StrJoin(test.images.sizes().slice(1), "x"),
+                     " but training images are ",
+                     absl::StrJoin(full_train.images.sizes().slice(1), "x")));
+  }
+  const int64_t channels = full_train.images.size(1);
+  if (!spec.mean.empty() && spec.mean.size() != 1 &&
+      static_cast<int64_t>(spec.mean.size()) != channels) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data spec: mean/std have ", spec.mean.size(),
+                     " values but the images have ", channels, " channels"));
+  }
+
+  const int64_t n = full_train.size();
+  if (options.val_size >= n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(spec.train_path, ": val_size ", options.val_size,
+                     " leaves no training samples out of ", n));
+  }
+  const std::vector<int64_t> perm = Permutation(n, options.seed);
+  const int64_t val_n = Trimmed(options.val_subset, options.val_size);
+  const int64_t train_n = Trimmed(options.train_subset, n - options.val_size);
+
+  DatasetSplits splits;
+  splits.val = Select(full_train, perm, 0, static_cast<size_t>(val_n));
+  splits.train = Select(full_train, perm, static_cast<size_t>(options.val_size),
+                        static_cast<size_t>(train_n));
+  splits.test = qat::Head(test, options.test_subset);
+  for (qat::TensorDataset* d : {&splits.train, &splits.val, &splits.test}) {
+    d->mean = spec.mean;
+    d->std = spec.std;
+  }
+  return splits;
+}
+
+}  // namespace
+
+absl::StatusOr<DataSpec> ParseDataSpec(std::string_view spec_view) {
+  // Debian's Abseil has its own string_view type, distinct from std's.
+  const absl::string_view spec(spec_view.data(), spec_view.size());
+  std::vector<absl::string_view> parts = absl::StrSplit(spec, ';');
+  const absl::string_view source = absl::StripAsciiWhitespace(parts[0]);
+  DataSpec out;
+  const size_t colon = source.find(':');
+  out.kind = std::string(source.substr(0, colon));
+  const std::string path = colon == absl::string_view::npos
+                               ? std::string()
+                               : std::string(source.substr(colon + 1));
+  if (colon != absl::string_view::npos && path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data spec '", spec, "': empty path after '", out.kind, ":'"));
+  }
+  if (out.kind == "fashion-mnist" || out.kind == "mnist" || out.kind == "idx" ||
+      out.kind == "cifar10") {
+    if (path.empty() && out.kind != "fashion-mnist") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("data spec '", spec, "': '", out.kind,
+                       "' needs a directory, as in ", out.kind, ":DIR"));
+    }
+    out.train_path = path.empty() ? kDebianFashionMnistDir : path;
+    out.test_path = out.train_path;
+  } else if (out.kind == "tensor") {
+    std::vector<std::string> files = absl::StrSplit(path, ',');
+    if (path.empty() || files.size() > 2 || files[0].empty() ||
+        (files.size() == 2 && files[1].empty())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data spec '", spec, "': expected tensor:TRAIN.pt[,TEST.pt]"));
+    }
+    out.train_path = files[0];
+    if (files.size() == 2) out.test_path = files[1];
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data spec '", spec, "': unknown dataset kind '", out.kind,
+        "' (expected fashion-mnist, mnist, idx, cifar10 or tensor)"));
+  }
+
+  bool has_mean = false, has_std = false;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const absl::string_view opt = absl::StripAsciiWhitespace(parts[i]);
+    if (opt.empty()) continue;  // Tolerates a trailing ';'.
+    const size_t eq = opt.find('=');
+    const absl::string_view name = opt.substr(0, eq);
+    const absl::string_view value = eq == absl::string_view::npos
+                                        ? absl::string_view()
+                                        : opt.substr(eq + 1);
+    if (name != "mean" && name != "std") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("data spec '", spec, "': unknown option '", name,
+                       "' (expected mean= or std=)"));
+    }
+    bool& seen = name == "mean" ? has_mean : has_std;
+    if (seen) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data spec '", spec, "': option '", name, "' given twice"));
+    }
+    seen = true;
+    ASSIGN_OR_RETURN(std::vector<float> values, ParseFloats(name, value));
+    (name == "mean" ? out.mean : out.std) = std::move(values);
+  }
+  if (has_mean != has_std || out.mean.size() != out.std.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data spec '", spec,
+        "': mean and std must be given together with the same number of "
+        "values"));
+  }
+  for (float s : out.std) {
+    if (s <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("data spec '", spec, "': std values must be > 0"));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<DatasetSplits> LoadDataset(const DataSpec& spec,
+                                          const SplitOptions& options) {
+  try {
+    return LoadDatasetImpl(spec, options);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("loading ", spec.train_path, ": ",
+                                            qat::SummarizeTorchError(e)));
+  }
+}
+
+}  // namespace autoq::evaluator

@@ -1,0 +1,150 @@
+// Reader for tensor files written from Python with
+// torch.save({'images': X, 'labels': y}, path): a zip archive holding a
+// pickled dict, which torch::jit::pickle_load understands.
+#include <ATen/ATen.h>
+#include <torch/csrc/jit/serialization/pickle.h>
+
+#include <cstdint>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "evaluator/dataset.h"
+#include "qat/status_macros.h"
+#include "qat/torch_errors.h"
+
+namespace autoq::evaluator {
+namespace {
+
+absl::StatusOr<std::vector<char>> ReadRaw(const std::string& path) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(st)) {
+    return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+  }
+  if (!std::filesystem::is_regular_file(st)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a regular file"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::PermissionDeniedError(absl::StrCat(path, ": cannot open"));
+  }
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                          std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    return absl::DataLossError(absl::StrCat(path, ": read error"));
+  }
+  return bytes;
+}
+
+std::string KeyName(const c10::IValue& key) {
+  return key.isString() ? key.toStringRef() : key.tagKind();
+}
+
+// Looks up the tensor `name` in the pickled dict.
+absl::StatusOr<at::Tensor> GetTensor(
+    const c10::Dict<c10::IValue, c10::IValue>& dict, const std::string& name,
+    const std::string& path) {
+  std::vector<std::string> keys;
+  for (const auto& entry : dict) {
+    if (entry.key().isString() && entry.key().toStringRef() == name) {
+      if (!entry.value().isTensor()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": '", name, "' is a ", entry.value().tagKind(),
+                         ", expected a tensor"));
+      }
+      return entry.value().toTensor();
+    }
+    keys.push_back(KeyName(entry.key()));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      path, ": no '", name, "' entry (keys: ", absl::StrJoin(keys, ", "),
+      "); expected torch.save({'images': X, 'labels': y})"));
+}
+
+absl::StatusOr<qat::TensorDataset> ReadTensorFileImpl(const std::string& path) {
+  ASSIGN_OR_RETURN(std::vector<char> bytes, ReadRaw(path));
+  // torch.save has written zip archives since PyTorch 1.6; the older pickle
+  // stream format is not readable by pickle_load.
+  if (bytes.size() < 4 || bytes[0] != 'P' || bytes[1] != 'K' ||
+      bytes[2] != '\x03' || bytes[3] != '\x04') {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": not a torch.save zip file (", bytes.size(),
+        " bytes, no zip signature); save with torch.save(obj, path) from "
+        "PyTorch >= 1.6"));
+  }
+  c10::IValue value;
+  try {
+    value = torch::jit::pickle_load(bytes);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path,
+        ": not a readable torch.save file: ", qat::SummarizeTorchError(e)));
+  }
+  bytes = std::vector<char>();  // The tensors now own their own storage.
+  if (!value.isGenericDict()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": holds a ", value.tagKind(),
+                     ", expected a dict {'images': X, 'labels': y}"));
+  }
+  const auto dict = value.toGenericDict();
+  ASSIGN_OR_RETURN(at::Tensor images, GetTensor(dict, "images", path));
+  ASSIGN_OR_RETURN(at::Tensor labels, GetTensor(dict, "labels", path));
+
+  if (images.dim() != 4) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": 'images' has rank ", images.dim(), " (shape ",
+        absl::StrJoin(images.sizes(), "x"), "), expected N x C x H x W"));
+  }
+  if (images.scalar_type() != at::kByte && images.scalar_type() != at::kFloat) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": 'images' has dtype ", c10::toString(images.scalar_type()),
+        ", expected uint8 or float32"));
+  }
+  if (labels.dim() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": 'labels' has rank ", labels.dim(), ", expected 1"));
+  }
+  if (labels.scalar_type() != at::kLong) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'labels' has dtype ",
+                     c10::toString(labels.scalar_type()), ", expected int64"));
+  }
+  if (images.size(0) != labels.size(0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", images.size(0), " images but ", labels.size(0), " labels"));
+  }
+  if (labels.size(0) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": holds no samples"));
+  }
+  qat::TensorDataset out;
+  // contiguous() so batches gather from one dense block even when the saved
+  // tensor was a view.
+  out.images = images.contiguous();
+  out.labels = labels.contiguous();
+  const int64_t max_label = out.labels.max().item<int64_t>();
+  // max + 1 classes; ValidateLabels then reports any negative label.
+  RETURN_IF_ERROR(ValidateLabels(out.labels, max_label + 1, path));
+  out.num_classes = max_label + 1;
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<qat::TensorDataset> ReadTensorFile(const std::string& path) {
+  try {
+    return ReadTensorFileImpl(path);
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat(path, ": ", qat::SummarizeTorchError(e)));
+  }
+}
+
+}  // namespace autoq::evaluator

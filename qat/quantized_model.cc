@@ -1,0 +1,258 @@
+#include "qat/quantized_model.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/jit/api/function_impl.h>
+
+#include <unordered_set>
+
+#include "absl/strings/str_cat.h"
+#include "qat/graph_layers.h"
+#include "qat/site_op.h"
+#include "qat/torch_errors.h"
+
+namespace autoq::qat {
+namespace {
+
+// BN scales below this are treated as 1: such a channel's output is the BN
+// bias alone, so folding it would only divide by ~0.
+constexpr double kMinFoldScale = 1e-8;
+
+struct QLayer {
+  const LayerInfo* info = nullptr;
+  LayerBits bits;
+  at::Tensor weight;  // the module's own tensor, overwritten each refresh
+  at::Tensor master;  // float master copy, updated by the optimizer
+  at::Tensor mask;    // STE mask of the last refresh
+  torch::jit::Module bn;
+  bool fold = false;
+  QuantParams params;
+};
+
+struct ActSite {
+  int abits = 0;  // 0: left in float
+  bool initialized = false;
+  at::Tensor lo, hi;  // EMA range, 0-dim, on the model's device
+};
+
+}  // namespace
+
+struct QuantizedModel::Impl : public SiteHook {
+  QuantizedModelOptions options;
+  ModelAnalysis analysis;
+  torch::jit::Module module;
+  std::unique_ptr<torch::jit::GraphFunction> forward;
+  std::vector<QLayer> layers;          // one per gene
+  std::vector<ActSite> sites;          // by graph_index
+  std::vector<QuantParams> params;     // mirror of layers[i].params
+  std::vector<torch::jit::Module> bns;  // every module with running stats
+  bool training = false;
+  bool observe = false;
+  bool quantize_acts = true;
+  bool bn_frozen = false;
+  bool weights_dirty = true;
+
+  at::Tensor OnSite(const at::Tensor& x, int64_t id) override {
+    ActSite& site = sites[static_cast<size_t>(id)];
+    if (site.abits == 0) return x;
+    if (observe) {
+      at::NoGradGuard no_grad;
+      auto [lo, hi] = at::aminmax(x.detach());
+      if (!site.initialized) {
+        site.lo = lo.clone();
+        site.hi = hi.clone();
+        site.initialized = true;
+      } else {
+        site.lo.lerp_(lo, options.act_ema);
+        site.hi.lerp_(hi, options.act_ema);
+      }
+    }
+    if (!quantize_acts || !site.initialized) return x;
+    QuantParams p = AffineParamsFromRange(site.lo, site.hi, site.abits);
+    return at::fake_quantize_per_tensor_affine(
+        x, p.scale.reshape({1}), p.zero_point.reshape({1}).to(at::kInt),
+        p.qmin, p.qmax);
+  }
+};
+
+QuantizedModel::QuantizedModel(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+QuantizedModel::~QuantizedModel() = default;
+
+absl::StatusOr<std::unique_ptr<QuantizedModel>> QuantizedModel::Create(
+    const torch::jit::Module& module, const ModelAnalysis& analysis,
+    QuantizedModelOptions options) {
+  const int genes = analysis.num_genes();
+  const bool quantized = !options.bits.empty();
+  if (quantized && static_cast<int>(options.bits.size()) != genes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bit list has ", options.bits.size(),
+                     " entries but the model has ", genes,
+                     " quantizable layers"));
+  }
+  for (size_t i = 0; i < options.bits.size(); ++i) {
+    const LayerBits& b = options.bits[i];
+    if (b.wbits < kMinBits || b.wbits > kMaxBits ||
+        (b.abits != 0 && (b.abits < kMinBits || b.abits > kMaxBits))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layer ", i, ": bits w", b.wbits, "/a", b.abits, " outside ",
+          kMinBits, "..", kMaxBits));
+    }
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  impl->analysis = analysis;
+  try {
+    impl->module = module.deepcopy();
+    impl->module.to(impl->options.device);
+    std::shared_ptr<torch::jit::Graph> graph =
+        PreparedForwardGraph(impl->module);
+    std::vector<GraphLayer> found = FindLayers(*graph, impl->module);
+    if (found.size() != analysis.layers.size()) {
+      return absl::InternalError(
+          "model graph differs from its analysis (analyze the same model)");
+    }
+    InsertSites(*graph, found);
+    impl->forward = std::make_unique<torch::jit::GraphFunction>(
+        "autoq_forward", graph, nullptr);
+    impl->sites.resize(found.size());
+    std::unordered_set<c10::TensorImpl*> quantized_weights;
+    for (const LayerInfo& info : impl->analysis.layers) {
+      if (info.masked || !quantized) continue;
+      QLayer q;
+      q.info = &info;
+      q.bits = impl->options.bits[static_cast<size_t>(info.gene)];
+      q.weight = AttrAt(impl->module, info.weight_path).toTensor();
+      q.master = q.weight.detach().clone().set_requires_grad(true);
+      q.fold = !info.bn_path.empty() &&
+               impl->options.scheme.bn_fold == BnFold::kApproximate &&
+               impl->options.scheme.granularity ==
+                   Granularity::kPerTensorAffine;
+      if (!info.bn_path.empty()) q.bn = SubmoduleAt(impl->module, info.bn_path);
+      impl->sites[static_cast<size_t>(info.graph_index)].abits = q.bits.abits;
+      quantized_weights.insert(q.weight.unsafeGetTensorImpl());
+      impl->layers.push_back(std::move(q));
+    }
+    for (const torch::jit::Module& m : impl->module.modules()) {
+      if (m.hasattr("running_var") && m.hasattr("training")) {
+        impl->bns.push_back(m);
+      }
+    }
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot prepare the model for quantization: ", SummarizeTorchError(e)));
+  }
+  auto model = std::unique_ptr<QuantizedModel>(new QuantizedModel(std::move(impl)));
+  model->Train(false);
+  return model;
+}
+
+void QuantizedModel::RefreshWeights() {
+  Impl& m = *impl_;
+  at::NoGradGuard no_grad;
+  m.params.resize(m.layers.size());
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    QLayer& q = m.layers[i];
+    const QuantScheme& scheme = m.options.scheme;
+    if (q.fold) {
+      at::Tensor gamma = q.bn.attr("weight").toTensor();
+      at::Tensor var = q.bn.attr("running_var").toTensor();
+      at::Tensor s = gamma / (var + q.info->bn_eps).sqrt();
+      s = s.masked_fill(s.abs() < kMinFoldScale, 1.0);
+      std::vector<int64_t> shape(q.master.dim(), 1);
+      shape[0] = s.size(0);
+      s = s.reshape(shape);
+      at::Tensor scaled = q.master * s;
+      q.params = ChooseWeightParams(scaled, q.bits.wbits, scheme.granularity,
+                                    scheme.range);
+      FakeQuantOutput fq = FakeQuantize(scaled, q.params);
+      q.weight.copy_(fq.values.div_(s));
+      q.mask = fq.mask;
+    } else {
+      q.params = ChooseWeightParams(q.master, q.bits.wbits, scheme.granularity,
+                                    scheme.range);
+      FakeQuantOutput fq = FakeQuantize(q.master, q.params);
+      q.weight.copy_(fq.values);
+      q.mask = fq.mask;
+    }
+    m.params[i] = q.params;
+  }
+  m.weights_dirty = false;
+}
+
+at::Tensor QuantizedModel::Forward(const at::Tensor& x) {
+  Impl& m = *impl_;
+  // In training BN statistics (hence the fold) and masters change every
+  // step; in eval only after an optimizer step or a mode switch.
+  if (m.training || m.weights_dirty) RefreshWeights();
+  ScopedSiteHook hook(&m);
+  c10::IValue out =
+      (*m.forward)({m.module._ivalue(), x.to(m.options.device)});
+  TORCH_CHECK(out.isTensor(), "the model's forward must return one tensor, got ",
+              out.tagKind());
+  return out.toTensor();
+}
+
+void QuantizedModel::Train(bool on) {
+  Impl& m = *impl_;
+  m.training = on;
+  m.module.train(on);
+  if (m.bn_frozen) {
+    for (torch::jit::Module& bn : m.bns) bn.train(false);
+  }
+  m.weights_dirty = true;
+}
+
+bool QuantizedModel::is_training() const { return impl_->training; }
+void QuantizedModel::SetObserveActivations(bool on) { impl_->observe = on; }
+void QuantizedModel::SetQuantizeActivations(bool on) {
+  impl_->quantize_acts = on;
+}
+
+void QuantizedModel::FreezeBatchNorm() {
+  impl_->bn_frozen = true;
+  for (torch::jit::Module& bn : impl_->bns) bn.train(false);
+}
+
+bool QuantizedModel::activations_calibrated() const {
+  for (const ActSite& s : impl_->sites) {
+    if (s.abits != 0 && !s.initialized) return false;
+  }
+  return true;
+}
+
+std::vector<at::Tensor> QuantizedModel::Parameters() {
+  std::unordered_set<c10::TensorImpl*> shadowed;
+  std::vector<at::Tensor> out;
+  for (QLayer& q : impl_->layers) {
+    shadowed.insert(q.weight.unsafeGetTensorImpl());
+    out.push_back(q.master);
+  }
+  for (const at::Tensor& p : impl_->module.parameters(/*recurse=*/true)) {
+    if (!shadowed.count(p.unsafeGetTensorImpl())) out.push_back(p);
+  }
+  return out;
+}
+
+void QuantizedModel::PropagateGradients() {
+  for (QLayer& q : impl_->layers) {
+    at::Tensor& g = q.weight.mutable_grad();
+    if (!g.defined()) continue;
+    q.master.mutable_grad() = g.mul_(q.mask);
+    g = at::Tensor();
+  }
+  impl_->weights_dirty = true;
+}
+
+const std::vector<QuantParams>& QuantizedModel::weight_params() const {
+  return impl_->params;
+}
+torch::jit::Module& QuantizedModel::module() { return impl_->module; }
+const ModelAnalysis& QuantizedModel::analysis() const {
+  return impl_->analysis;
+}
+const QuantizedModelOptions& QuantizedModel::options() const {
+  return impl_->options;
+}
+c10::Device QuantizedModel::device() const { return impl_->options.device; }
+
+}  // namespace autoq::qat

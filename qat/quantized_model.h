@@ -1,0 +1,95 @@
+// A TorchScript model prepared for quantization-aware training.
+//
+// Weights are fake-quantized by shadowing: float master copies are what the
+// optimizer updates; before each forward pass fq(W) (or, with the
+// approximate BN fold, fq(W*s)/s with s = gamma/sqrt(running_var+eps)) is
+// written into the module's own weight tensors, and after backward their
+// gradients reach the masters through the straight-through estimator (zero
+// where the value was clamped). No graph surgery is needed for weights.
+//
+// Activations are fake-quantized at autoq::site nodes inserted after each
+// layer's output (see site_op.h), per tensor with EMA min/max ranges.
+//
+// Thread-safety: a QuantizedModel is used by one thread at a time. Distinct
+// instances (built from the same source module) are independent.
+// Methods may throw c10::Error from LibTorch; RunQat and the evaluator turn
+// those into absl::Status.
+#ifndef AUTOQ_QAT_QUANTIZED_MODEL_H_
+#define AUTOQ_QAT_QUANTIZED_MODEL_H_
+
+#include <memory>
+#include <vector>
+
+#include <torch/csrc/jit/api/module.h>
+
+#include "absl/status/statusor.h"
+#include "qat/fake_quant.h"
+#include "qat/model_analysis.h"
+#include "qat/quant_config.h"
+
+namespace autoq::qat {
+
+struct QuantizedModelOptions {
+  QuantScheme scheme;
+  // One entry per gene of the analysis. Empty: the model runs in float
+  // (used for the float baseline and the BN-fold check).
+  std::vector<LayerBits> bits;
+  c10::Device device = c10::Device(c10::kCPU);
+  // EMA averaging constant of activation ranges (PyTorch's default 0.01).
+  double act_ema = 0.01;
+};
+
+class QuantizedModel {
+ public:
+  // Deep-copies `module` (the caller's copy is never modified) onto
+  // options.device. `analysis` must come from AnalyzeModel on the same
+  // model. Fails on a bit list of the wrong length or out of range.
+  static absl::StatusOr<std::unique_ptr<QuantizedModel>> Create(
+      const torch::jit::Module& module, const ModelAnalysis& analysis,
+      QuantizedModelOptions options);
+
+  ~QuantizedModel();
+
+  // Runs the model on `x` (moved to the model's device).
+  at::Tensor Forward(const at::Tensor& x);
+
+  // Train or eval mode for the whole model; frozen BNs stay in eval mode.
+  void Train(bool on);
+  bool is_training() const;
+  // Whether activation ranges are updated (training, calibration).
+  void SetObserveActivations(bool on);
+  // Whether activations are fake-quantized (off during the delay epochs).
+  void SetQuantizeActivations(bool on);
+  // From now on every batch-norm uses (and keeps) its running statistics.
+  void FreezeBatchNorm();
+  // True once every quantized activation has an observed range.
+  bool activations_calibrated() const;
+
+  // What the optimizer updates: master weights of quantized layers and all
+  // other parameters of the model.
+  std::vector<at::Tensor> Parameters();
+  // After backward: moves weight gradients to the masters (STE mask) and
+  // clears the shadowed weights' own gradients.
+  void PropagateGradients();
+
+  // Quantization parameters of each gene's weights as used by the last
+  // forward pass (before any BN unscaling); empty in float mode.
+  const std::vector<QuantParams>& weight_params() const;
+  // The underlying module, weights holding the current fake-quantized
+  // values (after a forward pass).
+  torch::jit::Module& module();
+  const ModelAnalysis& analysis() const;
+  const QuantizedModelOptions& options() const;
+  c10::Device device() const;
+
+ private:
+  struct Impl;
+  explicit QuantizedModel(std::unique_ptr<Impl> impl);
+  void RefreshWeights();
+
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace autoq::qat
+
+#endif  // AUTOQ_QAT_QUANTIZED_MODEL_H_

@@ -1,0 +1,31 @@
+#include "qat/site_op.h"
+
+#include <torch/library.h>
+
+namespace autoq::qat {
+namespace {
+
+thread_local SiteHook* current_hook = nullptr;
+
+at::Tensor SiteKernel(const at::Tensor& x, int64_t id) {
+  SiteHook* hook = current_hook;
+  return hook == nullptr ? x : hook->OnSite(x, id);
+}
+
+}  // namespace
+
+ScopedSiteHook::ScopedSiteHook(SiteHook* hook) : previous_(current_hook) {
+  current_hook = hook;
+}
+
+ScopedSiteHook::~ScopedSiteHook() { current_hook = previous_; }
+
+// CONSERVATIVE aliasing: with no hook the site returns its input itself, so
+// the JIT must not assume the output is a fresh tensor.
+TORCH_LIBRARY(autoq, m) {
+  m.def(torch::schema("site(Tensor x, int id) -> Tensor",
+                      c10::AliasAnalysisKind::CONSERVATIVE),
+        &SiteKernel);
+}
+
+}  // namespace autoq::qat

@@ -1,0 +1,47 @@
+// The `autoq::site(Tensor x, int id) -> Tensor` operator.
+//
+// Analysis and QAT insert one site node after each quantizable layer's
+// output in a private copy of the model's TorchScript graph. What a site
+// does is decided at run time by the SiteHook installed on the calling
+// thread: record the shape (MAC counting), observe and fake-quantize the
+// activation (QAT), or nothing (no hook: identity). This keeps a single
+// instrumented graph per model and no per-variant graph rewrites.
+//
+// Thread-safety: the hook is thread-local, so models running on different
+// threads never see each other's hooks.
+#ifndef AUTOQ_QAT_SITE_OP_H_
+#define AUTOQ_QAT_SITE_OP_H_
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+namespace autoq::qat {
+
+// Qualified name of the site operator in TorchScript graphs.
+inline constexpr char kSiteOpName[] = "autoq::site";
+
+class SiteHook {
+ public:
+  virtual ~SiteHook() = default;
+  // Called by the site with id `id`; returns the tensor the graph continues
+  // with. Must not throw except for genuine errors (they abort the forward).
+  virtual at::Tensor OnSite(const at::Tensor& x, int64_t id) = 0;
+};
+
+// Installs `hook` for the current thread for the lifetime of the object,
+// restoring the previous one afterwards (scopes nest).
+class ScopedSiteHook {
+ public:
+  explicit ScopedSiteHook(SiteHook* hook);
+  ~ScopedSiteHook();
+  ScopedSiteHook(const ScopedSiteHook&) = delete;
+  ScopedSiteHook& operator=(const ScopedSiteHook&) = delete;
+
+ private:
+  SiteHook* previous_;
+};
+
+}  // namespace autoq::qat
+
+#endif  // AUTOQ_QAT_SITE_OP_H_

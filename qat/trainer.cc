@@ -1,0 +1,247 @@
+#include "qat/trainer.h"
+
+#include <ATen/ATen.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/sgd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "qat/cost_model.h"
+#include "qat/status_macros.h"
+#include "qat/torch_errors.h"
+
+namespace autoq::qat {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(
+    const QatRecipe& r, std::vector<at::Tensor> params) {
+  if (r.optimizer == "adam") {
+    return std::make_unique<torch::optim::Adam>(
+        params, torch::optim::AdamOptions(r.lr).weight_decay(r.weight_decay));
+  }
+  return std::make_unique<torch::optim::SGD>(
+      params, torch::optim::SGDOptions(r.lr)
+                  .momentum(r.momentum)
+                  .weight_decay(r.weight_decay));
+}
+
+double LearningRate(const QatRecipe& r, int epoch, int64_t step,
+                    int64_t steps_per_epoch) {
+  if (r.lr_schedule == "cosine") {
+    double total = static_cast<double>(r.epochs) * steps_per_epoch;
+    double t = static_cast<double>(epoch) * steps_per_epoch + step;
+    return 0.5 * r.lr * (1.0 + std::cos(M_PI * t / std::max(total, 1.0)));
+  }
+  if (r.lr_schedule == "step") {
+    return r.lr * std::pow(r.step_gamma, epoch / std::max(r.step_epochs, 1));
+  }
+  return r.lr;
+}
+
+void SetLearningRate(torch::optim::Optimizer& opt, double lr) {
+  for (auto& group : opt.param_groups()) group.options().set_lr(lr);
+}
+
+// Evaluates in eval mode without touching activation ranges.
+double EvalTop1(QuantizedModel& model, const TensorDataset& data,
+                int64_t batch) {
+  at::Tensor logits = PredictLogits(model, data, batch).value();
+  return Top1(logits, data.labels);
+}
+
+// Sets activation ranges from a few training batches in eval mode, for
+// models evaluated without fine-tuning.
+void Calibrate(QuantizedModel& model, const TensorDataset& train, int batches,
+               int64_t batch) {
+  at::NoGradGuard no_grad;
+  model.Train(false);
+  model.SetObserveActivations(true);
+  for (int b = 0; b < batches; ++b) {
+    int64_t begin = b * batch;
+    if (begin >= train.size()) break;
+    model.Forward(SliceImages(train, begin, std::min(begin + batch, train.size())));
+  }
+  model.SetObserveActivations(false);
+}
+
+}  // namespace
+
+absl::Status ValidateRecipe(const QatRecipe& r) {
+  auto bad = [](const std::string& field, const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("recipe.", field, ": ", why));
+  };
+  if (r.epochs < 0) return bad("epochs", "must be >= 0");
+  if (r.batch_size < 1) return bad("batch_size", "must be >= 1");
+  if (r.eval_batch_size < 1) return bad("eval_batch_size", "must be >= 1");
+  if (!(r.lr > 0) || !std::isfinite(r.lr)) return bad("lr", "must be > 0");
+  if (r.momentum < 0 || r.momentum >= 1) return bad("momentum", "must be in [0, 1)");
+  if (r.weight_decay < 0) return bad("weight_decay", "must be >= 0");
+  if (r.optimizer != "sgd" && r.optimizer != "adam") {
+    return bad("optimizer", "'" + r.optimizer + "' (expected sgd or adam)");
+  }
+  if (r.lr_schedule != "constant" && r.lr_schedule != "cosine" &&
+      r.lr_schedule != "step") {
+    return bad("lr_schedule",
+               "'" + r.lr_schedule + "' (expected constant, cosine or step)");
+  }
+  if (r.act_quant_delay < 0) return bad("act_quant_delay", "must be >= 0");
+  if (r.bn_freeze_epoch < -1) return bad("bn_freeze_epoch", "must be >= -1");
+  if (r.calibration_batches < 1) return bad("calibration_batches", "must be >= 1");
+  return absl::OkStatus();
+}
+
+double Top1(const at::Tensor& logits, const at::Tensor& labels) {
+  if (labels.numel() == 0) return 0.0;
+  at::Tensor correct = logits.argmax(1).eq(labels.to(logits.device())).sum();
+  return 100.0 * correct.item<int64_t>() / labels.numel();
+}
+
+absl::StatusOr<at::Tensor> PredictLogits(QuantizedModel& model,
+                                         const TensorDataset& data,
+                                         int64_t batch_size) {
+  try {
+    at::NoGradGuard no_grad;
+    const bool was_training = model.is_training();
+    model.Train(false);
+    model.SetObserveActivations(false);
+    std::vector<at::Tensor> parts;
+    for (int64_t b = 0; b < data.size(); b += batch_size) {
+      at::Tensor x = SliceImages(data, b, std::min(b + batch_size, data.size()));
+      parts.push_back(model.Forward(x).to(at::kCPU));
+    }
+    model.Train(was_training);
+    if (parts.empty()) return at::empty({0, 0});
+    return at::cat(parts);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("evaluation failed: ", SummarizeTorchError(e)));
+  }
+}
+
+absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
+                                 const TensorDataset& train,
+                                 const TensorDataset& val,
+                                 const TensorDataset* test,
+                                 const QatRecipe& recipe,
+                                 const ProgressOptions& progress) {
+  RETURN_IF_ERROR(ValidateRecipe(recipe));
+  if (train.size() == 0 && recipe.epochs > 0) {
+    return absl::InvalidArgumentError("the training split is empty");
+  }
+  if (val.size() == 0) {
+    return absl::InvalidArgumentError("the validation split is empty");
+  }
+  const auto wall_start = Clock::now();
+  QatResult result;
+  const QuantizedModelOptions& opts = model.options();
+  if (!opts.bits.empty()) {
+    ModelCost cost =
+        ComputeCost(model.analysis(), opts.bits, opts.scheme.granularity);
+    result.size_bytes = cost.size_bytes;
+    result.bops = cost.bops;
+  }
+  try {
+    at::manual_seed(recipe.seed);  // dropout and other in-graph randomness
+    const int64_t batch = std::min<int64_t>(recipe.batch_size, train.size());
+    const int64_t steps = batch > 0 ? train.size() / batch : 0;
+    auto optimizer = MakeOptimizer(recipe, model.Parameters());
+    std::vector<int64_t> order(static_cast<size_t>(train.size()));
+    std::iota(order.begin(), order.end(), 0);
+    const c10::Device device = model.device();
+    const at::Tensor train_labels = train.labels.to(device);
+
+    if (recipe.epochs == 0 || !model.activations_calibrated()) {
+      Calibrate(model, train, recipe.calibration_batches, recipe.eval_batch_size);
+    }
+    for (int epoch = 0; epoch < recipe.epochs; ++epoch) {
+      const auto epoch_start = Clock::now();
+      if (epoch == recipe.bn_freeze_epoch) model.FreezeBatchNorm();
+      const bool quantize_acts = epoch >= recipe.act_quant_delay;
+      model.Train(true);
+      model.SetObserveActivations(true);
+      model.SetQuantizeActivations(quantize_acts);
+      std::mt19937_64 rng(recipe.seed * 1000003u + static_cast<uint64_t>(epoch));
+      std::shuffle(order.begin(), order.end(), rng);
+      at::Tensor perm = at::tensor(order, at::kLong);
+
+      Progress bar(absl::StrFormat("epoch %d/%d", epoch + 1, recipe.epochs),
+                   steps * batch, progress);
+      at::Tensor loss_sum = at::zeros({}, at::TensorOptions().device(device));
+      at::Tensor correct = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
+      double lr = recipe.lr;
+      for (int64_t s = 0; s < steps; ++s) {
+        at::Tensor idx = perm.slice(0, s * batch, (s + 1) * batch);
+        at::Tensor x = GatherImages(train, idx).to(device);
+        at::Tensor y = train_labels.index_select(0, idx.to(device));
+        lr = LearningRate(recipe, epoch, s, steps);
+        SetLearningRate(*optimizer, lr);
+        optimizer->zero_grad();
+        at::Tensor logits = model.Forward(x);
+        at::Tensor loss = at::cross_entropy_loss(logits, y);
+        loss.backward();
+        model.PropagateGradients();
+        optimizer->step();
+        {
+          at::NoGradGuard no_grad;
+          loss_sum += loss.detach();
+          correct += logits.argmax(1).eq(y).sum();
+        }
+        bar.Update((s + 1) * batch);
+      }
+      EpochStats st;
+      st.epoch = epoch;
+      st.lr = lr;
+      st.acts_quantized = quantize_acts;
+      st.train_loss = steps > 0 ? loss_sum.item<double>() / steps : 0;
+      st.train_top1 = steps > 0 ? 100.0 * correct.item<int64_t>() / (steps * batch) : 0;
+      const double train_s = Seconds(epoch_start);
+      result.train_seconds += train_s;
+      st.images_per_s = train_s > 0 ? steps * batch / train_s : 0;
+      st.val_top1 = EvalTop1(model, val, recipe.eval_batch_size);
+      st.seconds = Seconds(epoch_start);
+      bar.Finish(absl::StrFormat("loss %.4f train %.2f%% val %.2f%%",
+                                 st.train_loss, st.train_top1, st.val_top1));
+      result.curve.push_back(st);
+    }
+    if (recipe.epochs == 0) {
+      model.SetQuantizeActivations(true);
+      EpochStats st;
+      st.acts_quantized = true;
+      st.val_top1 = EvalTop1(model, val, recipe.eval_batch_size);
+      result.curve.push_back(st);
+    }
+    const bool any_quantized = std::any_of(
+        result.curve.begin(), result.curve.end(),
+        [](const EpochStats& s) { return s.acts_quantized; });
+    for (const EpochStats& s : result.curve) {
+      if (any_quantized && !s.acts_quantized) continue;
+      if (result.best_epoch < 0 || s.val_top1 > result.best_val_top1) {
+        result.best_val_top1 = s.val_top1;
+        result.best_epoch = s.epoch;
+      }
+    }
+    result.final_val_top1 = result.curve.back().val_top1;
+    if (test != nullptr && test->size() > 0) {
+      result.test_top1 = EvalTop1(model, *test, recipe.eval_batch_size);
+    }
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("training failed: ", SummarizeTorchError(e)));
+  }
+  result.wall_seconds = Seconds(wall_start);
+  return result;
+}
+
+}  // namespace autoq::qat

@@ -1,0 +1,87 @@
+// The quantization-aware training loop and evaluation of a QuantizedModel.
+//
+// Thread-safety: RunQat and Evaluate use the model exclusively for their
+// duration; distinct models may train on distinct threads at once (the
+// intra-op thread pool is shared, so size it with --threads).
+#ifndef AUTOQ_QAT_TRAINER_H_
+#define AUTOQ_QAT_TRAINER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "qat/progress.h"
+#include "qat/quantized_model.h"
+#include "qat/tensor_dataset.h"
+
+namespace autoq::qat {
+
+// A QAT fine-tune. Defaults suit a short fine-tune of a trained model.
+struct QatRecipe {
+  int epochs = 1;                   // 0: calibrate activations, evaluate
+  int64_t batch_size = 128;
+  std::string optimizer = "sgd";    // "sgd" (momentum) or "adam"
+  double lr = 0.005;
+  double momentum = 0.9;            // sgd only
+  double weight_decay = 0.0;
+  std::string lr_schedule = "cosine";  // "constant", "cosine", "step"
+  double step_gamma = 0.1;          // "step": lr *= gamma every step_epochs
+  int step_epochs = 1;
+  int act_quant_delay = 0;  // epochs with activations observed, not quantized
+  int bn_freeze_epoch = -1;  // from this epoch on BN uses running stats; -1 never
+  int calibration_batches = 8;  // for activation ranges when epochs == 0
+  int64_t eval_batch_size = 512;
+  uint64_t seed = 0;
+};
+
+// Clear error naming the field for a recipe out of range.
+absl::Status ValidateRecipe(const QatRecipe& recipe);
+
+struct EpochStats {
+  int epoch = 0;
+  double lr = 0;
+  double train_loss = 0;
+  double train_top1 = 0;
+  double val_top1 = 0;
+  bool acts_quantized = false;
+  double seconds = 0;
+  double images_per_s = 0;
+};
+
+struct QatResult {
+  // Best validation top-1 (percent) over epochs whose activations were
+  // quantized (all epochs when none were), and where it was reached.
+  double best_val_top1 = 0;
+  int best_epoch = -1;
+  double final_val_top1 = 0;
+  double test_top1 = -1;  // -1 when no test split was given
+  std::vector<EpochStats> curve;
+  int64_t size_bytes = 0;  // 0 in float mode
+  int64_t bops = 0;
+  double train_seconds = 0;
+  double wall_seconds = 0;
+};
+
+// Fine-tunes `model` on `train`, scoring on `val` after every epoch and on
+// `test` (may be null) at the end. Deterministic on CPU for a given seed and
+// thread count.
+absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
+                                 const TensorDataset& train,
+                                 const TensorDataset& val,
+                                 const TensorDataset* test,
+                                 const QatRecipe& recipe,
+                                 const ProgressOptions& progress = {});
+
+// Logits of `model` in eval mode on all of `data` (N x classes, CPU).
+absl::StatusOr<at::Tensor> PredictLogits(QuantizedModel& model,
+                                         const TensorDataset& data,
+                                         int64_t batch_size = 512);
+
+// Top-1 accuracy in percent.
+double Top1(const at::Tensor& logits, const at::Tensor& labels);
+
+}  // namespace autoq::qat
+
+#endif  // AUTOQ_QAT_TRAINER_H_
