@@ -63,7 +63,7 @@ def forward(self, x):
     m.register_module("bn", BatchNorm(cout));
     m.define(R"(
 def forward(self, x):
-    return torch.relu(self.bn(self.conv(x)))
+    return torch.relu(self.bn.forward(self.conv.forward(x)))
 )");
     return m;
   }
@@ -109,14 +109,14 @@ Module MakeBuiltinModel(const BuiltinModelOptions& options) {
     net.register_module(absl::StrCat("dw", i),
                         b.ConvBnRelu(cin, cin, 3, blk.stride, cin));
     net.register_module(absl::StrCat("pw", i), b.ConvBnRelu(cin, cout, 1, 1, 1));
-    absl::StrAppend(&body, "    x = self.pw", i, "(self.dw", i, "(x))\n");
+    absl::StrAppend(&body, "    x = self.pw", i, ".forward(self.dw", i, ".forward(x))\n");
   }
   net.register_module("fc", b.Linear(ch(128), options.num_classes));
   net.define(absl::StrCat(R"(
 def forward(self, x):
-    x = self.stem(x)
+    x = self.stem.forward(x)
 )", body, R"(    x = torch.mean(x, [2, 3])
-    return self.fc(x)
+    return self.fc.forward(x)
 )"));
   return net;
 }

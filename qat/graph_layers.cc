@@ -1,6 +1,7 @@
 #include "qat/graph_layers.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 
@@ -121,7 +122,7 @@ std::vector<GraphLayer> FindLayers(Graph& graph,
                                    const torch::jit::Module& module) {
   const Value* self = graph.inputs().at(0);
   std::vector<GraphLayer> layers;
-  std::set<std::string> seen_weights;
+  std::map<std::string, size_t> seen_weights;  // weight path -> layer
   Walk(graph.block(), [&](Node* n) {
     const bool is_linear = n->kind() == c10::aten::linear;
     const bool is_conv = n->kind() == c10::aten::conv2d ||
@@ -130,9 +131,9 @@ std::vector<GraphLayer> FindLayers(Graph& graph,
     GraphLayer layer;
     LayerInfo& info = layer.info;
     info.weight_path = AttrPath(n->input(1), self);
-    if (!info.weight_path.empty() && seen_weights.count(info.weight_path)) {
-      return;  // a shared layer called again (loop, reuse): counted once
-    }
+    auto seen = seen_weights.find(info.weight_path);
+    GraphLayer* existing = seen == seen_weights.end() ? nullptr
+                                                      : &layers[seen->second];
     info.graph_index = static_cast<int>(layers.size());
     info.module_path = ParentPath(info.weight_path);
     if (n->inputs().size() > 2) info.bias_path = AttrPath(n->input(2), self);
@@ -141,7 +142,7 @@ std::vector<GraphLayer> FindLayers(Graph& graph,
       info.masked = true;
       info.mask_reason = "weight is not a module parameter";
     } else {
-      seen_weights.insert(info.weight_path);
+      seen_weights.emplace(info.weight_path, layers.size());
       weight = AttrAt(module, info.weight_path).toTensor();
       info.weight_shape = weight.sizes().vec();
       info.num_weights = weight.numel();
@@ -192,7 +193,12 @@ std::vector<GraphLayer> FindLayers(Graph& graph,
       info.activation = ActivationName(next);
       if (!info.activation.empty()) out = next->output();
     }
-    layer.output = out;
+    if (existing != nullptr) {
+      // Another call site of a layer already found (If branch, loop, reuse).
+      existing->outputs.push_back(out);
+      return;
+    }
+    layer.outputs.push_back(out);
     layers.push_back(std::move(layer));
   });
   int gene = 0;
@@ -205,16 +211,17 @@ std::vector<GraphLayer> FindLayers(Graph& graph,
 void InsertSites(Graph& graph, const std::vector<GraphLayer>& layers) {
   const c10::Symbol site_sym = c10::Symbol::fromQualString(kSiteOpName);
   for (const GraphLayer& layer : layers) {
-    Value* v = layer.output;
-    Node* site = graph.create(site_sym, 1);
-    site->insertAfter(v->node());
-    torch::jit::WithInsertPoint guard(site);
-    Value* id = graph.insertConstant(
-        static_cast<int64_t>(layer.info.graph_index));
-    v->replaceAllUsesWith(site->output());
-    site->addInput(v);
-    site->addInput(id);
-    site->output()->setType(v->type());
+    for (Value* v : layer.outputs) {
+      Node* site = graph.create(site_sym, 1);
+      site->insertAfter(v->node());
+      torch::jit::WithInsertPoint guard(site);
+      Value* id = graph.insertConstant(
+          static_cast<int64_t>(layer.info.graph_index));
+      v->replaceAllUsesWith(site->output());
+      site->addInput(v);
+      site->addInput(id);
+      site->output()->setType(v->type());
+    }
   }
 }
 

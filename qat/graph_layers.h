@@ -17,8 +17,11 @@ namespace autoq::qat {
 struct GraphLayer {
   LayerInfo info;  // shapes and MACs are not filled in here
   // Where the layer's result leaves it: the activation's output if one
-  // follows, else the batch-norm's, else the layer's own.
-  torch::jit::Value* output = nullptr;
+  // follows, else the batch-norm's, else the layer's own. One entry per
+  // call site: scripted models often inline a submodule into both branches
+  // of a prim::If (e.g. `if self.use_res_connect`), and loops or reuse call
+  // one layer several times.
+  std::vector<torch::jit::Value*> outputs;
 };
 
 // The attribute at dotted `path` ("features.0.weight") of `module`.
@@ -38,8 +41,8 @@ std::shared_ptr<torch::jit::Graph> PreparedForwardGraph(
 std::vector<GraphLayer> FindLayers(torch::jit::Graph& graph,
                                    const torch::jit::Module& module);
 
-// Inserts an autoq::site node with id = graph_index after each layer's
-// output and reroutes the output's other uses through it.
+// Inserts an autoq::site node with id = graph_index after each of a layer's
+// outputs and reroutes the output's other uses through it.
 void InsertSites(torch::jit::Graph& graph, const std::vector<GraphLayer>& layers);
 
 }  // namespace autoq::qat

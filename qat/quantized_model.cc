@@ -104,6 +104,15 @@ absl::StatusOr<std::unique_ptr<QuantizedModel>> QuantizedModel::Create(
   try {
     impl->module = module.deepcopy();
     impl->module.to(impl->options.device);
+    // Saved or freshly built modules may hold parameters without
+    // requires_grad; every parameter is trained (or shadowed) here.
+    for (at::Tensor p : impl->module.parameters(/*recurse=*/true)) {
+      if (impl->options.channels_last && p.dim() == 4) {
+        at::NoGradGuard no_grad;
+        p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+      }
+      p.set_requires_grad(true);
+    }
     std::shared_ptr<torch::jit::Graph> graph =
         PreparedForwardGraph(impl->module);
     std::vector<GraphLayer> found = FindLayers(*graph, impl->module);
@@ -185,8 +194,11 @@ at::Tensor QuantizedModel::Forward(const at::Tensor& x) {
   // step; in eval only after an optimizer step or a mode switch.
   if (m.training || m.weights_dirty) RefreshWeights();
   ScopedSiteHook hook(&m);
-  c10::IValue out =
-      (*m.forward)({m.module._ivalue(), x.to(m.options.device)});
+  at::Tensor input = x.to(m.options.device);
+  if (m.options.channels_last && input.dim() == 4) {
+    input = input.contiguous(at::MemoryFormat::ChannelsLast);
+  }
+  c10::IValue out = (*m.forward)({m.module._ivalue(), input});
   TORCH_CHECK(out.isTensor(), "the model's forward must return one tensor, got ",
               out.tagKind());
   return out.toTensor();
