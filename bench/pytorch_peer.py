@@ -10,7 +10,9 @@ Measures training throughput (images/s) of the small depthwise-separable CNN
   script - torch.jit.script of the float model (optional)
 One training step = forward + cross-entropy + backward + SGD(momentum) step,
 model in train mode.  All variants start from the same initial weights and see
-the same batches.  Warmup steps are excluded from the timing.
+the same batches.  Warmup steps are excluded from the timing; with
+--repeats R the variants take turns over R timed windows of --steps steps
+and images_per_s is the median window.
 
 Usage:
   /usr/bin/python3 bench/pytorch_peer.py --threads 2 --batch 128 --steps 30 \
@@ -27,6 +29,7 @@ import gzip
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -153,25 +156,30 @@ def build_variant(name, base, qconfig_kind, example):
     raise ValueError(name)
 
 
-def measure(model, batches, warmup, steps, lr, momentum):
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    loss_fn = nn.CrossEntropyLoss()
+class Trainer:
+    """One variant's model + optimizer; runs and times training steps."""
 
-    def step(x, y):
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+    def __init__(self, model, lr, momentum):
+        self.model = model
+        self.opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.loss = float("nan")
+
+    def step(self, x, y):
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(x), y)
         loss.backward()
-        opt.step()
+        self.opt.step()
         return loss
 
-    for i in range(warmup):
-        step(*batches[i])
-    t0 = time.perf_counter()
-    for i in range(warmup, warmup + steps):
-        loss = step(*batches[i])
-    dt = time.perf_counter() - t0
-    images = steps * batches[0][0].shape[0]
-    return {"images_per_s": images / dt, "seconds": dt, "final_loss": float(loss)}
+    def run(self, batches):
+        """Trains on `batches`; returns the elapsed seconds (time.perf_counter)."""
+        t0 = time.perf_counter()
+        for x, y in batches:
+            loss = self.step(x, y)
+        dt = time.perf_counter() - t0
+        self.loss = float(loss)
+        return dt
 
 
 def save_scripted(path):
@@ -190,6 +198,9 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=30, help="timed steps per variant")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps per variant")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="timed windows of --steps steps per variant; images_per_s is "
+                         "their median (default 1)")
     ap.add_argument("--data", choices=("fashion-mnist", "random"), default="random")
     ap.add_argument("--variants", default="float,qat,script",
                     help="comma-separated subset of %s" % ",".join(VARIANTS))
@@ -207,8 +218,8 @@ def main():
     for v in variants:
         if v not in VARIANTS:
             ap.error("unknown variant %r" % v)
-    if args.threads < 1 or args.batch < 1 or args.steps < 1 or args.warmup < 0:
-        ap.error("--threads/--batch/--steps must be >= 1, --warmup >= 0")
+    if min(args.threads, args.batch, args.steps, args.repeats) < 1 or args.warmup < 0:
+        ap.error("--threads/--batch/--steps/--repeats must be >= 1, --warmup >= 0")
 
     torch.set_num_threads(args.threads)
     if args.save_model:
@@ -218,25 +229,37 @@ def main():
     elif args.save_only:
         ap.error("--save-only needs --save-model")
 
-    batches = make_batches(args.data, args.batch, args.warmup + args.steps)
+    batches = make_batches(args.data, args.batch, args.warmup + args.repeats * args.steps)
     base = build_small_dscnn()
     _, qconfig = qat_qconfig_mapping(args.qconfig)
 
-    results = {}
+    # Warmup (untimed), then `repeats` timed windows of `steps` steps each;
+    # the variants take turns window by window so that a disturbance on the
+    # machine does not hit one variant only.
+    trainers = {}
     for v in variants:
-        model = build_variant(v, base, args.qconfig, batches[0][0])
-        results[v] = measure(model, batches, args.warmup, args.steps, args.lr, args.momentum)
-        del model
+        trainers[v] = Trainer(build_variant(v, base, args.qconfig, batches[0][0]),
+                              args.lr, args.momentum)
+        for x, y in batches[:args.warmup]:
+            trainers[v].step(x, y)
+    samples = {v: [] for v in variants}
+    for r in range(args.repeats):
+        s0 = args.warmup + r * args.steps
+        window = batches[s0:s0 + args.steps]
+        for v in variants:
+            dt = trainers[v].run(window)
+            samples[v].append(args.steps * args.batch / dt)
 
     out = {
         "benchmark": "small_dscnn_train_throughput",
-        "images_per_s": {v: round(r["images_per_s"], 1) for v, r in results.items()},
-        "seconds": {v: round(r["seconds"], 4) for v, r in results.items()},
-        "final_loss": {v: round(r["final_loss"], 4) for v, r in results.items()},
+        "images_per_s": {v: round(statistics.median(x), 1) for v, x in samples.items()},
+        "images_per_s_samples": {v: [round(i, 1) for i in x] for v, x in samples.items()},
+        "final_loss": {v: round(t.loss, 4) for v, t in trainers.items()},
         "threads": args.threads,
         "batch": args.batch,
         "steps": args.steps,
         "warmup": args.warmup,
+        "repeats": args.repeats,
         "data": args.data,
         "optimizer": {"type": "SGD", "lr": args.lr, "momentum": args.momentum},
         "model_seed": SMALL_DSCNN_SEED,

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace autoq::qat {
@@ -70,6 +72,18 @@ QuantParams AffineParamsFromRange(const at::Tensor& lo, const at::Tensor& hi,
                      .clamp_(static_cast<float>(p.qmin),
                              static_cast<float>(p.qmax));
   p.per_channel = lo.dim() > 0;
+  return p;
+}
+
+HostAffineParams AffineParamsFromRangeHost(float lo, float hi, int bits) {
+  HostAffineParams p;
+  IntegerRange(bits, Granularity::kPerTensorAffine, &p.qmin, &p.qmax);
+  lo = std::min(lo, 0.0f);
+  hi = std::max(hi, 0.0f);
+  p.scale = std::max((hi - lo) / static_cast<float>(p.qmax - p.qmin), kMinScale);
+  float zp = std::nearbyint(static_cast<float>(p.qmin) - lo / p.scale);
+  p.zero_point = static_cast<int64_t>(
+      std::min(std::max(zp, static_cast<float>(p.qmin)), static_cast<float>(p.qmax)));
   return p;
 }
 

@@ -32,6 +32,16 @@ void IntegerRange(int bits, Granularity g, int64_t* qmin, int64_t* qmax);
 QuantParams AffineParamsFromRange(const at::Tensor& lo, const at::Tensor& hi,
                                   int bits);
 
+// Host-side twin of AffineParamsFromRange for one tensor's [lo, hi]; the
+// two agree exactly (same float32 arithmetic).
+struct HostAffineParams {
+  float scale = 1.0f;
+  int64_t zero_point = 0;
+  int64_t qmin = 0;
+  int64_t qmax = 255;
+};
+HostAffineParams AffineParamsFromRangeHost(float lo, float hi, int bits);
+
 // Chooses weight parameters for `w` (dim 0 = output channels).
 QuantParams ChooseWeightParams(const at::Tensor& w, int bits, Granularity g,
                                RangeMethod range);

@@ -137,6 +137,10 @@ std::vector<GraphLayer> FindLayers(Graph& graph,
     info.graph_index = static_cast<int>(layers.size());
     info.module_path = ParentPath(info.weight_path);
     if (n->inputs().size() > 2) info.bias_path = AttrPath(n->input(2), self);
+    // `bias=False` layers still have a `bias` attribute, holding None.
+    if (!info.bias_path.empty() && !AttrAt(module, info.bias_path).isTensor()) {
+      info.bias_path.clear();
+    }
     at::Tensor weight;
     if (info.weight_path.empty()) {
       info.masked = true;

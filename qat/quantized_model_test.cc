@@ -1,0 +1,204 @@
+#include "qat/quantized_model.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "evaluator/builtin_model.h"
+#include "qat/bn_fold.h"
+#include "qat/graph_layers.h"
+#include "qat/trainer.h"
+#include "tests/testing.h"
+
+namespace autoq::qat {
+namespace {
+
+// Gives every BN non-trivial statistics so folding is actually exercised.
+void RandomizeBatchNorms(torch::jit::Module& m, const ModelAnalysis& a) {
+  at::NoGradGuard no_grad;
+  for (const LayerInfo& l : a.layers) {
+    if (l.bn_path.empty()) continue;
+    torch::jit::Module bn = SubmoduleAt(m, l.bn_path);
+    bn.attr("weight").toTensor().uniform_(0.5, 1.5);
+    bn.attr("bias").toTensor().uniform_(-0.2, 0.2);
+    bn.attr("running_mean").toTensor().uniform_(-0.3, 0.3);
+    bn.attr("running_var").toTensor().uniform_(0.5, 2.0);
+  }
+}
+
+torch::jit::Module Builtin() {
+  torch::jit::Module m = evaluator::MakeBuiltinModel({});
+  m.eval();
+  return m;
+}
+
+TEST(BnFoldTest, FoldedFloatModelReproducesUnfoldedOutput) {
+  at::manual_seed(3);
+  torch::jit::Module m = Builtin();
+  auto a = AnalyzeModel(m, {1, 28, 28});
+  ASSERT_TRUE(a.ok()) << a.status();
+  RandomizeBatchNorms(m, *a);
+  at::Tensor x = at::randn({16, 1, 28, 28});
+  at::NoGradGuard no_grad;
+  at::Tensor want = m.forward({x}).toTensor();
+  torch::jit::Module folded = m.deepcopy();
+  absl::Status folded_ok = FoldBatchNormInPlace(folded, *a);
+  ASSERT_TRUE(folded_ok.ok()) << folded_ok;
+  at::Tensor got = folded.forward({x}).toTensor();
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
+  // The original is untouched.
+  EXPECT_TRUE(m.forward({x}).toTensor().equal(want));
+}
+
+TEST(BnFoldTest, FoldsTorchvisionMobileNetV2) {
+  std::string path = testing::Fixture("mobilenet_v2_scripted.pt");
+  AUTOQ_REQUIRE_FIXTURE(path);
+  at::manual_seed(4);
+  torch::jit::Module m = *LoadModel(path);
+  m.eval();
+  auto a = AnalyzeModel(m, {3, 64, 64});
+  ASSERT_TRUE(a.ok()) << a.status();
+  RandomizeBatchNorms(m, *a);
+  at::Tensor x = at::randn({2, 3, 64, 64});
+  at::NoGradGuard no_grad;
+  at::Tensor want = m.forward({x}).toTensor();
+  torch::jit::Module folded = m.deepcopy();
+  absl::Status folded_ok = FoldBatchNormInPlace(folded, *a);
+  ASSERT_TRUE(folded_ok.ok()) << folded_ok;
+  at::Tensor got = folded.forward({x}).toTensor();
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
+}
+
+TEST(QuantizedModelTest, FloatModeIsTheOriginalModel) {
+  torch::jit::Module m = Builtin();
+  auto a = AnalyzeModel(m, {1, 28, 28});
+  ASSERT_TRUE(a.ok());
+  auto q = QuantizedModel::Create(m, *a, {});
+  ASSERT_TRUE(q.ok()) << q.status();
+  at::Tensor x = at::randn({8, 1, 28, 28});
+  at::NoGradGuard no_grad;
+  at::Tensor want = m.forward({x}).toTensor();
+  at::Tensor got = (*q)->Forward(x);
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
+}
+
+TEST(QuantizedModelTest, RejectsBadBitConfigs) {
+  torch::jit::Module m = Builtin();
+  auto a = AnalyzeModel(m, {1, 28, 28});
+  ASSERT_TRUE(a.ok());
+  QuantizedModelOptions short_list;
+  short_list.bits.assign(3, {8, 8});
+  EXPECT_EQ(QuantizedModel::Create(m, *a, short_list).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  QuantizedModelOptions out_of_range;
+  out_of_range.bits.assign(12, {8, 8});
+  out_of_range.bits[4].wbits = 9;
+  EXPECT_EQ(QuantizedModel::Create(m, *a, out_of_range).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Eval-mode weights sit on the 2^b grid; with BN folding the grid is that
+// of W*s, so check the unfolded mode.
+TEST(QuantizedModelTest, WeightsAreOnTheGrid) {
+  torch::jit::Module m = Builtin();
+  auto a = AnalyzeModel(m, {1, 28, 28});
+  ASSERT_TRUE(a.ok());
+  QuantizedModelOptions o;
+  o.scheme.bn_fold = BnFold::kNone;
+  o.bits.assign(12, {2, 8});
+  o.bits[0].wbits = 3;
+  auto q = QuantizedModel::Create(m, *a, o);
+  ASSERT_TRUE(q.ok());
+  at::NoGradGuard no_grad;
+  (*q)->Forward(at::randn({2, 1, 28, 28}));
+  for (const LayerInfo* l : a->genes()) {
+    at::Tensor w = AttrAt((*q)->module(), l->weight_path).toTensor();
+    int bits = l->gene == 0 ? 3 : 2;
+    EXPECT_LE(std::get<0>(at::_unique(w)).numel(), 1 << bits) << l->weight_path;
+  }
+  // The caller's module keeps its float weights.
+  at::Tensor orig = AttrAt(m, a->layers[1].weight_path).toTensor();
+  EXPECT_GT(std::get<0>(at::_unique(orig)).numel(), 4);
+}
+
+// Straight-through estimator: master gradients equal the shadow weight's
+// gradient where the value was inside the clamp range and zero outside.
+TEST(QuantizedModelTest, StraightThroughEstimatorMasksClampedWeights) {
+  at::manual_seed(5);
+  torch::jit::Module m = Builtin();
+  auto a = AnalyzeModel(m, {1, 28, 28});
+  ASSERT_TRUE(a.ok());
+  QuantizedModelOptions o;
+  o.scheme.bn_fold = BnFold::kNone;
+  o.scheme.range = RangeMethod::kMse;  // clips, so some weights are clamped
+  o.bits.assign(12, {3, 8});
+  auto q = QuantizedModel::Create(m, *a, o);
+  ASSERT_TRUE(q.ok());
+  QuantizedModel& model = **q;
+  model.Train(true);
+  at::Tensor loss = model.Forward(at::randn({32, 1, 28, 28})).pow(2).mean();
+  loss.backward();
+  // Snapshot the shadow gradients before they are moved to the masters.
+  std::vector<at::Tensor> shadow_grads;
+  for (const LayerInfo* l : a->genes()) {
+    shadow_grads.push_back(
+        AttrAt(model.module(), l->weight_path).toTensor().grad().clone());
+  }
+  model.PropagateGradients();
+  std::vector<at::Tensor> params = model.Parameters();
+  int64_t clamped = 0;
+  for (size_t i = 0; i < shadow_grads.size(); ++i) {
+    at::Tensor master = params[i];
+    FakeQuantOutput fq = FakeQuantize(master.detach(), model.weight_params()[i]);
+    at::Tensor expect = shadow_grads[i] * fq.mask;
+    EXPECT_TRUE(master.grad().equal(expect)) << i;
+    clamped += (~fq.mask).sum().item<int64_t>();
+    EXPECT_FALSE(AttrAt(model.module(), a->genes()[i]->weight_path)
+                     .toTensor()
+                     .grad()
+                     .defined());
+  }
+  EXPECT_GT(clamped, 0);
+}
+
+// A few steps on random data: deterministic per seed, both schemes train.
+TEST(QuantizedModelTest, QatIsDeterministicAndRunsBothSchemes) {
+  at::manual_seed(6);
+  TensorDataset data;
+  data.images = at::randint(0, 256, {256, 1, 28, 28}, at::kByte);
+  data.labels = at::randint(0, 10, {256}, at::kLong);
+  data.num_classes = 10;
+  torch::jit::Module m = Builtin();
+  auto a = AnalyzeModel(m, {1, 28, 28});
+  ASSERT_TRUE(a.ok());
+  QatRecipe r;
+  r.epochs = 2;
+  r.batch_size = 64;
+  r.act_quant_delay = 1;
+  r.bn_freeze_epoch = 1;
+  r.seed = 11;
+  ProgressOptions quiet;
+  quiet.out = nullptr;
+  for (Granularity g : {Granularity::kPerTensorAffine,
+                        Granularity::kPerChannelSymmetric}) {
+    std::vector<double> losses;
+    for (int run = 0; run < 2; ++run) {
+      QuantizedModelOptions o;
+      o.scheme.granularity = g;
+      o.bits.assign(12, {4, 4});
+      auto q = QuantizedModel::Create(m, *a, o);
+      ASSERT_TRUE(q.ok());
+      auto res = RunQat(**q, data, data, &data, r, quiet);
+      ASSERT_TRUE(res.ok()) << res.status();
+      ASSERT_EQ(res->curve.size(), 2u);
+      EXPECT_FALSE(res->curve[0].acts_quantized);
+      EXPECT_TRUE(res->curve[1].acts_quantized);
+      EXPECT_EQ(res->best_epoch, 1);  // only quantized epochs count
+      EXPECT_GT(res->size_bytes, 0);
+      losses.push_back(res->curve[1].train_loss);
+    }
+    EXPECT_EQ(losses[0], losses[1]);
+  }
+}
+
+}  // namespace
+}  // namespace autoq::qat
