@@ -22,7 +22,7 @@ constexpr char kHelp[] =
     "  --abits 8,f,...     activation bits per layer (2..8, f = float); 8\n"
     "  --scheme per-tensor|per-channel   weight quantization (per-tensor)\n"
     "  --range minmax|mse  weight range setting (minmax)\n"
-    "  --bn-fold approx|none             BN folding, per-tensor only (approx)\n"
+    "  --bn-fold approx|exact|none       BN folding, per-tensor only (approx)\n"
     "  --input C,H,W       model input shape (default: the dataset's)\n"
     "  --json              print the result as JSON\n"
     "  --threads N, --device cpu|cuda:N\n";

@@ -14,7 +14,7 @@ namespace autoq::evaluator {
 struct BuiltinModelOptions {
   int64_t in_channels = 1;
   int64_t num_classes = 10;
-  // Channel width multiplier of the body (1.0: 16..128 channels).
+  // Channel width multiplier (1.0: 32..256 channels).
   double width = 1.0;
   uint64_t seed = 0;  // He-normal weight initialization
 };

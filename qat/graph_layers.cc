@@ -178,6 +178,7 @@ std::vector<GraphLayer> FindLayers(Graph& graph,
     }
     Value* out = n->output();
     Node* next = SoleTensorConsumer(out);
+    Node* bn_node = nullptr;
     if (is_conv && next != nullptr &&
         next->kind() == c10::aten::batch_norm && next->input(0) == out) {
       std::string bn_weight = AttrPath(next->input(1), self);
@@ -188,6 +189,7 @@ std::vector<GraphLayer> FindLayers(Graph& graph,
         info.bn_path = path;
         auto eps = torch::jit::toIValue(next->input(7));
         if (eps && eps->isDouble()) info.bn_eps = eps->toDouble();
+        bn_node = next;
         out = next->output();
         next = SoleTensorConsumer(out);
       }
@@ -197,19 +199,55 @@ std::vector<GraphLayer> FindLayers(Graph& graph,
       info.activation = ActivationName(next);
       if (!info.activation.empty()) out = next->output();
     }
-    if (existing != nullptr) {
-      // Another call site of a layer already found (If branch, loop, reuse).
-      existing->outputs.push_back(out);
-      return;
-    }
-    layer.outputs.push_back(out);
-    layers.push_back(std::move(layer));
+    GraphLayer& target = existing != nullptr ? *existing : layer;
+    // Several call sites: another If branch, a loop, or reuse of one layer.
+    target.outputs.push_back(out);
+    target.layer_nodes.push_back(n);
+    target.bn_nodes.push_back(bn_node);
+    if (existing == nullptr) layers.push_back(std::move(layer));
   });
   int gene = 0;
   for (GraphLayer& l : layers) {
     if (!l.info.masked) l.info.gene = gene++;
   }
   return layers;
+}
+
+void InsertExactFoldSites(Graph& graph, std::vector<GraphLayer>& layers,
+                          const std::vector<bool>& exact) {
+  const c10::Symbol site_sym = c10::Symbol::fromQualString(kSiteOpName);
+  const c10::Symbol site2_sym = c10::Symbol::fromQualString(kSite2OpName);
+  for (GraphLayer& layer : layers) {
+    const int64_t index = layer.info.graph_index;
+    if (!exact[static_cast<size_t>(index)]) continue;
+    for (size_t k = 0; k < layer.layer_nodes.size(); ++k) {
+      Node* conv = layer.layer_nodes[k];
+      Node* bn = layer.bn_nodes[k];
+      if (bn == nullptr) continue;
+      torch::jit::WithInsertPoint guard(bn);
+      // master = site(weight, kMasterSiteBase + i): the hook returns the
+      // float master tensor, so gradients reach it through the statistics.
+      Node* master = graph.create(site_sym, 1);
+      master->addInput(conv->input(1));
+      master->addInput(graph.insertConstant(kMasterSiteBase + index));
+      master->output()->setType(conv->input(1)->type());
+      graph.insertNode(master);
+      Node* float_conv =
+          graph.createClone(conv, [](Value* v) { return v; });
+      float_conv->replaceInput(1, master->output());
+      graph.insertNode(float_conv);
+      Node* norm = graph.create(site2_sym, 1);
+      norm->addInput(bn->input(0));
+      norm->addInput(float_conv->output());
+      norm->addInput(graph.insertConstant(kBnSiteBase + index));
+      norm->output()->setType(bn->output()->type());
+      graph.insertNode(norm);
+      if (layer.outputs[k] == bn->output()) layer.outputs[k] = norm->output();
+      bn->output()->replaceAllUsesWith(norm->output());
+      bn->destroy();
+      layer.bn_nodes[k] = nullptr;
+    }
+  }
 }
 
 void InsertSites(Graph& graph, const std::vector<GraphLayer>& layers) {

@@ -22,6 +22,10 @@ struct GraphLayer {
   // of a prim::If (e.g. `if self.use_res_connect`), and loops or reuse call
   // one layer several times.
   std::vector<torch::jit::Value*> outputs;
+  // Per call site, aligned with `outputs`: the conv/linear node and its
+  // folded batch-norm node (null when none).
+  std::vector<torch::jit::Node*> layer_nodes;
+  std::vector<torch::jit::Node*> bn_nodes;
 };
 
 // The attribute at dotted `path` ("features.0.weight") of `module`.
@@ -44,6 +48,24 @@ std::vector<GraphLayer> FindLayers(torch::jit::Graph& graph,
 // Inserts an autoq::site node with id = graph_index after each of a layer's
 // outputs and reroutes the output's other uses through it.
 void InsertSites(torch::jit::Graph& graph, const std::vector<GraphLayer>& layers);
+
+// Ids of the exact-fold sites (see InsertExactFoldSites): the master-weight
+// site of layer i has id kMasterSiteBase + i, the batch-norm site
+// kBnSiteBase + i. Plain activation sites use the layer index itself.
+inline constexpr int64_t kMasterSiteBase = 1 << 20;
+inline constexpr int64_t kBnSiteBase = 2 << 20;
+
+// Rewrites each folded conv -> batch_norm of the layers marked in `exact`
+// (indexed by graph_index) for the exact fold (Krishnamoorthi 2018): the
+// conv is run a second time with the float master weights (fetched through
+// an autoq::site with id kMasterSiteBase + i), and the batch-norm is
+// replaced by autoq::site2(quantized_conv_out, float_conv_out,
+// kBnSiteBase + i), which normalizes with the float output's batch
+// statistics. Must run before InsertSites; updates the layers' outputs that
+// were the replaced batch-norms'.
+void InsertExactFoldSites(torch::jit::Graph& graph,
+                          std::vector<GraphLayer>& layers,
+                          const std::vector<bool>& exact);
 
 }  // namespace autoq::qat
 

@@ -25,8 +25,9 @@ absl::StatusOr<RangeMethod> ParseRangeMethod(absl::string_view s) {
 absl::StatusOr<BnFold> ParseBnFold(absl::string_view s) {
   if (s == "none") return BnFold::kNone;
   if (s == "approx" || s == "approximate") return BnFold::kApproximate;
+  if (s == "exact") return BnFold::kExact;
   return absl::InvalidArgumentError(absl::StrCat(
-      "unknown BN fold '", s, "' (expected none or approx)"));
+      "unknown BN fold '", s, "' (expected none, approx or exact)"));
 }
 
 std::string GranularityName(Granularity g) {
@@ -41,6 +42,8 @@ std::string BnFoldName(BnFold f) {
       return "none";
     case BnFold::kApproximate:
       return "approx";
+    case BnFold::kExact:
+      return "exact";
   }
   return "?";
 }

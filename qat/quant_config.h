@@ -29,6 +29,10 @@ enum class RangeMethod {
 enum class BnFold {
   kNone,         // BN stays a separate float op; weights quantized as is
   kApproximate,  // quantize W*s, unscale, regular BN (PyTorch's ConvBn fold)
+  // Krishnamoorthi 2018: weights folded with running statistics, output
+  // normalized with the batch statistics of the float convolution (a second
+  // convolution per layer while training): for the final fine-tune.
+  kExact,
 };
 
 struct QuantScheme {
@@ -45,7 +49,8 @@ struct LayerBits {
   int abits = 8;
 };
 
-// Parses "per-tensor" / "per-channel", "minmax" / "mse", "none" / "approx".
+// Parses "per-tensor" / "per-channel", "minmax" / "mse", "none" / "approx" /
+// "exact".
 absl::StatusOr<Granularity> ParseGranularity(absl::string_view s);
 absl::StatusOr<RangeMethod> ParseRangeMethod(absl::string_view s);
 absl::StatusOr<BnFold> ParseBnFold(absl::string_view s);

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/ir/constants.h>
 
 #include <unordered_set>
 
@@ -26,6 +27,9 @@ struct QLayer {
   at::Tensor mask;    // STE mask of the last refresh
   torch::jit::Module bn;
   bool fold = false;
+  bool exact = false;        // exact fold: BN replaced by an autoq::site2
+  bool bn_graph_eval = false;  // traced in eval mode: BN always uses running stats
+  double bn_momentum = 0.1;
   QuantParams params;
 };
 
@@ -46,6 +50,7 @@ struct QuantizedModel::Impl : public SiteHook {
   torch::jit::Module module;
   std::unique_ptr<torch::jit::GraphFunction> forward;
   std::vector<QLayer> layers;          // one per gene
+  std::vector<QLayer*> by_graph_index;  // null for masked layers
   std::vector<ActSite> sites;          // by graph_index
   std::vector<QuantParams> params;     // mirror of layers[i].params
   std::vector<torch::jit::Module> bns;  // every module with running stats
@@ -56,6 +61,9 @@ struct QuantizedModel::Impl : public SiteHook {
   bool weights_dirty = true;
 
   at::Tensor OnSite(const at::Tensor& x, int64_t id) override {
+    if (id >= kMasterSiteBase) {
+      return by_graph_index[static_cast<size_t>(id - kMasterSiteBase)]->master;
+    }
     ActSite& site = sites[static_cast<size_t>(id)];
     if (site.abits == 0) return x;
     if (x.is_cpu() && x.scalar_type() == at::kFloat) return OnSiteCpu(x, site);
@@ -76,6 +84,42 @@ struct QuantizedModel::Impl : public SiteHook {
     return at::fake_quantize_per_tensor_affine(
         x, p.scale.reshape({1}), p.zero_point.reshape({1}).to(at::kInt),
         p.qmin, p.qmax);
+  }
+
+  // Exact fold: `y` is the conv output with shadowed weights fq(W*s)/s,
+  // `yf` the conv output with the float masters. While the BN trains, `y`
+  // is normalized with yf's batch statistics (so quantization noise does not
+  // leak into them) and the running statistics follow yf; frozen or in eval
+  // it is the regular eval BN, which equals the deployed folded layer.
+  at::Tensor OnSite2(const at::Tensor& y, const at::Tensor& yf,
+                     int64_t id) override {
+    QLayer& q = *by_graph_index[static_cast<size_t>(id - kBnSiteBase)];
+    at::Tensor gamma = q.bn.attr("weight").toTensor();
+    at::Tensor beta = q.bn.attr("bias").toTensor();
+    at::Tensor rmean = q.bn.attr("running_mean").toTensor();
+    at::Tensor rvar = q.bn.attr("running_var").toTensor();
+    const bool batch_stats =
+        !q.bn_graph_eval && q.bn.attr("training").toBool();
+    std::vector<int64_t> shape(y.dim(), 1);
+    shape[1] = y.size(1);
+    at::Tensor mean, var;
+    if (batch_stats) {
+      std::vector<int64_t> dims;
+      for (int64_t d = 0; d < y.dim(); ++d) {
+        if (d != 1) dims.push_back(d);
+      }
+      var = yf.var(dims, /*unbiased=*/false);
+      mean = yf.mean(dims);
+      at::NoGradGuard no_grad;
+      const double n = static_cast<double>(yf.numel() / yf.size(1));
+      rmean.lerp_(mean.detach(), q.bn_momentum);
+      rvar.lerp_(var.detach() * (n / std::max(n - 1.0, 1.0)), q.bn_momentum);
+    } else {
+      mean = rmean;
+      var = rvar;
+    }
+    at::Tensor inv = (var + q.info->bn_eps).rsqrt() * gamma;
+    return (y - mean.reshape(shape)) * inv.reshape(shape) + beta.reshape(shape);
   }
 
   // One fused pass: fake-quantize with the range as it stood before this
@@ -160,6 +204,30 @@ absl::StatusOr<std::unique_ptr<QuantizedModel>> QuantizedModel::Create(
       return absl::InternalError(
           "model graph differs from its analysis (analyze the same model)");
     }
+    std::vector<bool> exact(found.size(), false);
+    const QuantScheme& scheme = impl->options.scheme;
+    if (quantized && scheme.bn_fold == BnFold::kExact &&
+        scheme.granularity == Granularity::kPerTensorAffine) {
+      for (const GraphLayer& l : found) {
+        exact[static_cast<size_t>(l.info.graph_index)] =
+            !l.info.masked && !l.info.bn_path.empty();
+      }
+    }
+    // BN momentum and train flag as the graph passes them (constants in
+    // scripted and traced torchvision models).
+    std::vector<double> momentum(found.size(), 0.1);
+    std::vector<bool> graph_eval(found.size(), false);
+    for (const GraphLayer& l : found) {
+      for (torch::jit::Node* bn : l.bn_nodes) {
+        if (bn == nullptr) continue;
+        const size_t i = static_cast<size_t>(l.info.graph_index);
+        auto m = torch::jit::toIValue(bn->input(6));
+        if (m && m->isDouble()) momentum[i] = m->toDouble();
+        auto t = torch::jit::toIValue(bn->input(5));
+        if (t && t->isBool() && !t->toBool()) graph_eval[i] = true;
+      }
+    }
+    InsertExactFoldSites(*graph, found, exact);
     InsertSites(*graph, found);
     impl->forward = std::make_unique<torch::jit::GraphFunction>(
         "autoq_forward", graph, nullptr);
@@ -172,14 +240,22 @@ absl::StatusOr<std::unique_ptr<QuantizedModel>> QuantizedModel::Create(
       q.bits = impl->options.bits[static_cast<size_t>(info.gene)];
       q.weight = AttrAt(impl->module, info.weight_path).toTensor();
       q.master = q.weight.detach().clone().set_requires_grad(true);
+      const size_t gi = static_cast<size_t>(info.graph_index);
+      q.exact = exact[gi];
       q.fold = !info.bn_path.empty() &&
-               impl->options.scheme.bn_fold == BnFold::kApproximate &&
+               impl->options.scheme.bn_fold != BnFold::kNone &&
                impl->options.scheme.granularity ==
                    Granularity::kPerTensorAffine;
+      q.bn_momentum = momentum[gi];
+      q.bn_graph_eval = graph_eval[gi];
       if (!info.bn_path.empty()) q.bn = SubmoduleAt(impl->module, info.bn_path);
       impl->sites[static_cast<size_t>(info.graph_index)].abits = q.bits.abits;
       quantized_weights.insert(q.weight.unsafeGetTensorImpl());
       impl->layers.push_back(std::move(q));
+    }
+    impl->by_graph_index.assign(found.size(), nullptr);
+    for (QLayer& q : impl->layers) {
+      impl->by_graph_index[static_cast<size_t>(q.info->graph_index)] = &q;
     }
     for (const torch::jit::Module& m : impl->module.modules()) {
       if (m.hasattr("running_var") && m.hasattr("training")) {
@@ -289,7 +365,14 @@ void QuantizedModel::PropagateGradients() {
   for (QLayer& q : impl_->layers) {
     at::Tensor& g = q.weight.mutable_grad();
     if (!g.defined()) continue;
-    q.master.mutable_grad() = g.mul_(q.mask);
+    // With the exact fold the master already has a gradient of its own
+    // (through the float convolution's batch statistics): add to it.
+    at::Tensor& mg = q.master.mutable_grad();
+    if (mg.defined()) {
+      mg.add_(g.mul_(q.mask));
+    } else {
+      mg = g.mul_(q.mask);
+    }
     g = at::Tensor();
   }
   impl_->weights_dirty = true;

@@ -202,3 +202,57 @@ TEST(QuantizedModelTest, QatIsDeterministicAndRunsBothSchemes) {
 
 }  // namespace
 }  // namespace autoq::qat
+
+namespace autoq::qat {
+namespace {
+
+// The exact fold (Krishnamoorthi 2018) evaluates like the approximate one
+// (both are the deployed folded layer once BN uses running statistics), but
+// trains with the float convolution's batch statistics.
+TEST(ExactFoldTest, EvalMatchesApproximateFoldAndTrainingUsesFloatStats) {
+  at::manual_seed(8);
+  torch::jit::Module m = Builtin();
+  auto a = AnalyzeModel(m, {1, 28, 28});
+  ASSERT_TRUE(a.ok());
+  RandomizeBatchNorms(m, *a);
+  QuantizedModelOptions approx;
+  approx.bits.assign(12, {4, 8});
+  QuantizedModelOptions exact = approx;
+  exact.scheme.bn_fold = BnFold::kExact;
+  auto qa = QuantizedModel::Create(m, *a, approx);
+  auto qe = QuantizedModel::Create(m, *a, exact);
+  ASSERT_TRUE(qa.ok() && qe.ok()) << qe.status();
+  at::Tensor x = at::randn({16, 1, 28, 28});
+  {
+    at::NoGradGuard no_grad;
+    at::Tensor ya = (*qa)->Forward(x);
+    at::Tensor ye = (*qe)->Forward(x);
+    EXPECT_LT((ya - ye).abs().max().item<double>(), 1e-4);
+  }
+  // One training forward: the first BN's running mean moves towards the
+  // batch mean of the float convolution of the stem.
+  QuantizedModel& model = **qe;
+  model.Train(true);
+  model.SetQuantizeActivations(false);
+  const LayerInfo& stem = a->layers[0];
+  at::Tensor rm = SubmoduleAt(model.module(), stem.bn_path)
+                      .attr("running_mean").toTensor();
+  at::Tensor before = rm.clone();
+  at::Tensor master = model.Parameters()[0];
+  at::Tensor yf;
+  {
+    at::NoGradGuard no_grad;
+    yf = at::conv2d(x.contiguous(at::MemoryFormat::ChannelsLast), master, {},
+                    {2, 2}, {1, 1});
+  }
+  at::Tensor loss = model.Forward(x).logsumexp(1).mean();
+  at::Tensor want = before.lerp(yf.mean({0, 2, 3}), 0.1);
+  EXPECT_TRUE(at::allclose(rm, want, 1e-4, 1e-5));
+  loss.backward();
+  model.PropagateGradients();
+  EXPECT_TRUE(master.grad().defined());
+  EXPECT_GT(master.grad().abs().sum().item<double>(), 0);
+}
+
+}  // namespace
+}  // namespace autoq::qat

@@ -12,6 +12,11 @@ at::Tensor SiteKernel(const at::Tensor& x, int64_t id) {
   return hook == nullptr ? x : hook->OnSite(x, id);
 }
 
+at::Tensor Site2Kernel(const at::Tensor& x, const at::Tensor& aux, int64_t id) {
+  SiteHook* hook = current_hook;
+  return hook == nullptr ? x : hook->OnSite2(x, aux, id);
+}
+
 }  // namespace
 
 ScopedSiteHook::ScopedSiteHook(SiteHook* hook) : previous_(current_hook) {
@@ -26,6 +31,9 @@ TORCH_LIBRARY(autoq, m) {
   m.def(torch::schema("site(Tensor x, int id) -> Tensor",
                       c10::AliasAnalysisKind::CONSERVATIVE),
         &SiteKernel);
+  m.def(torch::schema("site2(Tensor x, Tensor aux, int id) -> Tensor",
+                      c10::AliasAnalysisKind::CONSERVATIVE),
+        &Site2Kernel);
 }
 
 }  // namespace autoq::qat

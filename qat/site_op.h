@@ -18,8 +18,10 @@
 
 namespace autoq::qat {
 
-// Qualified name of the site operator in TorchScript graphs.
+// Qualified names of the site operators in TorchScript graphs. site2 takes
+// a second tensor (the exact BN fold's float convolution output).
 inline constexpr char kSiteOpName[] = "autoq::site";
+inline constexpr char kSite2OpName[] = "autoq::site2";
 
 class SiteHook {
  public:
@@ -27,6 +29,11 @@ class SiteHook {
   // Called by the site with id `id`; returns the tensor the graph continues
   // with. Must not throw except for genuine errors (they abort the forward).
   virtual at::Tensor OnSite(const at::Tensor& x, int64_t id) = 0;
+  // autoq::site2; without an override the first input passes through.
+  virtual at::Tensor OnSite2(const at::Tensor& x, const at::Tensor& aux,
+                             int64_t id) {
+    return x;
+  }
 };
 
 // Installs `hook` for the current thread for the lifetime of the object,
