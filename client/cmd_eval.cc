@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "client/commands.h"
 #include "client/common.h"
 #include "client/recipe_flags.h"
@@ -25,13 +26,14 @@ constexpr char kHelp[] =
     "  --bn-fold approx|exact|none       BN folding, per-tensor only (approx)\n"
     "  --input C,H,W       model input shape (default: the dataset's)\n"
     "  --json              print the result as JSON\n"
+    "  --per-class         also print per-class test top-1\n"
     "  --threads N, --device cpu|cuda:N\n";
 
 }  // namespace
 
 absl::Status RunEval(int argc, char** argv) {
   FlagSpec spec{{"model", "bits", "abits", "scheme", "range", "bn-fold", "input"},
-                {"json", "help", "quiet"}};
+                {"json", "help", "quiet", "per-class"}};
   AddComputeFlags(&spec);
   AddRecipeFlags(&spec);
   AddDataFlags(&spec);
@@ -99,14 +101,20 @@ absl::Status RunEval(int argc, char** argv) {
         "\"float_test_top1\":%.3f,\"best_val_top1\":%.3f,\"best_epoch\":%d,"
         "\"test_top1\":%.3f,\"test_top5\":%.3f,\"size_bytes\":%lld,"
         "\"float_size_bytes\":%lld,\"compression\":%.3f,\"bops\":%lld,"
-        "\"train_seconds\":%.2f,\"curve\":[%s]}\n",
+        "\"train_seconds\":%.2f,\"per_class_test_top1\":[%s],\"curve\":[%s]}\n",
         JsonString(qat::FormatBitList(wbits)).c_str(),
         JsonString(qat::FormatBitList(abits)).c_str(),
         JsonString(qat::GranularityName(request.scheme.granularity)).c_str(),
         float_val.top1, float_test.top1, r.best_val_top1, r.best_epoch,
         score.test.top1, score.test.top5, static_cast<long long>(r.size_bytes),
         static_cast<long long>(analysis.float_size_bytes), compression,
-        static_cast<long long>(r.bops), r.train_seconds, curve.c_str());
+        static_cast<long long>(r.bops), r.train_seconds,
+        absl::StrJoin(score.test.per_class_top1, ",",
+                      [](std::string* out, double v) {
+                        absl::StrAppendFormat(out, "%.3f", v);
+                      })
+            .c_str(),
+        curve.c_str());
     return absl::OkStatus();
   }
   std::printf("model        %s (%d quantizable layers)\n", flags.Get("model").c_str(),
@@ -130,6 +138,10 @@ absl::Status RunEval(int argc, char** argv) {
   if (!r.curve.empty() && recipe.epochs > 0) {
     std::printf("QAT          %d epochs in %.1f s (%.0f images/s)\n", recipe.epochs,
                 r.train_seconds, r.curve.back().images_per_s);
+  }
+  if (flags.Has("per-class")) {
+    std::printf("\ntest split, quantized model:\n%s",
+                evaluator::FormatMetrics(score.test).c_str());
   }
   return absl::OkStatus();
 }
