@@ -212,6 +212,8 @@ def main():
     ap.add_argument("--save-model", metavar="PATH",
                     help="also save the float model (initial weights, eval mode) scripted")
     ap.add_argument("--save-only", action="store_true", help="with --save-model: save and exit")
+    ap.add_argument("--memory-format", choices=("contiguous", "channels-last"), default="contiguous",
+                    help="layout of inputs and 4-d weights; channels-last lets oneDNN skip reorders")
     args = ap.parse_args()
 
     variants = [v for v in args.variants.split(",") if v]
@@ -231,6 +233,9 @@ def main():
 
     batches = make_batches(args.data, args.batch, args.warmup + args.repeats * args.steps)
     base = build_small_dscnn()
+    if args.memory_format == "channels-last":
+        base = base.to(memory_format=torch.channels_last)
+        batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
     _, qconfig = qat_qconfig_mapping(args.qconfig)
 
     # Warmup (untimed), then `repeats` timed windows of `steps` steps each;
@@ -261,6 +266,7 @@ def main():
         "warmup": args.warmup,
         "repeats": args.repeats,
         "data": args.data,
+        "memory_format": args.memory_format,
         "optimizer": {"type": "SGD", "lr": args.lr, "momentum": args.momentum},
         "model_seed": SMALL_DSCNN_SEED,
         "qconfig_kind": args.qconfig,

@@ -39,10 +39,10 @@ absl::Status RunTrainBaseline(int argc, char** argv) {
   RETURN_IF_ERROR(ApplyThreads(flags));
   ASSIGN_OR_RETURN(c10::Device device, ParseDevice(flags));
   qat::QatRecipe defaults;
-  defaults.epochs = 4;
+  defaults.epochs = 5;
   defaults.optimizer = "adam";
   defaults.lr = 0.002;
-  defaults.weight_decay = 0;
+  defaults.weight_decay = 1e-4;
   ASSIGN_OR_RETURN(qat::QatRecipe recipe, RecipeFromFlags(flags, defaults));
   ASSIGN_OR_RETURN(double width, flags.GetDouble("width", 1.0));
   if (!(width > 0 && width <= 8)) {

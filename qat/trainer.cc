@@ -76,6 +76,28 @@ void Calibrate(QuantizedModel& model, const TensorDataset& train, int batches,
   model.SetObserveActivations(false);
 }
 
+// Mirrors a random half of the batch and shifts it by a random offset
+// within crop_pad pixels, drawing from the epoch's seeded generator.
+at::Tensor Augment(const QatRecipe& r, at::Tensor x, std::mt19937_64& rng) {
+  if (x.dim() != 4) return x;
+  if (r.hflip) {
+    std::vector<uint8_t> flip(static_cast<size_t>(x.size(0)));
+    for (uint8_t& f : flip) f = rng() & 1;
+    at::Tensor mask = at::tensor(flip, at::kByte).to(x.device()).to(at::kBool);
+    x = at::where(mask.view({-1, 1, 1, 1}), x.flip({3}), x);
+  }
+  if (r.crop_pad > 0) {
+    const int64_t p = r.crop_pad, h = x.size(2), w = x.size(3);
+    const int64_t dy = static_cast<int64_t>(rng() % (2 * p + 1));
+    const int64_t dx = static_cast<int64_t>(rng() % (2 * p + 1));
+    x = at::constant_pad_nd(x, {p, p, p, p}, 0.0)
+            .slice(2, dy, dy + h)
+            .slice(3, dx, dx + w)
+            .contiguous(x.suggest_memory_format());
+  }
+  return x;
+}
+
 }  // namespace
 
 absl::Status ValidateRecipe(const QatRecipe& r) {
@@ -99,6 +121,7 @@ absl::Status ValidateRecipe(const QatRecipe& r) {
   if (r.act_quant_delay < 0) return bad("act_quant_delay", "must be >= 0");
   if (r.bn_freeze_epoch < -1) return bad("bn_freeze_epoch", "must be >= -1");
   if (r.calibration_batches < 1) return bad("calibration_batches", "must be >= 1");
+  if (r.crop_pad < 0 || r.crop_pad > 64) return bad("crop_pad", "must be in 0..64");
   return absl::OkStatus();
 }
 
@@ -183,7 +206,7 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
       double lr = recipe.lr;
       for (int64_t s = 0; s < steps; ++s) {
         at::Tensor idx = perm.slice(0, s * batch, (s + 1) * batch);
-        at::Tensor x = GatherImages(train, idx).to(device);
+        at::Tensor x = Augment(recipe, GatherImages(train, idx).to(device), rng);
         at::Tensor y = train_labels.index_select(0, idx.to(device));
         lr = LearningRate(recipe, epoch, s, steps);
         SetLearningRate(*optimizer, lr);

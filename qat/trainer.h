@@ -32,6 +32,11 @@ struct QatRecipe {
   int act_quant_delay = 0;  // epochs with activations observed, not quantized
   int bn_freeze_epoch = -1;  // from this epoch on BN uses running stats; -1 never
   int calibration_batches = 8;  // for activation ranges when epochs == 0
+  // Training-time augmentation (off by default: a fine-tune sees the data as
+  // the model was trained on it). hflip mirrors half of each batch; crop_pad
+  // pads by this many pixels and crops back at a random offset per batch.
+  bool hflip = false;
+  int crop_pad = 0;
   int64_t eval_batch_size = 512;
   uint64_t seed = 0;
 };
