@@ -10,6 +10,7 @@
 #include <torch/optim/sgd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -22,6 +23,7 @@
 #include "client/flags.h"
 #include "evaluator/dataset.h"
 #include "qat/model_analysis.h"
+#include "qat/process_tuning.h"
 #include "qat/quantized_model.h"
 #include "qat/tensor_dataset.h"
 
@@ -93,6 +95,7 @@ int main(int argc, char** argv) {
   const int warmup = static_cast<int>(flags->GetInt("warmup", 8).value_or(8));
   const int repeats = static_cast<int>(flags->GetInt("repeats", 3).value_or(3));
   at::set_num_threads(threads);
+  autoq::qat::TuneProcessForTraining();
 
   auto module = autoq::qat::LoadModel(flags->Get("model"));
   if (!module.ok()) {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "client/commands.h"
+#include "qat/process_tuning.h"
 
 namespace {
 
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  autoq::qat::TuneProcessForTraining();
   const std::string cmd = argv[1];
   absl::Status status;
   if (cmd == "inspect") {

@@ -230,7 +230,7 @@ absl::StatusOr<std::unique_ptr<QuantizedModel>> QuantizedModel::Create(
     InsertExactFoldSites(*graph, found, exact);
     InsertSites(*graph, found);
     impl->forward = std::make_unique<torch::jit::GraphFunction>(
-        "autoq_forward", graph, nullptr);
+        "autoq_forward", graph, nullptr, torch::jit::ExecutorExecutionMode::SIMPLE);
     impl->sites.resize(found.size());
     std::unordered_set<c10::TensorImpl*> quantized_weights;
     for (const LayerInfo& info : impl->analysis.layers) {
