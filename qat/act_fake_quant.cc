@@ -22,9 +22,12 @@ inline float RoundHalfEven(float v) {
   return (v + kMagic) - kMagic;
 }
 
+// Finite sentinels: this file is compiled with -ffinite-math-only.
+constexpr float kFloatMax = std::numeric_limits<float>::max();
+
 struct MinMax {
-  float lo = std::numeric_limits<float>::infinity();
-  float hi = -std::numeric_limits<float>::infinity();
+  float lo = kFloatMax;
+  float hi = -kFloatMax;
 };
 
 // The kernels below are written so GCC vectorizes them: branch-free
@@ -36,8 +39,8 @@ struct MinMax {
 // Min/max of x[0, n).
 AUTOQ_VECTOR_CLONES
 MinMax Range(const float* x, int64_t n) {
-  float lo = std::numeric_limits<float>::infinity();
-  float hi = -lo;
+  float lo = kFloatMax;
+  float hi = -kFloatMax;
   for (int64_t i = 0; i < n; ++i) {
     lo = x[i] < lo ? x[i] : lo;
     hi = x[i] > hi ? x[i] : hi;
@@ -45,22 +48,34 @@ MinMax Range(const float* x, int64_t n) {
   return {lo, hi};
 }
 
-// y = fq(x), mask = inside the clamp range, over [0, n).
+// y = fq(clamp(x, a, b)), mask = gradient passes (strictly inside [a, b]
+// and inside the quantization range), over [0, n); the range of clamp(x)
+// is accumulated into *range.
 AUTOQ_VECTOR_CLONES
 void FakeQuantKernel(const float* x, float* y, uint8_t* mask, int64_t n,
-                     float scale, float inv_scale, float lo_q, float hi_q) {
+                     float scale, float inv_scale, float lo_q, float hi_q,
+                     float a, float b, MinMax* range) {
+  float lo = range->lo, hi = range->hi;
   for (int64_t i = 0; i < n; ++i) {
-    float v = x[i] * inv_scale;
+    const float xi = x[i];
+    const uint8_t act_pass = static_cast<uint8_t>((xi > a) & (xi < b));
+    float xc = xi < a ? a : xi;
+    xc = xc > b ? b : xc;
+    lo = xc < lo ? xc : lo;
+    hi = xc > hi ? xc : hi;
+    float v = xc * inv_scale;
     // Clamp one step beyond the range so the rounding trick stays exact and
     // out-of-range values still test as out of range.
     v = v < lo_q - 1.0f ? lo_q - 1.0f : v;
     v = v > hi_q + 1.0f ? hi_q + 1.0f : v;
     float r = RoundHalfEven(v);
-    mask[i] = static_cast<uint8_t>((r >= lo_q) & (r <= hi_q));
+    mask[i] = static_cast<uint8_t>((r >= lo_q) & (r <= hi_q)) & act_pass;
     float c = r < lo_q ? lo_q : r;
     c = c > hi_q ? hi_q : c;
     y[i] = c * scale;
   }
+  range->lo = lo;
+  range->hi = hi;
 }
 
 AUTOQ_VECTOR_CLONES
@@ -81,8 +96,11 @@ class ActFakeQuantFn : public torch::autograd::Function<ActFakeQuantFn> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx,
                             const at::Tensor& x, double scale, int64_t zp,
-                            int64_t qmin, int64_t qmax, MinMax* range) {
+                            int64_t qmin, int64_t qmax, double clamp_lo,
+                            double clamp_hi, MinMax* range) {
     const bool want_range = range != nullptr;
+    const float a = static_cast<float>(clamp_lo);
+    const float b = static_cast<float>(clamp_hi);
     at::Tensor y = at::empty_like(x);
     at::Tensor mask = at::empty_like(x, x.options().dtype(at::kByte));
     const float* xp = x.data_ptr<float>();
@@ -94,14 +112,9 @@ class ActFakeQuantFn : public torch::autograd::Function<ActFakeQuantFn> {
     const float hi_q = static_cast<float>(qmax - zp);
     std::vector<MinMax> partial(static_cast<size_t>(at::get_num_threads()));
     at::parallel_for(0, x.numel(), kGrain, [&](int64_t begin, int64_t end) {
+      MinMax& p = partial[static_cast<size_t>(at::get_thread_num())];
       FakeQuantKernel(xp + begin, yp + begin, mp + begin, end - begin, s, inv,
-                      lo_q, hi_q);
-      if (want_range) {
-        MinMax m = Range(xp + begin, end - begin);
-        MinMax& p = partial[static_cast<size_t>(at::get_thread_num())];
-        p.lo = std::min(p.lo, m.lo);
-        p.hi = std::max(p.hi, m.hi);
-      }
+                      lo_q, hi_q, a, b, &p);
     });
     ctx->save_for_backward({mask});
     if (want_range) *range = Combine(partial);
@@ -125,8 +138,8 @@ class ActFakeQuantFn : public torch::autograd::Function<ActFakeQuantFn> {
     } else {
       out = g * mask;
     }
-    return {out, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor()};
+    return {out,          at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -139,6 +152,12 @@ at::Tensor ActFakeQuantCpu(const at::Tensor& x_in, const ActQuantArgs& args,
                      ? x_in
                      : x_in.contiguous(x_in.suggest_memory_format());
   if (!args.quantize) {
+    if (args.clamp) {
+      at::Tensor c = at::clamp(x, args.clamp_lo, args.clamp_hi);
+      ActQuantArgs plain = args;
+      plain.clamp = false;
+      return ActFakeQuantCpu(c, plain, lo, hi);
+    }
     if (lo != nullptr || hi != nullptr) {
       at::NoGradGuard no_grad;
       const float* xp = x.data_ptr<float>();
@@ -157,9 +176,11 @@ at::Tensor ActFakeQuantCpu(const at::Tensor& x_in, const ActQuantArgs& args,
   }
   MinMax range;
   const bool want_range = lo != nullptr || hi != nullptr;
+  const double a = args.clamp ? args.clamp_lo : -kFloatMax;
+  const double b = args.clamp ? args.clamp_hi : kFloatMax;
   at::Tensor y = ActFakeQuantFn::apply(x, static_cast<double>(args.scale),
                                        args.zero_point, args.qmin, args.qmax,
-                                       want_range ? &range : nullptr);
+                                       a, b, want_range ? &range : nullptr);
   if (lo != nullptr) *lo = range.lo;
   if (hi != nullptr) *hi = range.hi;
   return y;

@@ -23,10 +23,17 @@ struct ActQuantArgs {
   int64_t qmin = 0;
   int64_t qmax = 255;
   bool quantize = true;  // false: identity, min/max only
+  // The activation fused in front: x is first clamped to [clamp_lo,
+  // clamp_hi] (ReLU: [0, max]; ReLU6: [0, 6]) with its gradient passed
+  // strictly inside, as ATen's relu/hardtanh do.
+  bool clamp = false;
+  float clamp_lo = 0.0f;
+  float clamp_hi = 0.0f;
 };
 
-// Returns fq(x) (or x when !args.quantize) and stores min(x), max(x) in
-// *lo, *hi when they are non-null. `x` must be a float32 CPU tensor.
+// Returns fq(act(x)) (or act(x) when !args.quantize; act is the optional
+// clamp) and stores the min and max of act(x) in *lo, *hi when they are
+// non-null. `x` must be a float32 CPU tensor.
 at::Tensor ActFakeQuantCpu(const at::Tensor& x, const ActQuantArgs& args,
                            float* lo, float* hi);
 

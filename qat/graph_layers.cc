@@ -1,6 +1,7 @@
 #include "qat/graph_layers.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -194,16 +195,21 @@ std::vector<GraphLayer> FindLayers(Graph& graph,
         next = SoleTensorConsumer(out);
       }
     }
+    Node* act_node = nullptr;
     if (next != nullptr && next->inputs().size() > 0 &&
         next->input(0) == out) {
       info.activation = ActivationName(next);
-      if (!info.activation.empty()) out = next->output();
+      if (!info.activation.empty()) {
+        act_node = next;
+        out = next->output();
+      }
     }
     GraphLayer& target = existing != nullptr ? *existing : layer;
     // Several call sites: another If branch, a loop, or reuse of one layer.
     target.outputs.push_back(out);
     target.layer_nodes.push_back(n);
     target.bn_nodes.push_back(bn_node);
+    target.act_nodes.push_back(act_node);
     if (existing == nullptr) layers.push_back(std::move(layer));
   });
   int gene = 0;
@@ -250,10 +256,53 @@ void InsertExactFoldSites(Graph& graph, std::vector<GraphLayer>& layers,
   }
 }
 
+// Clamp bounds of a ReLU-like activation node, if it is one with constant
+// bounds.
+bool ClampBounds(const Node* act, double* lo, double* hi) {
+  const std::string name = ActivationName(act);
+  if (name == "relu") {
+    *lo = 0.0;
+    *hi = std::numeric_limits<float>::max();
+    return true;
+  }
+  if (name == "relu6") {
+    *lo = 0.0;
+    *hi = 6.0;
+    return true;
+  }
+  if (name == "hardtanh" && act->inputs().size() >= 3) {
+    auto a = torch::jit::toIValue(act->input(1));
+    auto b = torch::jit::toIValue(act->input(2));
+    if (!a || !b || !a->isDouble() || !b->isDouble()) return false;
+    *lo = a->toDouble();
+    *hi = b->toDouble();
+    return *lo < *hi;
+  }
+  return false;
+}
+
 void InsertSites(Graph& graph, const std::vector<GraphLayer>& layers) {
   const c10::Symbol site_sym = c10::Symbol::fromQualString(kSiteOpName);
+  const c10::Symbol clamp_sym = c10::Symbol::fromQualString(kSiteClampOpName);
   for (const GraphLayer& layer : layers) {
-    for (Value* v : layer.outputs) {
+    for (size_t k = 0; k < layer.outputs.size(); ++k) {
+      Value* v = layer.outputs[k];
+      Node* act = layer.act_nodes[k];
+      double lo = 0, hi = 0;
+      if (act != nullptr && act->output() == v && ClampBounds(act, &lo, &hi)) {
+        torch::jit::WithInsertPoint guard(act);
+        Node* site = graph.create(clamp_sym, 1);
+        site->addInput(act->input(0));
+        site->addInput(graph.insertConstant(
+            static_cast<int64_t>(layer.info.graph_index)));
+        site->addInput(graph.insertConstant(lo));
+        site->addInput(graph.insertConstant(hi));
+        site->output()->setType(v->type());
+        graph.insertNode(site);
+        v->replaceAllUsesWith(site->output());
+        act->destroy();
+        continue;
+      }
       Node* site = graph.create(site_sym, 1);
       site->insertAfter(v->node());
       torch::jit::WithInsertPoint guard(site);

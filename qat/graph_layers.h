@@ -26,6 +26,8 @@ struct GraphLayer {
   // folded batch-norm node (null when none).
   std::vector<torch::jit::Node*> layer_nodes;
   std::vector<torch::jit::Node*> bn_nodes;
+  // The activation node per call site (null when none).
+  std::vector<torch::jit::Node*> act_nodes;
 };
 
 // The attribute at dotted `path` ("features.0.weight") of `module`.
@@ -46,7 +48,9 @@ std::vector<GraphLayer> FindLayers(torch::jit::Graph& graph,
                                    const torch::jit::Module& module);
 
 // Inserts an autoq::site node with id = graph_index after each of a layer's
-// outputs and reroutes the output's other uses through it.
+// outputs and reroutes the output's other uses through it. A ReLU, ReLU6 or
+// hardtanh with constant bounds that ends the layer is replaced, together
+// with its site, by one autoq::site_clamp.
 void InsertSites(torch::jit::Graph& graph, const std::vector<GraphLayer>& layers);
 
 // Ids of the exact-fold sites (see InsertExactFoldSites): the master-weight

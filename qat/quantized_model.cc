@@ -66,7 +66,9 @@ struct QuantizedModel::Impl : public SiteHook {
     }
     ActSite& site = sites[static_cast<size_t>(id)];
     if (site.abits == 0) return x;
-    if (x.is_cpu() && x.scalar_type() == at::kFloat) return OnSiteCpu(x, site);
+    if (x.is_cpu() && x.scalar_type() == at::kFloat) {
+      return OnSiteCpu(x, site, ActQuantArgs());
+    }
     if (observe) {
       at::NoGradGuard no_grad;
       auto [lo, hi] = at::aminmax(x.detach());
@@ -125,8 +127,21 @@ struct QuantizedModel::Impl : public SiteHook {
   // One fused pass: fake-quantize with the range as it stood before this
   // batch and measure the batch's min/max for the EMA. The one-step lag is
   // immaterial at an EMA constant of 0.01 and saves a pass over the tensor.
-  at::Tensor OnSiteCpu(const at::Tensor& x, ActSite& site) {
+  // ReLU / ReLU6 / hardtanh fused with the site: one pass on the CPU.
+  at::Tensor OnSiteClamp(const at::Tensor& x, int64_t id, double lo,
+                         double hi) override {
+    ActSite& site = sites[static_cast<size_t>(id)];
+    if (site.abits == 0 || !x.is_cpu() || x.scalar_type() != at::kFloat) {
+      return SiteHook::OnSiteClamp(x, id, lo, hi);
+    }
     ActQuantArgs args;
+    args.clamp = true;
+    args.clamp_lo = static_cast<float>(lo);
+    args.clamp_hi = static_cast<float>(hi);
+    return OnSiteCpu(x, site, args);
+  }
+
+  at::Tensor OnSiteCpu(const at::Tensor& x, ActSite& site, ActQuantArgs args) {
     args.quantize = quantize_acts && site.initialized;
     if (args.quantize) {
       HostAffineParams p =

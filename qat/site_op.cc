@@ -17,6 +17,12 @@ at::Tensor Site2Kernel(const at::Tensor& x, const at::Tensor& aux, int64_t id) {
   return hook == nullptr ? x : hook->OnSite2(x, aux, id);
 }
 
+at::Tensor SiteClampKernel(const at::Tensor& x, int64_t id, double lo,
+                           double hi) {
+  SiteHook* hook = current_hook;
+  return hook == nullptr ? at::clamp(x, lo, hi) : hook->OnSiteClamp(x, id, lo, hi);
+}
+
 }  // namespace
 
 ScopedSiteHook::ScopedSiteHook(SiteHook* hook) : previous_(current_hook) {
@@ -34,6 +40,9 @@ TORCH_LIBRARY(autoq, m) {
   m.def(torch::schema("site2(Tensor x, Tensor aux, int id) -> Tensor",
                       c10::AliasAnalysisKind::CONSERVATIVE),
         &Site2Kernel);
+  m.def(torch::schema("site_clamp(Tensor x, int id, float lo, float hi) -> Tensor",
+                      c10::AliasAnalysisKind::FROM_SCHEMA),
+        &SiteClampKernel);
 }
 
 }  // namespace autoq::qat

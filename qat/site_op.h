@@ -14,7 +14,7 @@
 
 #include <cstdint>
 
-#include <ATen/core/Tensor.h>
+#include <ATen/ATen.h>
 
 namespace autoq::qat {
 
@@ -22,6 +22,9 @@ namespace autoq::qat {
 // a second tensor (the exact BN fold's float convolution output).
 inline constexpr char kSiteOpName[] = "autoq::site";
 inline constexpr char kSite2OpName[] = "autoq::site2";
+// site_clamp(x, id, lo, hi) replaces a ReLU / ReLU6 / hardtanh and its site:
+// the clamp and the activation's quantization run as one pass.
+inline constexpr char kSiteClampOpName[] = "autoq::site_clamp";
 
 class SiteHook {
  public:
@@ -29,6 +32,11 @@ class SiteHook {
   // Called by the site with id `id`; returns the tensor the graph continues
   // with. Must not throw except for genuine errors (they abort the forward).
   virtual at::Tensor OnSite(const at::Tensor& x, int64_t id) = 0;
+  // autoq::site_clamp; by default the clamp, then OnSite.
+  virtual at::Tensor OnSiteClamp(const at::Tensor& x, int64_t id, double lo,
+                                 double hi) {
+    return OnSite(at::clamp(x, lo, hi), id);
+  }
   // autoq::site2; without an override the first input passes through.
   virtual at::Tensor OnSite2(const at::Tensor& x, const at::Tensor& aux,
                              int64_t id) {
