@@ -1,5 +1,7 @@
 #include "qat/act_fake_quant.h"
 
+#include "qat/site_op.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -153,7 +155,7 @@ at::Tensor ActFakeQuantCpu(const at::Tensor& x_in, const ActQuantArgs& args,
                      : x_in.contiguous(x_in.suggest_memory_format());
   if (!args.quantize) {
     if (args.clamp) {
-      at::Tensor c = at::clamp(x, args.clamp_lo, args.clamp_hi);
+      at::Tensor c = SiteHook::ClampActivation(x, args.clamp_lo, args.clamp_hi);
       ActQuantArgs plain = args;
       plain.clamp = false;
       return ActFakeQuantCpu(c, plain, lo, hi);

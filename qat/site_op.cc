@@ -2,6 +2,8 @@
 
 #include <torch/library.h>
 
+#include <limits>
+
 namespace autoq::qat {
 namespace {
 
@@ -20,10 +22,17 @@ at::Tensor Site2Kernel(const at::Tensor& x, const at::Tensor& aux, int64_t id) {
 at::Tensor SiteClampKernel(const at::Tensor& x, int64_t id, double lo,
                            double hi) {
   SiteHook* hook = current_hook;
-  return hook == nullptr ? at::clamp(x, lo, hi) : hook->OnSiteClamp(x, id, lo, hi);
+  return hook == nullptr ? SiteHook::ClampActivation(x, lo, hi)
+                         : hook->OnSiteClamp(x, id, lo, hi);
 }
 
 }  // namespace
+
+at::Tensor SiteHook::ClampActivation(const at::Tensor& x, double lo,
+                                     double hi) {
+  if (lo == 0.0 && hi >= std::numeric_limits<float>::max()) return at::relu(x);
+  return at::hardtanh(x, lo, hi);
+}
 
 ScopedSiteHook::ScopedSiteHook(SiteHook* hook) : previous_(current_hook) {
   current_hook = hook;

@@ -32,11 +32,15 @@ class SiteHook {
   // Called by the site with id `id`; returns the tensor the graph continues
   // with. Must not throw except for genuine errors (they abort the forward).
   virtual at::Tensor OnSite(const at::Tensor& x, int64_t id) = 0;
-  // autoq::site_clamp; by default the clamp, then OnSite.
+  // autoq::site_clamp; by default the original activation, then OnSite.
   virtual at::Tensor OnSiteClamp(const at::Tensor& x, int64_t id, double lo,
                                  double hi) {
-    return OnSite(at::clamp(x, lo, hi), id);
+    return OnSite(ClampActivation(x, lo, hi), id);
   }
+
+  // The activation a site_clamp replaced, computed as ATen's relu or
+  // hardtanh (so float runs match the unmodified model bit for bit).
+  static at::Tensor ClampActivation(const at::Tensor& x, double lo, double hi);
   // autoq::site2; without an override the first input passes through.
   virtual at::Tensor OnSite2(const at::Tensor& x, const at::Tensor& aux,
                              int64_t id) {
