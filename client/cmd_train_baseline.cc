@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "client/baseline.h"
 #include "client/commands.h"
 #include "client/common.h"
 #include "client/recipe_flags.h"
@@ -26,32 +27,19 @@ constexpr char kHelp[] =
 
 }  // namespace
 
-absl::Status RunTrainBaseline(int argc, char** argv) {
-  FlagSpec spec{{"out", "width"}, {"help", "quiet"}};
-  AddComputeFlags(&spec);
-  AddRecipeFlags(&spec);
-  AddDataFlags(&spec);
-  ASSIGN_OR_RETURN(Flags flags, Flags::Parse(argc, argv, 2, spec));
-  if (flags.Has("help")) {
-    std::printf("%s%s%s", kHelp, kRecipeFlagsHelp, kDataFlagsHelp);
-    return absl::OkStatus();
-  }
-  RETURN_IF_ERROR(ApplyThreads(flags));
-  ASSIGN_OR_RETURN(c10::Device device, ParseDevice(flags));
-  qat::QatRecipe defaults;
-  defaults.epochs = 5;
-  defaults.optimizer = "adam";
-  defaults.lr = 0.002;
-  defaults.weight_decay = 1e-4;
-  ASSIGN_OR_RETURN(qat::QatRecipe recipe, RecipeFromFlags(flags, defaults));
-  ASSIGN_OR_RETURN(double width, flags.GetDouble("width", 1.0));
-  if (!(width > 0 && width <= 8)) {
-    return absl::InvalidArgumentError("--width must be in (0, 8]");
-  }
-  const std::string out = flags.Get("out", "out/builtin_fashion_mnist.pt");
-  ASSIGN_OR_RETURN(evaluator::DatasetSplits data,
-                   DataFromFlags(flags, "fashion-mnist", recipe.seed));
+qat::QatRecipe DefaultBaselineRecipe() {
+  qat::QatRecipe r;
+  r.epochs = 5;
+  r.optimizer = "adam";
+  r.lr = 0.002;
+  r.weight_decay = 1e-4;
+  return r;
+}
 
+absl::StatusOr<qat::QatResult> TrainBuiltinBaseline(
+    const evaluator::DatasetSplits& data, const qat::QatRecipe& recipe,
+    double width, c10::Device device, const std::string& out,
+    const qat::ProgressOptions& progress) {
   evaluator::BuiltinModelOptions mopts;
   mopts.in_channels = data.train.images.size(1);
   mopts.num_classes = std::max(data.train.num_classes, data.test.num_classes);
@@ -65,8 +53,6 @@ absl::Status RunTrainBaseline(int argc, char** argv) {
   qopts.device = device;
   ASSIGN_OR_RETURN(auto trainer,
                    qat::QuantizedModel::Create(model, analysis, qopts));
-  qat::ProgressOptions progress;
-  if (flags.Has("quiet")) progress.out = nullptr;
   std::fprintf(stderr, "training the built-in model (%d layers, %lld parameters) "
                "for %d epochs on %lld images\n", analysis.num_genes(),
                static_cast<long long>(analysis.num_parameters), recipe.epochs,
@@ -87,6 +73,36 @@ absl::Status RunTrainBaseline(int argc, char** argv) {
     return absl::InternalError(
         absl::StrCat("cannot save ", out, ": ", qat::SummarizeTorchError(e)));
   }
+  return result;
+}
+
+absl::Status RunTrainBaseline(int argc, char** argv) {
+  FlagSpec spec{{"out", "width"}, {"help", "quiet"}};
+  AddComputeFlags(&spec);
+  AddRecipeFlags(&spec);
+  AddDataFlags(&spec);
+  ASSIGN_OR_RETURN(Flags flags, Flags::Parse(argc, argv, 2, spec));
+  if (flags.Has("help")) {
+    std::printf("%s%s%s", kHelp, kRecipeFlagsHelp, kDataFlagsHelp);
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(ApplyThreads(flags));
+  ASSIGN_OR_RETURN(c10::Device device, ParseDevice(flags));
+  ASSIGN_OR_RETURN(qat::QatRecipe recipe,
+                   RecipeFromFlags(flags, DefaultBaselineRecipe()));
+  ASSIGN_OR_RETURN(double width, flags.GetDouble("width", 1.0));
+  if (!(width > 0 && width <= 8)) {
+    return absl::InvalidArgumentError("--width must be in (0, 8]");
+  }
+  const std::string out = flags.Get("out", "out/builtin_fashion_mnist.pt");
+  ASSIGN_OR_RETURN(evaluator::DatasetSplits data,
+                   DataFromFlags(flags, "fashion-mnist", recipe.seed));
+
+  qat::ProgressOptions progress;
+  if (flags.Has("quiet")) progress.out = nullptr;
+  ASSIGN_OR_RETURN(qat::QatResult result,
+                   TrainBuiltinBaseline(data, recipe, width, device, out,
+                                        progress));
   std::printf("saved %s: val top-1 %.2f%%, test top-1 %.2f%% (%.1f s)\n",
               out.c_str(), result.final_val_top1, result.test_top1,
               result.wall_seconds);

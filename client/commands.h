@@ -10,6 +10,7 @@ namespace autoq::client {
 absl::Status RunInspect(int argc, char** argv);
 absl::Status RunEval(int argc, char** argv);
 absl::Status RunTrainBaseline(int argc, char** argv);
+absl::Status RunRun(int argc, char** argv);
 
 }  // namespace autoq::client
 

@@ -12,6 +12,9 @@ constexpr char kUsage[] =
     "usage: autoq COMMAND [options]\n"
     "\n"
     "commands:\n"
+    "  run CONFIG.json [--threads N] [--quiet]\n"
+    "      search per-layer bit-widths (NSGA-II + QAT), fine-tune and export\n"
+    "      the Pareto front; results cached, resumable (see configs/)\n"
     "  inspect MODEL.pt [--input C,H,W] [--json]\n"
     "      list the quantizable layers, BN folds, activations and MACs\n"
     "  eval --model M --data SPEC --bits 8,4,... [--abits ...]\n"
@@ -38,6 +41,8 @@ int main(int argc, char** argv) {
     status = autoq::client::RunInspect(argc, argv);
   } else if (cmd == "eval") {
     status = autoq::client::RunEval(argc, argv);
+  } else if (cmd == "run") {
+    status = autoq::client::RunRun(argc, argv);
   } else if (cmd == "train-baseline") {
     status = autoq::client::RunTrainBaseline(argc, argv);
   } else {

@@ -1,22 +1,12 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: installs dependencies, builds,
-# trains the built-in CNN on Fashion-MNIST (first run only), shows its
-# quantizable layers, then quantizes it to a mixed per-layer configuration
-# with a short QAT fine-tune and reports accuracy, size and BOPs against
-# float and uniform 8-bit.
+# The main job on the embedded default: installs dependencies, builds, and
+# runs `autoq run configs/fashion_mnist.json`: the built-in CNN (trained on
+# Fashion-MNIST first if out/builtin_fashion_mnist.pt is absent), an NSGA-II
+# search over per-layer bit-widths with a short QAT per candidate, then the
+# full fine-tune and export of the final Pareto front into
+# runs/fashion_mnist/. Rerunning reuses every cached result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install_deps.sh
 ./scripts/build.sh
-autoq=build/client/autoq
-model=out/builtin_fashion_mnist.pt
-if [ ! -f "$model" ]; then
-  "$autoq" train-baseline --out "$model"
-fi
-"$autoq" inspect "$model" --input 1,28,28
-echo
-echo "== uniform 8-bit"
-"$autoq" eval --model "$model" --data fashion-mnist --bits 8 --epochs 1
-echo
-echo "== mixed: 8-bit first and last layers, 4-bit elsewhere"
-"$autoq" eval --model "$model" --data fashion-mnist --bits 8,4,4,4,4,4,4,4,4,4,4,8 --epochs 1
+exec build/client/autoq run configs/fashion_mnist.json "$@"

@@ -1,0 +1,106 @@
+#include "search/chromosome.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace autoq::search {
+
+Encoding::Encoding(int num_layers, const SearchOptions& options)
+    : num_layers_(num_layers),
+      min_bits_(options.min_bits),
+      max_bits_(options.max_bits),
+      search_abits_(options.search_activation_bits),
+      fixed_abits_(options.activation_bits),
+      pinned_(options.pin_first_last && num_layers >= 3) {
+  for (int i = 0; i < num_layers_; ++i) {
+    if (pinned_ && (i == 0 || i == num_layers_ - 1)) continue;
+    free_layers_.push_back(i);
+  }
+}
+
+int Encoding::dimension() const {
+  const int free = static_cast<int>(free_layers_.size());
+  return search_abits_ ? 2 * free : free;
+}
+
+std::vector<qat::LayerBits> Encoding::Decode(
+    const std::vector<int>& genes) const {
+  const int pinned_abits = search_abits_ || fixed_abits_ != 0 ? 8 : 0;
+  std::vector<qat::LayerBits> bits(
+      static_cast<size_t>(num_layers_),
+      qat::LayerBits{8, search_abits_ ? pinned_abits : fixed_abits_});
+  const size_t free = free_layers_.size();
+  auto clamp = [&](int v) { return std::clamp(v, min_bits_, max_bits_); };
+  for (size_t i = 0; i < free && i < genes.size(); ++i) {
+    qat::LayerBits& b = bits[static_cast<size_t>(free_layers_[i])];
+    b.wbits = clamp(genes[i]);
+    if (search_abits_ && free + i < genes.size()) {
+      b.abits = clamp(genes[free + i]);
+    }
+  }
+  return bits;
+}
+
+std::vector<int> Encoding::Uniform(int bits) const {
+  return std::vector<int>(static_cast<size_t>(dimension()), bits);
+}
+
+std::vector<qat::LayerBits> Encoding::UniformBits(int bits) const {
+  const int abits = search_abits_ || fixed_abits_ != 0
+                        ? (search_abits_ ? bits : fixed_abits_)
+                        : 0;
+  return std::vector<qat::LayerBits>(static_cast<size_t>(num_layers_),
+                                     qat::LayerBits{bits, abits});
+}
+
+std::vector<std::vector<int>> Encoding::InitialPopulation(
+    int size, uint32_t seed) const {
+  std::vector<std::vector<int>> pop;
+  std::set<std::vector<int>> seen;
+  for (int b = min_bits_; b <= max_bits_ && static_cast<int>(pop.size()) < size;
+       ++b) {
+    pop.push_back(Uniform(b));
+    seen.insert(pop.back());
+  }
+  const int uniforms = static_cast<int>(pop.size());
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> parent(0, uniforms - 1);
+  std::uniform_int_distribution<int> coin(0, 1);
+  const int dim = dimension();
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const double p_mutate = dim > 0 ? 1.0 / dim : 0.0;
+  int attempts = 0;
+  while (static_cast<int>(pop.size()) < size) {
+    const std::vector<int>& a = pop[static_cast<size_t>(parent(rng))];
+    const std::vector<int>& b = pop[static_cast<size_t>(parent(rng))];
+    std::vector<int> child(static_cast<size_t>(dim));
+    for (size_t g = 0; g < child.size(); ++g) {
+      child[g] = coin(rng) ? a[g] : b[g];
+      if (unit(rng) < p_mutate) child[g] += coin(rng) ? 1 : -1;
+      child[g] = std::clamp(child[g], min_bits_, max_bits_);
+    }
+    // Repeats are allowed only once the space seems exhausted.
+    if (seen.insert(child).second || ++attempts > 1000) {
+      pop.push_back(std::move(child));
+    }
+  }
+  return pop;
+}
+
+std::string FormatBits(const std::vector<qat::LayerBits>& bits) {
+  std::vector<int> w, a;
+  for (const qat::LayerBits& b : bits) {
+    w.push_back(b.wbits);
+    a.push_back(b.abits);
+  }
+  std::string out = qat::FormatBitList(w);
+  const bool same_a =
+      std::all_of(a.begin(), a.end(), [&](int v) { return v == a.front(); });
+  if (!same_a) absl::StrAppend(&out, " a:", qat::FormatBitList(a));
+  return out;
+}
+
+}  // namespace autoq::search

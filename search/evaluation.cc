@@ -1,0 +1,193 @@
+#include "search/evaluation.h"
+
+#include <chrono>
+#include <map>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "proto/autoq.pb.h"
+#include "search/chromosome.h"
+
+namespace autoq::search {
+namespace {
+
+// Bumped when the meaning of a stored result or its exports changes, so
+// older cached values are not reused for it.
+constexpr int kKeyVersion = 1;
+
+const char* StageName(Stage s) { return s == Stage::kSearch ? "search" : "final"; }
+
+}  // namespace
+
+std::string EncodeRecord(const EvalRecord& record,
+                         const std::vector<qat::LayerBits>& bits) {
+  EvalResult r;
+  const qat::QatResult& q = record.qat;
+  r.set_best_val_top1(q.best_val_top1);
+  r.set_best_epoch(q.best_epoch);
+  r.set_final_val_top1(q.final_val_top1);
+  r.set_test_top1(q.test_top1);
+  for (const qat::EpochStats& e : q.curve) {
+    EpochRecord* er = r.add_curve();
+    er->set_epoch(e.epoch);
+    er->set_lr(e.lr);
+    er->set_train_loss(e.train_loss);
+    er->set_train_top1(e.train_top1);
+    er->set_val_top1(e.val_top1);
+    er->set_acts_quantized(e.acts_quantized);
+    er->set_seconds(e.seconds);
+  }
+  r.set_size_bytes(q.size_bytes);
+  r.set_bops(q.bops);
+  r.set_train_seconds(q.train_seconds);
+  r.set_wall_seconds(q.wall_seconds);
+  r.set_device(record.device);
+  for (const qat::LayerBits& b : bits) {
+    r.add_wbits(b.wbits);
+    r.add_abits(b.abits);
+  }
+  std::string out;
+  r.SerializeToString(&out);
+  return out;
+}
+
+absl::StatusOr<EvalRecord> DecodeRecord(const std::string& value) {
+  EvalResult r;
+  if (!r.ParseFromString(value)) {
+    return absl::DataLossError("a cached result does not parse");
+  }
+  EvalRecord record;
+  qat::QatResult& q = record.qat;
+  q.best_val_top1 = r.best_val_top1();
+  q.best_epoch = r.best_epoch();
+  q.final_val_top1 = r.final_val_top1();
+  q.test_top1 = r.test_top1();
+  for (const EpochRecord& er : r.curve()) {
+    qat::EpochStats e;
+    e.epoch = er.epoch();
+    e.lr = er.lr();
+    e.train_loss = er.train_loss();
+    e.train_top1 = er.train_top1();
+    e.val_top1 = er.val_top1();
+    e.acts_quantized = er.acts_quantized();
+    e.seconds = er.seconds();
+    q.curve.push_back(e);
+  }
+  q.size_bytes = r.size_bytes();
+  q.bops = r.bops();
+  q.train_seconds = r.train_seconds();
+  q.wall_seconds = r.wall_seconds();
+  record.device = r.device();
+  return record;
+}
+
+CachedEvaluation::CachedEvaluation(ResultStore* store, Evaluator* evaluator,
+                                   KeyContext keys)
+    : store_(store), evaluator_(evaluator), keys_(std::move(keys)) {}
+
+std::string CachedEvaluation::Key(Stage stage,
+                                  const std::vector<qat::LayerBits>& bits) const {
+  std::string bit_text;
+  for (const qat::LayerBits& b : bits) {
+    absl::StrAppend(&bit_text, "w", b.wbits, "a", b.abits, ";");
+  }
+  return Sha256Hex(absl::StrCat(
+      "autoq-result-v", kKeyVersion, "\nmodel=", keys_.model_digest,
+      "\ndata=", keys_.data, "\nstage=", StageName(stage), "\nrecipe=",
+      stage == Stage::kSearch ? keys_.search_stage : keys_.final_stage,
+      "\nbits=", bit_text));
+}
+
+absl::StatusOr<std::optional<std::string>> CachedEvaluation::Artifact(
+    const std::string& key, const std::string& name) const {
+  return store_->GetArtifact(key, name);
+}
+
+absl::StatusOr<std::vector<EvalRecord>> CachedEvaluation::Evaluate(
+    Stage stage, const std::vector<std::vector<qat::LayerBits>>& batch,
+    const EvalProgress& progress) {
+  std::vector<EvalRecord> out(batch.size());
+  std::vector<std::string> keys(batch.size());
+  std::map<std::string, size_t> first_of;  // key -> its first entry
+  std::vector<size_t> repeats;             // entries equal to an earlier one
+  std::vector<EvalTask> tasks;
+  std::vector<size_t> task_entry;
+  size_t finished = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    keys[i] = Key(stage, batch[i]);
+    if (!first_of.emplace(keys[i], i).second) {
+      repeats.push_back(i);
+      ++stats_.repeated;
+      continue;
+    }
+    absl::StatusOr<std::optional<std::string>> hit = store_->Get(keys[i]);
+    if (!hit.ok()) return hit.status();
+    bool usable = hit->has_value();
+    if (usable && stage == Stage::kFinal) {
+      // A final result is only whole with its exports.
+      absl::StatusOr<std::vector<std::string>> names =
+          store_->ListArtifacts(keys[i]);
+      if (!names.ok()) return names.status();
+      usable = !names->empty();
+    }
+    if (!usable) {
+      tasks.push_back(EvalTask{keys[i], stage, batch[i]});
+      task_entry.push_back(i);
+      continue;
+    }
+    absl::StatusOr<EvalRecord> record = DecodeRecord(**hit);
+    if (!record.ok()) return record.status();
+    out[i] = *std::move(record);
+    ++stats_.cached;
+    ++finished;
+    if (progress) progress(i, out[i], true, finished, batch.size());
+  }
+
+  std::mutex mu;
+  absl::Status first_error;
+  const auto start = std::chrono::steady_clock::now();
+  if (!tasks.empty()) {
+    evaluator_->Run(tasks, [&](size_t t, absl::StatusOr<EvalRecord> result) {
+      absl::Status st = result.status();
+      // Exports first: a stored final result implies its artifacts.
+      if (st.ok()) {
+        for (const auto& [name, bytes] : result->artifacts) {
+          st = store_->PutArtifact(tasks[t].key, name, bytes);
+          if (!st.ok()) break;
+        }
+      }
+      if (st.ok()) {
+        ResultSummary summary;
+        summary.val_top1 = result->qat.best_val_top1;
+        summary.size_bytes = result->qat.size_bytes;
+        summary.wall_seconds = result->qat.wall_seconds;
+        summary.device = result->device;
+        st = store_->Put(tasks[t].key, EncodeRecord(*result, tasks[t].bits),
+                         summary);
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (!st.ok()) {
+        if (first_error.ok()) first_error = st;
+        return;
+      }
+      ++stats_.computed;
+      result->artifacts.clear();  // stored; keep the batch light
+      const size_t i = task_entry[t];
+      out[i] = *std::move(result);
+      ++finished;
+      if (progress) progress(i, out[i], false, finished, batch.size());
+    });
+  }
+  stats_.evaluator_seconds += std::chrono::duration<double>(
+                                  std::chrono::steady_clock::now() - start)
+                                  .count();
+  if (!first_error.ok()) return first_error;
+  for (size_t i : repeats) {
+    out[i] = out[first_of[keys[i]]];
+    ++finished;
+    if (progress) progress(i, out[i], true, finished, batch.size());
+  }
+  return out;
+}
+
+}  // namespace autoq::search

@@ -1,0 +1,85 @@
+// A search job as the rest of the code sees it: the JobSpec of
+// proto/autoq.proto (config files are its JSON form) parsed, validated and
+// with every default filled in.
+//
+// Errors name the field ("search.population: 3 is not ...") so a user can
+// fix the config file. Thread-safety: plain functions and values.
+#ifndef AUTOQ_SEARCH_JOB_CONFIG_H_
+#define AUTOQ_SEARCH_JOB_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "qat/quant_config.h"
+#include "qat/trainer.h"
+
+namespace autoq::search {
+
+struct SearchOptions {
+  int population = 8;   // a multiple of 4, >= 8 (pagmo's NSGA-II)
+  int generations = 4;  // after the initial population
+  double crossover = 0.9;
+  double mutation = -1;  // per gene; -1: 1 / genes
+  double eta_c = 10;
+  double eta_m = 10;
+  uint32_t seed = 1;
+  int min_bits = qat::kMinBits;
+  int max_bits = qat::kMaxBits;
+  bool search_activation_bits = false;
+  int activation_bits = 8;  // when not searched; 0 = float
+  bool pin_first_last = false;
+  bool bops_objective = false;
+  int64_t size_budget_bytes = 0;  // 0: none
+};
+
+struct FinalOptions {
+  qat::QatRecipe recipe;
+  int64_t train_subset = 0;  // 0: the whole training split
+  qat::BnFold bn_fold = qat::BnFold::kApproximate;
+  bool compare_uniform = true;
+};
+
+struct JobConfig {
+  std::string name;
+  // Canonical JSON of the spec as given (for logs and the job's identity).
+  std::string spec_json;
+
+  std::string model_path;
+  std::string builtin;              // "" or "fashion-mnist"
+  std::vector<int64_t> input_shape;  // empty: the dataset's
+
+  std::string data_spec;
+  int64_t val_size = 5000;
+  int64_t val_subset = 0;
+  int64_t test_subset = 0;
+  uint64_t split_seed = 1;
+
+  qat::QuantScheme scheme;
+  SearchOptions search;
+  qat::QatRecipe search_recipe;
+  int64_t search_train_subset = 0;
+  FinalOptions final_front;
+
+  std::vector<std::string> devices;  // one local worker each
+  int threads = 0;                   // per worker; 0: cores / CPU workers
+
+  std::string output_dir;
+  std::string database;
+
+  // Adjustments made while resolving (e.g. a population rounded up).
+  std::vector<std::string> warnings;
+};
+
+// Parses the JSON form of an autoq.JobSpec, validates it and fills in the
+// defaults. Relative paths stay relative to the working directory.
+absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view json);
+
+// Reads and parses a config file; errors name the file.
+absl::StatusOr<JobConfig> LoadJobConfig(const std::string& path);
+
+}  // namespace autoq::search
+
+#endif  // AUTOQ_SEARCH_JOB_CONFIG_H_

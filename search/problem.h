@@ -1,0 +1,100 @@
+// The search's objectives and the pagmo user-defined problem over them.
+//
+// pagmo copies a problem freely (every generation, every population), so
+// BitWidthProblem holds only a shared_ptr to the Objectives that do the
+// work. NSGA-II asks for the fitness of a whole generation at once through
+// batch_fitness (pagmo::member_bfe), which goes to CachedEvaluation as one
+// batch, so local and remote workers run the generation in parallel.
+//
+// Thread-safety: all calls come from the thread running the search.
+#ifndef AUTOQ_SEARCH_PROBLEM_H_
+#define AUTOQ_SEARCH_PROBLEM_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <pagmo/types.hpp>
+
+#include "absl/status/statusor.h"
+#include "qat/model_analysis.h"
+#include "search/chromosome.h"
+#include "search/evaluation.h"
+#include "search/job_config.h"
+
+namespace autoq::search {
+
+// Objectives, all minimized: accuracy loss vs. the float model in
+// percentage points (float val top-1 - best val top-1 of the short QAT),
+// size in KB and, optionally, giga-BOPs. Configurations over the size
+// budget are not trained: their loss is 100 + the relative excess.
+class Objectives {
+ public:
+  Objectives(Encoding encoding, const qat::ModelAnalysis* analysis,
+             qat::Granularity granularity, const SearchOptions& options,
+             double float_val_top1, CachedEvaluation* evaluation);
+
+  const Encoding& encoding() const { return encoding_; }
+  size_t num_objectives() const { return bops_ ? 3 : 2; }
+  double float_val_top1() const { return float_val_top1_; }
+  bool OverBudget(const std::vector<int>& genes) const;
+
+  // Scores a batch (cache first, then the evaluator) and returns one
+  // objective vector per chromosome.
+  absl::StatusOr<std::vector<std::vector<double>>> Score(
+      const std::vector<std::vector<int>>& batch);
+
+  // The record of a chromosome scored earlier in this process, or null.
+  const EvalRecord* Find(const std::vector<int>& genes) const;
+
+  // Called for every finished entry of a batch (for progress lines).
+  using Progress = std::function<void(const std::vector<qat::LayerBits>& bits,
+                                      const EvalRecord& record, bool cached,
+                                      size_t finished, size_t total)>;
+  void set_progress(Progress progress) { progress_ = std::move(progress); }
+
+  // The error that made the last batch fail (pagmo sees an exception).
+  const absl::Status& last_error() const { return last_error_; }
+  void set_last_error(absl::Status s) { last_error_ = std::move(s); }
+
+ private:
+  Encoding encoding_;
+  const qat::ModelAnalysis* analysis_;
+  qat::Granularity granularity_;
+  int64_t budget_bytes_;
+  bool bops_;
+  double float_val_top1_;
+  CachedEvaluation* evaluation_;
+  Progress progress_;
+  std::map<std::vector<int>, EvalRecord> records_;
+  absl::Status last_error_;
+};
+
+// The pagmo UDP. Integer genes in [min_bits, max_bits].
+class BitWidthProblem {
+ public:
+  BitWidthProblem() = default;  // pagmo requires it; unusable as is
+  explicit BitWidthProblem(std::shared_ptr<Objectives> objectives);
+
+  pagmo::vector_double fitness(const pagmo::vector_double& x) const;
+  pagmo::vector_double batch_fitness(const pagmo::vector_double& xs) const;
+  bool has_batch_fitness() const { return true; }
+  std::pair<pagmo::vector_double, pagmo::vector_double> get_bounds() const;
+  pagmo::vector_double::size_type get_nobj() const;
+  pagmo::vector_double::size_type get_nix() const;
+  std::string get_name() const { return "AutoQ per-layer bit-widths"; }
+
+ private:
+  std::shared_ptr<Objectives> objectives_;
+};
+
+// Decision vector (doubles holding integers) <-> genes.
+std::vector<int> ToGenes(const pagmo::vector_double& x);
+pagmo::vector_double ToDecisionVector(const std::vector<int>& genes);
+
+}  // namespace autoq::search
+
+#endif  // AUTOQ_SEARCH_PROBLEM_H_

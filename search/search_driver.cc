@@ -1,0 +1,219 @@
+#include "search/search_driver.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include <pagmo/algorithms/nsga2.hpp>
+#include <pagmo/batch_evaluators/member_bfe.hpp>
+#include <pagmo/bfe.hpp>
+#include <pagmo/population.hpp>
+#include <pagmo/problem.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "proto/autoq.pb.h"
+#include "search/pareto.h"
+#include "search/report.h"
+
+namespace autoq::search {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+absl::Status SaveCheckpoint(ResultStore& store, const std::string& job_key,
+                            int generation, uint32_t next_seed,
+                            const std::vector<std::vector<int>>& genes,
+                            const std::vector<std::vector<double>>& fitness,
+                            const EvalStats& stats) {
+  SearchCheckpoint ckpt;
+  ckpt.set_generation(generation);
+  ckpt.set_next_seed(next_seed);
+  ckpt.set_computed(stats.computed);
+  ckpt.set_cached(stats.cached);
+  for (size_t i = 0; i < genes.size(); ++i) {
+    Individual* ind = ckpt.add_population();
+    for (int g : genes[i]) ind->add_genes(g);
+    for (double f : fitness[i]) ind->add_fitness(f);
+  }
+  std::string blob;
+  ckpt.SerializeToString(&blob);
+  return store.PutCheckpoint(job_key, generation, blob);
+}
+
+void LogGeneration(const SearchContext& ctx, const Objectives& objectives,
+                   int generation, int generations,
+                   const std::vector<std::vector<int>>& genes,
+                   const std::vector<std::vector<double>>& fitness,
+                   const EvalStats& stats, double seconds) {
+  if (ctx.log == nullptr) return;
+  std::vector<size_t> front = FrontIndices(genes, fitness);
+  std::vector<TableRow> rows;
+  std::vector<AccuracySize> points;
+  for (size_t i : front) {
+    TableRow row;
+    std::vector<qat::LayerBits> bits = objectives.encoding().Decode(genes[i]);
+    for (const qat::LayerBits& b : bits) {
+      row.wbits.push_back(b.wbits);
+      row.abits.push_back(b.abits);
+    }
+    row.top1 = ctx.float_val_top1 - fitness[i][0];
+    row.size_bytes = static_cast<int64_t>(std::llround(fitness[i][1] * 1024.0));
+    points.push_back(AccuracySize{row.top1, row.size_bytes});
+    rows.push_back(std::move(row));
+  }
+  const double hv =
+      NormalizedHypervolume(points, ctx.float_val_top1, ctx.float_size_bytes);
+  std::fprintf(ctx.log,
+               "\n== generation %d/%d (%.1f s): Pareto front, validation "
+               "top-1 (float %.2f%%)\n%s",
+               generation, generations, seconds, ctx.float_val_top1,
+               FormatFrontTable(rows, ctx.float_val_top1, ctx.float_size_bytes)
+                   .c_str());
+  std::fprintf(ctx.log,
+               "   hypervolume %.4f | evaluations: %lld computed, %lld cached, "
+               "%lld repeated in a batch\n",
+               hv, static_cast<long long>(stats.computed),
+               static_cast<long long>(stats.cached),
+               static_cast<long long>(stats.repeated));
+  std::fflush(ctx.log);
+}
+
+}  // namespace
+
+uint32_t GenerationSeed(uint32_t search_seed, int generation) {
+  // splitmix-style mixing: neighbouring seeds give unrelated streams.
+  uint64_t z = (static_cast<uint64_t>(search_seed) << 32) ^
+               static_cast<uint64_t>(generation) ^ 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return static_cast<uint32_t>(z ^ (z >> 31));
+}
+
+std::vector<size_t> FrontIndices(
+    const std::vector<std::vector<int>>& genes,
+    const std::vector<std::vector<double>>& fitness) {
+  std::vector<std::vector<double>> objectives;
+  std::vector<size_t> index;
+  std::set<std::vector<int>> seen;
+  for (size_t i = 0; i < genes.size(); ++i) {
+    if (fitness[i][0] >= 100.0) continue;  // over the size budget
+    if (!seen.insert(genes[i]).second) continue;
+    objectives.push_back(fitness[i]);
+    index.push_back(i);
+  }
+  std::vector<size_t> front;
+  for (size_t j : NonDominated(objectives)) front.push_back(index[j]);
+  std::sort(front.begin(), front.end(), [&](size_t a, size_t b) {
+    return fitness[a][1] < fitness[b][1];
+  });
+  return front;
+}
+
+absl::StatusOr<SearchOutcome> RunSearch(const SearchOptions& options,
+                                        Objectives& objectives,
+                                        const CachedEvaluation& evaluation,
+                                        ResultStore& store,
+                                        const SearchContext& ctx) {
+  const auto start = Clock::now();
+  SearchOutcome out;
+  std::vector<std::vector<int>>& genes = out.population;
+  std::vector<std::vector<double>>& fitness = out.fitness;
+  uint32_t next_seed = GenerationSeed(options.seed, 1);
+  int generation = 0;
+
+  absl::StatusOr<std::optional<Checkpoint>> ckpt =
+      store.LatestCheckpoint(ctx.job_key);
+  if (!ckpt.ok()) return ckpt.status();
+  const size_t nobj = objectives.num_objectives();
+  if (ckpt->has_value()) {
+    SearchCheckpoint saved;
+    if (!saved.ParseFromString((*ckpt)->state)) {
+      return absl::DataLossError(absl::StrCat(
+          store.path(), ": the search checkpoint of generation ",
+          (*ckpt)->generation, " does not parse"));
+    }
+    for (const Individual& ind : saved.population()) {
+      genes.emplace_back(ind.genes().begin(), ind.genes().end());
+      fitness.emplace_back(ind.fitness().begin(), ind.fitness().end());
+      if (genes.back().size() !=
+              static_cast<size_t>(objectives.encoding().dimension()) ||
+          fitness.back().size() != nobj) {
+        return absl::DataLossError(
+            absl::StrCat(store.path(), ": the search checkpoint does not "
+                                       "match this job's chromosome"));
+      }
+    }
+    generation = saved.generation();
+    next_seed = saved.next_seed();
+    out.resumed_from = generation;
+    if (ctx.log != nullptr) {
+      std::fprintf(ctx.log,
+                   "resuming the search after generation %d (checkpoint in "
+                   "%s)\n",
+                   generation, store.path().c_str());
+    }
+  } else {
+    genes = objectives.encoding().InitialPopulation(options.population,
+                                                    options.seed);
+    if (ctx.log != nullptr) {
+      std::fprintf(ctx.log,
+                   "\n== initial population: %zu configurations (uniform "
+                   "%d..%d bits and their offspring)\n",
+                   genes.size(), options.min_bits, options.max_bits);
+    }
+    const auto t = Clock::now();
+    absl::StatusOr<std::vector<std::vector<double>>> scores =
+        objectives.Score(genes);
+    if (!scores.ok()) return scores.status();
+    fitness = *std::move(scores);
+    absl::Status st = SaveCheckpoint(store, ctx.job_key, 0, next_seed, genes,
+                                     fitness, evaluation.stats());
+    if (!st.ok()) return st;
+    LogGeneration(ctx, objectives, 0, options.generations, genes, fitness,
+                  evaluation.stats(), Since(t));
+  }
+
+  const int dim = objectives.encoding().dimension();
+  const double mutation =
+      options.mutation >= 0 ? options.mutation : 1.0 / std::max(dim, 1);
+  auto shared = std::shared_ptr<Objectives>(&objectives, [](Objectives*) {});
+  pagmo::problem problem{BitWidthProblem(shared)};
+  while (generation < options.generations) {
+    const auto t = Clock::now();
+    ++generation;
+    try {
+      pagmo::population pop(problem, 0u, next_seed);
+      for (size_t i = 0; i < genes.size(); ++i) {
+        pop.push_back(ToDecisionVector(genes[i]), fitness[i]);
+      }
+      pagmo::nsga2 algo(1u, options.crossover, options.eta_c, mutation,
+                        options.eta_m, next_seed);
+      algo.set_bfe(pagmo::bfe{pagmo::member_bfe{}});
+      pop = algo.evolve(pop);
+      for (size_t i = 0; i < pop.size(); ++i) {
+        genes[i] = ToGenes(pop.get_x()[i]);
+        fitness[i] = pop.get_f()[i];
+      }
+    } catch (const std::exception& e) {
+      if (!objectives.last_error().ok()) return objectives.last_error();
+      return absl::InternalError(
+          absl::StrCat("NSGA-II generation ", generation, ": ", e.what()));
+    }
+    next_seed = GenerationSeed(options.seed, generation + 1);
+    absl::Status st = SaveCheckpoint(store, ctx.job_key, generation, next_seed,
+                                     genes, fitness, evaluation.stats());
+    if (!st.ok()) return st;
+    LogGeneration(ctx, objectives, generation, options.generations, genes,
+                  fitness, evaluation.stats(), Since(t));
+  }
+  out.generations_done = generation;
+  out.front = FrontIndices(genes, fitness);
+  out.seconds = Since(start);
+  return out;
+}
+
+}  // namespace autoq::search

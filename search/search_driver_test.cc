@@ -1,0 +1,201 @@
+// The search logic on a fake evaluator: encoding, the cache in front of the
+// evaluator, NSGA-II determinism and resumption from checkpoints.
+#include "search/search_driver.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "search/chromosome.h"
+#include "search/evaluation.h"
+#include "search/problem.h"
+#include "search/result_store.h"
+#include "search/test_fakes.h"
+
+namespace autoq::search {
+namespace {
+
+using testing::FakeAnalysis;
+using testing::FakeEvaluator;
+using testing::ScopedTempDir;
+
+TEST(EncodingTest, UniformAndPinned) {
+  SearchOptions o;
+  o.pin_first_last = true;
+  Encoding e(5, o);
+  EXPECT_EQ(e.dimension(), 3);
+  std::vector<qat::LayerBits> bits = e.Decode({4, 5, 6});
+  ASSERT_EQ(bits.size(), 5u);
+  EXPECT_EQ(bits[0].wbits, 8);
+  EXPECT_EQ(bits[1].wbits, 4);
+  EXPECT_EQ(bits[3].wbits, 6);
+  EXPECT_EQ(bits[4].wbits, 8);
+  for (const qat::LayerBits& b : bits) EXPECT_EQ(b.abits, 8);
+  EXPECT_EQ(e.Decode({1, 9, 5})[1].wbits, 2);  // clamped
+  EXPECT_EQ(e.Decode({1, 9, 5})[2].wbits, 8);
+}
+
+TEST(EncodingTest, ActivationGenes) {
+  SearchOptions o;
+  o.search_activation_bits = true;
+  Encoding e(3, o);
+  EXPECT_EQ(e.dimension(), 6);
+  std::vector<qat::LayerBits> bits = e.Decode({2, 3, 4, 5, 6, 7});
+  EXPECT_EQ(bits[0].wbits, 2);
+  EXPECT_EQ(bits[0].abits, 5);
+  EXPECT_EQ(bits[2].abits, 7);
+  EXPECT_EQ(e.UniformBits(4)[1].abits, 4);
+  EXPECT_EQ(FormatBits(bits), "2,3,4 a:5,6,7");
+}
+
+TEST(EncodingTest, InitialPopulationStartsWithUniformConfigs) {
+  SearchOptions o;
+  Encoding e(6, o);
+  std::vector<std::vector<int>> pop = e.InitialPopulation(16, 7);
+  ASSERT_EQ(pop.size(), 16u);
+  for (int b = 2; b <= 8; ++b) EXPECT_EQ(pop[static_cast<size_t>(b - 2)], e.Uniform(b));
+  std::set<std::vector<int>> distinct(pop.begin(), pop.end());
+  EXPECT_EQ(distinct.size(), 16u);
+  EXPECT_EQ(e.InitialPopulation(16, 7), pop);  // seeded
+  EXPECT_NE(e.InitialPopulation(16, 8), pop);
+}
+
+class SearchTest : public ::testing::Test {
+ protected:
+  SearchTest() : analysis_(FakeAnalysis(6)), evaluator_(&analysis_) {}
+
+  KeyContext Keys() const {
+    return KeyContext{"model", "data", "search-recipe", "final-recipe"};
+  }
+
+  absl::StatusOr<SearchOutcome> Search(ResultStore* store, Evaluator* ev,
+                                       int generations, EvalStats* stats) {
+    SearchOptions o;
+    o.population = 8;
+    o.generations = generations;
+    o.seed = 3;
+    CachedEvaluation evaluation(store, ev, Keys());
+    auto objectives = std::make_shared<Objectives>(
+        Encoding(6, o), &analysis_, qat::Granularity::kPerTensorAffine, o,
+        90.0, &evaluation);
+    SearchContext ctx;
+    ctx.job_key = "job";
+    ctx.float_val_top1 = 90.0;
+    ctx.float_size_bytes = analysis_.float_size_bytes;
+    ctx.log = nullptr;
+    absl::StatusOr<SearchOutcome> out =
+        RunSearch(o, *objectives, evaluation, *store, ctx);
+    if (stats != nullptr) *stats = evaluation.stats();
+    return out;
+  }
+
+  qat::ModelAnalysis analysis_;
+  FakeEvaluator evaluator_;
+  ScopedTempDir dir_;
+};
+
+TEST_F(SearchTest, CacheAnswersRepeatsAndNeverRunsAKeyTwice) {
+  auto store = ResultStore::Open(dir_.path() + "/a.db");
+  ASSERT_TRUE(store.ok()) << store.status();
+  CachedEvaluation evaluation(store->get(), &evaluator_, Keys());
+  std::vector<qat::LayerBits> a(6, {4, 8}), b(6, {6, 8});
+  auto first = evaluation.Evaluate(Stage::kSearch, {a, b, a, a});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(evaluator_.runs(), 2);
+  EXPECT_EQ(evaluation.stats().repeated, 2);
+  EXPECT_DOUBLE_EQ((*first)[0].qat.best_val_top1, (*first)[3].qat.best_val_top1);
+  auto second = evaluation.Evaluate(Stage::kSearch, {b, a});
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(evaluator_.runs(), 2);
+  EXPECT_EQ(evaluation.stats().cached, 2);
+  EXPECT_DOUBLE_EQ((*second)[1].qat.best_val_top1, (*first)[0].qat.best_val_top1);
+  // A final-stage key differs from the search key of the same bits.
+  EXPECT_NE(evaluation.Key(Stage::kSearch, a), evaluation.Key(Stage::kFinal, a));
+  auto final_stage = evaluation.Evaluate(Stage::kFinal, {a});
+  ASSERT_TRUE(final_stage.ok());
+  EXPECT_EQ(evaluator_.runs(), 3);
+  auto artifact = evaluation.Artifact(evaluation.Key(Stage::kFinal, a), "model.pt");
+  ASSERT_TRUE(artifact.ok());
+  EXPECT_EQ(artifact->value_or(""), "ts");
+}
+
+TEST_F(SearchTest, FailedBatchKeepsTheFinishedResults) {
+  auto store = ResultStore::Open(dir_.path() + "/a.db");
+  ASSERT_TRUE(store.ok());
+  CachedEvaluation evaluation(store->get(), &evaluator_, Keys());
+  std::vector<qat::LayerBits> a(6, {4, 8}), b(6, {6, 8});
+  ASSERT_TRUE(evaluation.Evaluate(Stage::kSearch, {a}).ok());
+  evaluator_.set_fail_all(true);
+  auto failed = evaluation.Evaluate(Stage::kSearch, {a, b});
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kResourceExhausted);
+  evaluator_.set_fail_all(false);
+  auto count = (*store)->CountResults();
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(*count, 1);
+}
+
+TEST_F(SearchTest, SameSeedSameFront) {
+  auto s1 = ResultStore::Open(dir_.path() + "/1.db");
+  auto s2 = ResultStore::Open(dir_.path() + "/2.db");
+  ASSERT_TRUE(s1.ok() && s2.ok());
+  FakeEvaluator other(&analysis_);
+  auto a = Search(s1->get(), &evaluator_, 4, nullptr);
+  auto b = Search(s2->get(), &other, 4, nullptr);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(a->population, b->population);
+  EXPECT_EQ(a->front, b->front);
+  EXPECT_FALSE(a->front.empty());
+  EXPECT_EQ(evaluator_.max_runs_of_one_key(), 1);
+}
+
+TEST_F(SearchTest, ResumesFromTheLastCheckpointWithoutRecomputing) {
+  auto full_store = ResultStore::Open(dir_.path() + "/full.db");
+  ASSERT_TRUE(full_store.ok());
+  FakeEvaluator full_eval(&analysis_);
+  auto full = Search(full_store->get(), &full_eval, 4, nullptr);
+  ASSERT_TRUE(full.ok());
+
+  // Stop after two generations, then ask for four on the same database.
+  auto store = ResultStore::Open(dir_.path() + "/part.db");
+  ASSERT_TRUE(store.ok());
+  auto part = Search(store->get(), &evaluator_, 2, nullptr);
+  ASSERT_TRUE(part.ok());
+  const int runs_after_two = evaluator_.runs();
+  EvalStats stats;
+  auto resumed = Search(store->get(), &evaluator_, 4, &stats);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->resumed_from, 2);
+  EXPECT_EQ(resumed->population, full->population);
+  EXPECT_EQ(evaluator_.runs() - runs_after_two, full_eval.runs() - runs_after_two);
+  EXPECT_EQ(evaluator_.max_runs_of_one_key(), 1);
+
+  // Rerunning the finished job computes nothing.
+  const int runs = evaluator_.runs();
+  auto again = Search(store->get(), &evaluator_, 4, &stats);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(evaluator_.runs(), runs);
+  EXPECT_EQ(again->population, full->population);
+}
+
+TEST_F(SearchTest, OverBudgetConfigurationsAreNotTrained) {
+  auto store = ResultStore::Open(dir_.path() + "/b.db");
+  ASSERT_TRUE(store.ok());
+  SearchOptions o;
+  o.size_budget_bytes = qat::ComputeCost(analysis_, std::vector<qat::LayerBits>(6, {4, 8}),
+                                         qat::Granularity::kPerTensorAffine)
+                            .size_bytes;
+  CachedEvaluation evaluation(store->get(), &evaluator_, Keys());
+  Objectives objectives(Encoding(6, o), &analysis_,
+                        qat::Granularity::kPerTensorAffine, o, 90.0, &evaluation);
+  auto scores = objectives.Score({std::vector<int>(6, 8), std::vector<int>(6, 3)});
+  ASSERT_TRUE(scores.ok());
+  EXPECT_GE((*scores)[0][0], 100.0);
+  EXPECT_LT((*scores)[1][0], 100.0);
+  EXPECT_EQ(evaluator_.runs(), 1);
+}
+
+}  // namespace
+}  // namespace autoq::search

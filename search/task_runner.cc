@@ -1,0 +1,53 @@
+#include "search/task_runner.h"
+
+#include <chrono>
+
+#include "qat/export.h"
+#include "qat/quantized_model.h"
+#include "qat/status_macros.h"
+#include "qat/tensor_dataset.h"
+#include "qat/torch_errors.h"
+
+namespace autoq::search {
+
+absl::StatusOr<EvalRecord> RunTask(const JobData& job, const EvalTask& task,
+                                   c10::Device device,
+                                   const qat::ProgressOptions& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  const bool final_stage = task.stage == Stage::kFinal;
+  qat::QuantizedModelOptions options;
+  options.scheme = job.scheme;
+  if (final_stage) options.scheme.bn_fold = job.final_bn_fold;
+  options.bits = task.bits;
+  options.device = device;
+  ASSIGN_OR_RETURN(std::unique_ptr<qat::QuantizedModel> model,
+                   qat::QuantizedModel::Create(job.model, job.analysis, options));
+  const int64_t subset =
+      final_stage ? job.final_train_subset : job.search_train_subset;
+  const qat::TensorDataset train =
+      subset > 0 ? qat::Head(job.data.train, subset) : job.data.train;
+  const qat::TensorDataset* test =
+      final_stage && job.data.test.size() > 0 ? &job.data.test : nullptr;
+  EvalRecord record;
+  ASSIGN_OR_RETURN(
+      record.qat,
+      qat::RunQat(*model, train, job.data.val, test,
+                  final_stage ? job.final_recipe : job.search_recipe, progress));
+  record.device = device.str();
+  if (final_stage) {
+    ASSIGN_OR_RETURN(qat::ExportedModel exported,
+                     qat::ExportQuantizedModel(*model));
+    record.artifacts.emplace_back(kTorchScriptArtifact,
+                                  std::move(exported.torchscript));
+    record.artifacts.emplace_back(kPackedArtifact, std::move(exported.packed));
+    record.artifacts.emplace_back(kManifestArtifact,
+                                  std::move(exported.manifest_json));
+  }
+  // Model preparation and the exports count as the task's time too.
+  record.qat.wall_seconds = std::chrono::duration<double>(
+                                std::chrono::steady_clock::now() - start)
+                                .count();
+  return record;
+}
+
+}  // namespace autoq::search

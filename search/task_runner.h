@@ -1,0 +1,50 @@
+// What a worker does with one task: the QAT fine-tune of one bit-width
+// configuration (and, for a final point, its test score and exports).
+// Shared by the local worker pool and, later, the service's workers.
+//
+// Thread-safety: RunTask only reads `job`; concurrent calls are safe.
+#ifndef AUTOQ_SEARCH_TASK_RUNNER_H_
+#define AUTOQ_SEARCH_TASK_RUNNER_H_
+
+#include <cstdint>
+
+#include <c10/core/Device.h>
+#include <torch/csrc/jit/api/module.h>
+
+#include "absl/status/statusor.h"
+#include "evaluator/dataset.h"
+#include "qat/model_analysis.h"
+#include "qat/progress.h"
+#include "qat/quant_config.h"
+#include "qat/trainer.h"
+#include "search/evaluation.h"
+
+namespace autoq::search {
+
+// Everything a task needs besides its bits; read-only once built.
+struct JobData {
+  torch::jit::Module model;
+  qat::ModelAnalysis analysis;
+  evaluator::DatasetSplits data;
+  qat::QuantScheme scheme;
+  qat::QatRecipe search_recipe;
+  int64_t search_train_subset = 0;  // 0: all of data.train
+  qat::QatRecipe final_recipe;
+  int64_t final_train_subset = 0;
+  qat::BnFold final_bn_fold = qat::BnFold::kApproximate;
+};
+
+// Names of the artifacts of a final point.
+inline constexpr char kTorchScriptArtifact[] = "model.pt";
+inline constexpr char kPackedArtifact[] = "weights.bin";
+inline constexpr char kManifestArtifact[] = "manifest.json";
+
+// Runs `task` on `device`. Search tasks score on the validation split only;
+// final tasks also score the test split and export the model.
+absl::StatusOr<EvalRecord> RunTask(const JobData& job, const EvalTask& task,
+                                   c10::Device device,
+                                   const qat::ProgressOptions& progress = {});
+
+}  // namespace autoq::search
+
+#endif  // AUTOQ_SEARCH_TASK_RUNNER_H_

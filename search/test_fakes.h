@@ -1,0 +1,119 @@
+// Shared fakes for the search's unit tests: a model analysis without a
+// model and an evaluator whose "accuracy" is a closed-form function of the
+// bits, so the search logic is tested in milliseconds.
+#ifndef AUTOQ_SEARCH_TEST_FAKES_H_
+#define AUTOQ_SEARCH_TEST_FAKES_H_
+
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "qat/cost_model.h"
+#include "qat/model_analysis.h"
+#include "search/evaluation.h"
+
+namespace autoq::search::testing {
+
+// `n` conv layers of growing size, all genes.
+inline qat::ModelAnalysis FakeAnalysis(int n) {
+  qat::ModelAnalysis a;
+  for (int i = 0; i < n; ++i) {
+    qat::LayerInfo l;
+    l.graph_index = i;
+    l.gene = i;
+    l.module_path = absl::StrCat("layer", i);
+    l.weight_path = l.module_path + ".weight";
+    const int64_t out = 16 * (i + 1);
+    l.weight_shape = {out, 16, 3, 3};
+    l.num_weights = out * 16 * 9;
+    l.macs = l.num_weights * 100;
+    a.layers.push_back(l);
+    a.num_parameters += l.num_weights;
+  }
+  a.float_size_bytes = 4 * a.num_parameters;
+  a.num_classes = 10;
+  return a;
+}
+
+// Accuracy 90 minus a loss that grows as bits shrink, layer 0 (the first)
+// most sensitive. Counts every task it runs; can be told to fail.
+class FakeEvaluator : public Evaluator {
+ public:
+  explicit FakeEvaluator(const qat::ModelAnalysis* analysis)
+      : analysis_(analysis) {}
+
+  void Run(const std::vector<EvalTask>& tasks, const Callback& done) override {
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      threads.emplace_back([&, t] { done(t, Score(tasks[t])); });
+    }
+    for (std::thread& th : threads) th.join();
+  }
+
+  absl::StatusOr<EvalRecord> Score(const EvalTask& task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++runs_;
+      ++runs_by_key_[task.key];
+      if (fail_all_) return absl::ResourceExhaustedError("fake failure");
+    }
+    double loss = 0;
+    for (size_t i = 0; i < task.bits.size(); ++i) {
+      const double sensitivity = 4.0 / (1.0 + i);
+      loss += sensitivity * std::pow(2.0, 2 - task.bits[i].wbits) * 4;
+    }
+    EvalRecord r;
+    r.qat.best_val_top1 = std::max(10.0, 90.0 - loss);
+    r.qat.test_top1 = task.stage == Stage::kFinal ? r.qat.best_val_top1 - 0.5 : -1;
+    qat::ModelCost cost = qat::ComputeCost(
+        *analysis_, task.bits, qat::Granularity::kPerTensorAffine);
+    r.qat.size_bytes = cost.size_bytes;
+    r.qat.bops = cost.bops;
+    r.qat.wall_seconds = 0.001;
+    r.device = "fake";
+    if (task.stage == Stage::kFinal) {
+      r.artifacts.emplace_back("model.pt", "ts");
+      r.artifacts.emplace_back("weights.bin", "w");
+      r.artifacts.emplace_back("manifest.json", "{}");
+    }
+    return r;
+  }
+
+  int runs() const { return runs_; }
+  int max_runs_of_one_key() const {
+    int m = 0;
+    for (const auto& [k, v] : runs_by_key_) m = std::max(m, v);
+    return m;
+  }
+  void set_fail_all(bool f) { fail_all_ = f; }
+
+ private:
+  const qat::ModelAnalysis* analysis_;
+  std::mutex mu_;
+  int runs_ = 0;
+  std::map<std::string, int> runs_by_key_;
+  bool fail_all_ = false;
+};
+
+// A fresh temporary folder, removed at the end.
+class ScopedTempDir {
+ public:
+  ScopedTempDir() {
+    char tmpl[] = "/tmp/autoq_search_test_XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~ScopedTempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace autoq::search::testing
+
+#endif  // AUTOQ_SEARCH_TEST_FAKES_H_
