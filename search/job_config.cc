@@ -188,7 +188,7 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view json) {
       std::string(json), &spec, options);
   if (!parsed.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("invalid job spec: ", parsed.message()));
+        absl::StrCat("invalid job spec: ", parsed.message().as_string()));
   }
   JobConfig c;
   google::protobuf::util::JsonPrintOptions print;
