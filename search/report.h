@@ -1,0 +1,110 @@
+// Reports of the final Pareto front: the comparison with uniform bit-widths,
+// a text table for logs, and the files a job leaves in its output folder
+// (front.json, front.csv, front.svg).
+#ifndef AUTOQ_SEARCH_REPORT_H_
+#define AUTOQ_SEARCH_REPORT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace autoq::search {
+
+// One fully fine-tuned configuration. Accuracies are in percent, as the
+// float ones of FrontReport; -1 means "not measured".
+struct FrontPoint {
+  std::string label;       // "front-1" ..., "uniform-4"
+  bool uniform = false;    // a uniform configuration (same bits everywhere)
+  std::vector<int> wbits;  // per gene (quantizable layer)
+  std::vector<int> abits;  // per gene; 0 = float activations
+  int64_t size_bytes = 0;
+  int64_t bops = 0;
+  double search_val_top1 = -1;  // short QAT score during the search
+  double val_top1 = -1;         // after the final fine-tune
+  double test_top1 = -1;        // after the final fine-tune, held-out split
+  // Exported files, relative to the output folder; may be empty.
+  std::string torchscript_file, packed_file, manifest_file;
+};
+
+struct FrontReport {
+  std::string job_name;
+  std::vector<std::string> layer_names;  // per gene
+  double float_val_top1 = 0, float_test_top1 = 0;
+  int64_t float_size_bytes = 0;
+  std::vector<FrontPoint> front;    // the found front (final fine-tune done)
+  std::vector<FrontPoint> uniform;  // uniform configurations, same fine-tune
+};
+
+struct FrontComparison {
+  // NormalizedHypervolume (search/pareto.h) of test top-1 and size.
+  double front_hypervolume = 0;
+  double uniform_hypervolume = 0;
+  // Labels of the front points that beat every uniform configuration (see
+  // CompareWithUniform), in front order.
+  std::vector<std::string> beating_points;
+  // The front covers more than the uniform configurations and at least one
+  // of its points beats them all.
+  bool beats_uniform() const {
+    return front_hypervolume > uniform_hypervolume && !beating_points.empty();
+  }
+};
+
+// Compares the found front with the uniform configurations on the test
+// split. A front point p with a measured test top-1 "beats uniform" iff at
+// least one uniform configuration was measured and p is strictly smaller
+// than every measured uniform configuration u with u.test_top1 >=
+// p.test_top1. When no uniform configuration is that accurate, p qualifies:
+// it is more accurate than all of them. (Equal sizes do not qualify: the
+// point must buy a strictly smaller model at no accuracy cost.)
+FrontComparison CompareWithUniform(const FrontReport& report);
+
+// One row of FormatFrontTable.
+struct TableRow {
+  std::string label;  // may be empty
+  int64_t size_bytes = 0;
+  double top1 = -1;  // percent; < 0 prints "-"
+  std::vector<int> wbits, abits;
+};
+
+// Text table for logs, one row per point sorted by size, then a "float"
+// reference row. Columns: label (only when some row has one), size in KB,
+// compression vs. float, top-1, difference to float in percentage points,
+// and the bits: the weight bits per layer ("8,4,4,8"); when every row has the
+// same activation bits A everywhere the header says "a A" (or "a float") once,
+// otherwise each row adds " a:8,8,0,8" (0 = float activations). Ends with a
+// newline.
+std::string FormatFrontTable(const std::vector<TableRow>& rows,
+                             double float_top1, int64_t float_size_bytes);
+
+// The files below are written atomically (to path + ".tmp", then renamed),
+// so a reader never sees half a report. Errors name the path.
+
+// Everything in the report plus the comparison, pretty-printed. Unmeasured
+// accuracies stay -1, as in FrontPoint.
+absl::Status WriteFrontJson(const FrontReport& report, const std::string& path);
+
+// One row per front and uniform point after a header; the kind column says
+// "front" or "uniform"; bits are space-separated inside one column
+// ("8 4 4 8") so the file stays plain comma-separated. Unmeasured
+// accuracies are empty cells.
+absl::Status WriteFrontCsv(const FrontReport& report, const std::string& path);
+
+// A self-contained SVG: test top-1 against size with the front, the uniform
+// configurations and the float accuracy; below it, the weight bits per layer
+// of every front point. Written by report_svg.cc.
+absl::Status WriteFrontSvg(const FrontReport& report, const std::string& path);
+
+namespace report_internal {
+
+// Writes `contents` to path + ".tmp" and renames it onto `path`. Shared by
+// the writers above.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 const std::string& contents);
+
+}  // namespace report_internal
+
+}  // namespace autoq::search
+
+#endif  // AUTOQ_SEARCH_REPORT_H_

@@ -1,0 +1,486 @@
+// WriteFrontSvg: a hand-written, self-contained SVG of the final front, so
+// the report opens in any browser without plotting libraries.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "search/report.h"
+
+namespace autoq::search {
+namespace {
+
+constexpr const char* kFrontColor = "#1f77b4";
+constexpr const char* kUniformColor = "#e6550d";
+// Bar colors of the front points (Tableau 10), reused cyclically.
+constexpr const char* kPalette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2",
+                                    "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+                                    "#9c755f", "#bab0ac"};
+constexpr size_t kPaletteSize = sizeof(kPalette) / sizeof(kPalette[0]);
+
+std::string Xml(absl::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// Pixel coordinates: one decimal is plenty.
+std::string Px(double v) { return absl::StrFormat("%.1f", v); }
+
+// 1, 2 or 5 times a power of ten, giving about `target` intervals.
+double NiceStep(double range, int target) {
+  const double raw = range / target;
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  const double norm = raw / mag;
+  return (norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10) * mag;
+}
+
+struct Axis {
+  double lo = 0, hi = 1;
+  bool log = false;
+  std::vector<double> ticks;
+  int decimals = 0;  // of the tick labels
+
+  // Maps `v` from [lo, hi] onto the pixel interval [a, b].
+  double Map(double v, double a, double b) const {
+    const double t =
+        log ? (std::log(v) - std::log(lo)) / (std::log(hi) - std::log(lo))
+            : (v - lo) / (hi - lo);
+    return a + t * (b - a);
+  }
+  std::string Label(double v) const {
+    return log ? absl::StrFormat("%g", v)
+               : absl::StrFormat("%.*f", decimals, v);
+  }
+};
+
+// Nice ticks that enclose [min, max]; never below 0 when min >= 0.
+Axis LinearAxis(double min, double max) {
+  if (!(max > min)) {
+    const double pad = std::max(std::abs(min) * 0.1, 1.0);
+    min -= pad;
+    max += pad;
+  }
+  const double margin = (max - min) * 0.05;
+  const bool non_negative = min >= 0;
+  min -= margin;
+  max += margin;
+  if (non_negative) min = std::max(min, 0.0);
+  Axis axis;
+  const double step = NiceStep(max - min, 5);
+  axis.lo = std::floor(min / step) * step;
+  axis.hi = std::ceil(max / step) * step;
+  axis.decimals =
+      std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9)));
+  for (int i = 0;; ++i) {
+    const double t = axis.lo + i * step;
+    if (t > axis.hi + step * 1e-6) break;
+    axis.ticks.push_back(t);
+  }
+  return axis;
+}
+
+// For sizes over more than a decade: ticks at 1, 2 and 5 times powers of ten.
+Axis LogAxis(double min, double max) {
+  Axis axis;
+  axis.log = true;
+  axis.lo = min / 1.15;
+  axis.hi = max * 1.15;
+  for (double mag = std::pow(10.0, std::floor(std::log10(axis.lo)));
+       mag <= axis.hi; mag *= 10) {
+    for (double m : {1.0, 2.0, 5.0}) {
+      const double t = m * mag;
+      if (t >= axis.lo && t <= axis.hi) axis.ticks.push_back(t);
+    }
+  }
+  return axis;
+}
+
+double Kb(int64_t bytes) { return bytes / 1024.0; }
+
+std::vector<const FrontPoint*> Measured(const std::vector<FrontPoint>& list) {
+  std::vector<const FrontPoint*> out;
+  for (const FrontPoint& p : list) {
+    if (p.test_top1 >= 0 && p.size_bytes > 0) out.push_back(&p);
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const FrontPoint* a, const FrontPoint* b) {
+                     return a->size_bytes < b->size_bytes;
+                   });
+  return out;
+}
+
+std::string Tooltip(const FrontPoint& p) {
+  std::string s = absl::StrFormat("%s: %.1f KB, test top-1 %.2f %%, w %s",
+                                  p.label, Kb(p.size_bytes), p.test_top1,
+                                  absl::StrJoin(p.wbits, ","));
+  if (!p.abits.empty())
+    absl::StrAppend(&s, ", a ", absl::StrJoin(p.abits, ","));
+  return s;
+}
+
+// "4b" for a uniform point with 4-bit weights everywhere.
+std::string UniformTag(const FrontPoint& p) {
+  if (!p.wbits.empty() &&
+      std::all_of(p.wbits.begin(), p.wbits.end(),
+                  [&](int b) { return b == p.wbits.front(); })) {
+    return absl::StrCat(p.wbits.front(), "b");
+  }
+  return p.label;
+}
+
+// "uniform bits (2b..8b)" from the uniform points present.
+std::string UniformLegend(const std::vector<const FrontPoint*>& uniform) {
+  int lo = 1 << 30, hi = -1;
+  for (const FrontPoint* p : uniform) {
+    for (int b : p->wbits) {
+      lo = std::min(lo, b);
+      hi = std::max(hi, b);
+    }
+  }
+  if (hi < 0) return "uniform bits";
+  return lo == hi ? absl::StrCat("uniform bits (", lo, "b)")
+                  : absl::StrCat("uniform bits (", lo, "b..", hi, "b)");
+}
+
+std::string Text(double x, double y, absl::string_view text,
+                 absl::string_view attrs = "") {
+  return absl::StrCat("<text x=\"", Px(x), "\" y=\"", Px(y), "\"",
+                      attrs.empty() ? "" : " ", attrs, ">", Xml(text),
+                      "</text>\n");
+}
+
+std::string Line(double x1, double y1, double x2, double y2,
+                 absl::string_view attrs) {
+  return absl::StrCat("<line x1=\"", Px(x1), "\" y1=\"", Px(y1), "\" x2=\"",
+                      Px(x2), "\" y2=\"", Px(y2), "\" ", attrs, "/>\n");
+}
+
+}  // namespace
+
+absl::Status WriteFrontSvg(const FrontReport& r, const std::string& path) {
+  const FrontComparison cmp = CompareWithUniform(r);
+  const std::vector<const FrontPoint*> front = Measured(r.front);
+  const std::vector<const FrontPoint*> uniform = Measured(r.uniform);
+
+  size_t genes = r.layer_names.size();
+  int max_bits = 8;
+  for (const FrontPoint& p : r.front) {
+    genes = std::max(genes, p.wbits.size());
+    for (int b : p.wbits) max_bits = std::max(max_bits, b);
+  }
+  const size_t bars = r.front.size();
+  const double min_group = std::max(18.0, bars * 6.0 + 8);
+
+  std::vector<std::string> layer_labels;
+  size_t label_chars = 0;
+  for (size_t i = 0; i < genes; ++i) {
+    std::string name =
+        i < r.layer_names.size() ? r.layer_names[i] : std::string("layer");
+    if (name.size() > 32) name = name.substr(0, 31) + "~";
+    layer_labels.push_back(absl::StrCat(i, " ", name));
+    label_chars = std::max(label_chars, layer_labels.back().size());
+  }
+  // Rotated (-45 degrees) layer labels reach about 4.6 px per character
+  // down and to the left; the left margin keeps the first one on the page.
+  const double label_reach = label_chars * 4.6;
+
+  // Layout: plots left, legends in a right column.
+  const double left = std::max(80.0, label_reach - min_group / 2 + 10);
+  const double legend_w = 240;
+  const double width =
+      std::max(900.0, left + legend_w + 20 + genes * min_group);
+  const double px0 = left, px1 = width - legend_w;
+  const double top_y0 = 70, top_y1 = 390;
+
+  const double bottom_title_y = top_y1 + 75;
+  const double bot_y0 = bottom_title_y + 25;
+  const double bot_y1 = bot_y0 + std::max(180.0, bars * 18.0 + 10);
+  const double height = bot_y1 + 30 + label_reach + 20;
+
+  std::string s = absl::StrCat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"", Px(width),
+      "\" height=\"", Px(height), "\" viewBox=\"0 0 ", Px(width), " ",
+      Px(height),
+      "\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n",
+      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
+  absl::StrAppend(&s,
+                  Text(20, 26, absl::StrCat("AutoQ Pareto front: ", r.job_name),
+                       "font-size=\"17\" font-weight=\"bold\""));
+  absl::StrAppend(
+      &s, Text(20, 46,
+               absl::StrFormat(
+                   "Test top-1 vs. size after the final fine-tune. "
+                   "Hypervolume (normalized loss x size, ref (1,1)): front "
+                   "%.4f, uniform %.4f",
+                   cmp.front_hypervolume, cmp.uniform_hypervolume),
+               "fill=\"#333\""));
+
+  // --- Top panel: accuracy against size.
+  double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+  for (const auto* list : {&front, &uniform}) {
+    for (const FrontPoint* p : *list) {
+      xmin = std::min(xmin, Kb(p->size_bytes));
+      xmax = std::max(xmax, Kb(p->size_bytes));
+    }
+  }
+  const bool has_points = xmin <= xmax;
+  if (!has_points) {
+    xmin = 0;
+    xmax = 1;
+  }
+  // A collapsed low-bit uniform model (say 10 %) would squeeze the front
+  // into a sliver, so the accuracy axis spans the front and the float model,
+  // plus the uniform points no farther below the front than the front's own
+  // distance to float. Lower points are pinned to the bottom edge.
+  double reference = r.float_test_top1 > 0 ? r.float_test_top1 : -INFINITY;
+  for (const FrontPoint* p : front) {
+    ymin = std::min(ymin, p->test_top1);
+    ymax = std::max(ymax, p->test_top1);
+    reference = std::max(reference, p->test_top1);
+  }
+  const double cut =
+      front.empty() ? -INFINITY : ymin - std::max(reference - ymin, 1.0);
+  for (const FrontPoint* p : uniform) {
+    if (p->test_top1 < cut) continue;
+    ymin = std::min(ymin, p->test_top1);
+    ymax = std::max(ymax, p->test_top1);
+  }
+  if (r.float_test_top1 > 0) {
+    ymin = std::min(ymin, r.float_test_top1);
+    ymax = std::max(ymax, r.float_test_top1);
+  }
+  if (!(ymin <= ymax)) {
+    ymin = 0;
+    ymax = 100;
+  }
+  const Axis xa = has_points && xmax > 10 * xmin ? LogAxis(xmin, xmax)
+                                                 : LinearAxis(xmin, xmax);
+  const Axis ya = LinearAxis(ymin, ymax);
+  auto X = [&](double kb) { return xa.Map(kb, px0, px1); };
+  // Below the axis: pinned just above the bottom edge.
+  auto Y = [&](double top1) {
+    return top1 < ya.lo ? top_y1 - 6 : ya.Map(top1, top_y1, top_y0);
+  };
+
+  for (double t : xa.ticks) {
+    absl::StrAppend(
+        &s, Line(X(t), top_y0, X(t), top_y1, "stroke=\"#eee\""),
+        Line(X(t), top_y1, X(t), top_y1 + 5, "stroke=\"#333\""),
+        Text(X(t), top_y1 + 18, xa.Label(t), "text-anchor=\"middle\""));
+  }
+  for (double t : ya.ticks) {
+    absl::StrAppend(
+        &s, Line(px0, Y(t), px1, Y(t), "stroke=\"#eee\""),
+        Line(px0 - 5, Y(t), px0, Y(t), "stroke=\"#333\""),
+        Text(px0 - 8, Y(t) + 4, ya.Label(t), "text-anchor=\"end\""));
+  }
+  absl::StrAppend(
+      &s,
+      absl::StrCat("<rect x=\"", Px(px0), "\" y=\"", Px(top_y0), "\" width=\"",
+                   Px(px1 - px0), "\" height=\"", Px(top_y1 - top_y0),
+                   "\" fill=\"none\" stroke=\"#333\"/>\n"),
+      Text((px0 + px1) / 2, top_y1 + 38,
+           xa.log ? "size (KB, log scale)" : "size (KB)",
+           "text-anchor=\"middle\""),
+      Text(0, 0, "test top-1 (%)",
+           absl::StrCat("text-anchor=\"middle\" transform=\"translate(",
+                        Px(px0 - 56), ",", Px((top_y0 + top_y1) / 2),
+                        ") rotate(-90)\"")));
+  if (!has_points) {
+    absl::StrAppend(
+        &s, Text((px0 + px1) / 2, (top_y0 + top_y1) / 2, "no measured points",
+                 "text-anchor=\"middle\" fill=\"#888\""));
+  }
+  if (r.float_test_top1 > 0) {
+    const double y = Y(r.float_test_top1);
+    absl::StrAppend(
+        &s,
+        Line(px0, y, px1, y,
+             "stroke=\"#555\" stroke-width=\"1.5\" stroke-dasharray=\"6,4\""),
+        Text(px1 - 4, y - 5,
+             absl::StrFormat("float %.2f %%", r.float_test_top1),
+             "text-anchor=\"end\" fill=\"#555\""));
+  }
+  auto polyline = [&](const std::vector<const FrontPoint*>& pts,
+                      const char* color) {
+    if (pts.size() < 2) return std::string();
+    std::vector<std::string> xy;
+    for (const FrontPoint* p : pts) {
+      xy.push_back(
+          absl::StrCat(Px(X(Kb(p->size_bytes))), ",", Px(Y(p->test_top1))));
+    }
+    return absl::StrCat("<polyline points=\"", absl::StrJoin(xy, " "),
+                        "\" fill=\"none\" stroke=\"", color,
+                        "\" stroke-width=\"1.5\"/>\n");
+  };
+  absl::StrAppend(&s, polyline(uniform, kUniformColor),
+                  polyline(front, kFrontColor));
+  for (const FrontPoint* p : uniform) {
+    const double x = X(Kb(p->size_bytes)), y = Y(p->test_top1);
+    absl::StrAppend(
+        &s,
+        absl::StrCat("<rect x=\"", Px(x - 4), "\" y=\"", Px(y - 4),
+                     "\" width=\"8\" height=\"8\" fill=\"", kUniformColor,
+                     "\"><title>", Xml(Tooltip(*p)), "</title></rect>\n"),
+        Text(x + 6, p->test_top1 < ya.lo ? y - 8 : y + 15,
+             p->test_top1 < ya.lo
+                 ? absl::StrFormat("%s (%.1f %%)", UniformTag(*p), p->test_top1)
+                 : UniformTag(*p),
+             absl::StrCat("fill=\"", kUniformColor, "\" font-size=\"11\"")));
+  }
+  for (const FrontPoint* p : front) {
+    const double x = X(Kb(p->size_bytes)), y = Y(p->test_top1);
+    absl::StrAppend(
+        &s,
+        absl::StrCat("<circle cx=\"", Px(x), "\" cy=\"", Px(y),
+                     "\" r=\"4.5\" fill=\"", kFrontColor, "\"><title>",
+                     Xml(Tooltip(*p)), "</title></circle>\n"),
+        Text(x + 6, y - 6, p->label,
+             absl::StrCat("fill=\"", kFrontColor, "\" font-size=\"10\"")));
+  }
+  // Legend of the top panel.
+  {
+    const double lx = px1 + 20;
+    double ly = top_y0 + 10;
+    absl::StrAppend(
+        &s,
+        absl::StrCat("<circle cx=\"", Px(lx + 10), "\" cy=\"", Px(ly),
+                     "\" r=\"4.5\" fill=\"", kFrontColor, "\"/>\n"),
+        Line(lx, ly, lx + 20, ly, absl::StrCat("stroke=\"", kFrontColor, "\"")),
+        Text(lx + 28, ly + 4,
+             absl::StrCat("found front (", front.size(), ")")));
+    ly += 22;
+    absl::StrAppend(
+        &s,
+        absl::StrCat("<rect x=\"", Px(lx + 6), "\" y=\"", Px(ly - 4),
+                     "\" width=\"8\" height=\"8\" fill=\"", kUniformColor,
+                     "\"/>\n"),
+        Line(lx, ly, lx + 20, ly,
+             absl::StrCat("stroke=\"", kUniformColor, "\"")),
+        Text(lx + 28, ly + 4, UniformLegend(uniform)));
+    ly += 22;
+    absl::StrAppend(&s,
+                    Line(lx, ly, lx + 20, ly,
+                         "stroke=\"#555\" stroke-width=\"1.5\" "
+                         "stroke-dasharray=\"6,4\""),
+                    Text(lx + 28, ly + 4, "float model"));
+    ly += 30;
+    if (!cmp.beating_points.empty()) {
+      absl::StrAppend(&s,
+                      Text(lx, ly, "smaller than every uniform",
+                           "font-size=\"11\" fill=\"#333\""),
+                      Text(lx, ly + 14, "config. at least as accurate:",
+                           "font-size=\"11\" fill=\"#333\""));
+      ly += 28;
+      for (const std::string& label : cmp.beating_points) {
+        if (ly > top_y1) break;
+        absl::StrAppend(
+            &s, Text(lx + 8, ly, label, "font-size=\"11\" fill=\"#333\""));
+        ly += 14;
+      }
+    }
+  }
+
+  // --- Bottom panel: weight bits per layer of every front point.
+  absl::StrAppend(
+      &s, Text(20, bottom_title_y, "Weight bits per layer of the front points",
+               "font-size=\"15\" font-weight=\"bold\""));
+  if (genes == 0 || bars == 0) {
+    absl::StrAppend(&s,
+                    Text(px0, bot_y0 + 20, "no front points", "fill=\"#888\""));
+  } else {
+    const double gw = (px1 - px0) / genes;
+    auto BY = [&](double bits) {
+      return bot_y1 - bits / max_bits * (bot_y1 - bot_y0);
+    };
+    const int step =
+        max_bits <= 10 ? 1 : static_cast<int>(NiceStep(max_bits, 8));
+    for (int b = 0; b <= max_bits; b += step) {
+      absl::StrAppend(
+          &s, Line(px0, BY(b), px1, BY(b), "stroke=\"#eee\""),
+          Text(px0 - 8, BY(b) + 4, absl::StrCat(b), "text-anchor=\"end\""));
+    }
+    absl::StrAppend(
+        &s, Text(0, 0, "weight bits",
+                 absl::StrCat("text-anchor=\"middle\" transform=\"translate(",
+                              Px(px0 - 56), ",", Px((bot_y0 + bot_y1) / 2),
+                              ") rotate(-90)\"")));
+    const double bw = (gw - 6) / bars;
+    for (size_t i = 0; i < genes; ++i) {
+      const double g0 = px0 + i * gw;
+      for (size_t k = 0; k < bars; ++k) {
+        const FrontPoint& p = r.front[k];
+        if (i >= p.wbits.size()) continue;
+        const int b = p.wbits[i];
+        std::string tip =
+            absl::StrCat(p.label, ", layer ", layer_labels[i], ": w", b);
+        if (i < p.abits.size()) absl::StrAppend(&tip, " a", p.abits[i]);
+        absl::StrAppend(
+            &s, absl::StrCat("<rect x=\"", Px(g0 + 3 + k * bw), "\" y=\"",
+                             Px(BY(b)), "\" width=\"", Px(bw), "\" height=\"",
+                             Px(bot_y1 - BY(b)), "\" fill=\"",
+                             kPalette[k % kPaletteSize], "\"><title>", Xml(tip),
+                             "</title></rect>\n"));
+      }
+      if (i > 0) {
+        absl::StrAppend(&s, Line(g0, bot_y0, g0, bot_y1, "stroke=\"#ddd\""));
+      }
+      const double cx = g0 + gw / 2;
+      absl::StrAppend(&s,
+                      Text(0, 0, layer_labels[i],
+                           absl::StrCat("text-anchor=\"end\" font-size=\"11\" "
+                                        "transform=\"translate(",
+                                        Px(cx + 3), ",", Px(bot_y1 + 12),
+                                        ") rotate(-45)\"")));
+    }
+    absl::StrAppend(&s, absl::StrCat("<rect x=\"", Px(px0), "\" y=\"",
+                                     Px(bot_y0), "\" width=\"", Px(px1 - px0),
+                                     "\" height=\"", Px(bot_y1 - bot_y0),
+                                     "\" fill=\"none\" stroke=\"#333\"/>\n"));
+    // Legend: one swatch per front point.
+    for (size_t k = 0; k < bars; ++k) {
+      const double ly = bot_y0 + 10 + k * 18;
+      absl::StrAppend(
+          &s,
+          absl::StrCat("<rect x=\"", Px(px1 + 20), "\" y=\"", Px(ly - 6),
+                       "\" width=\"12\" height=\"12\" fill=\"",
+                       kPalette[k % kPaletteSize], "\"/>\n"),
+          Text(px1 + 38, ly + 4,
+               r.front[k].test_top1 >= 0
+                   ? absl::StrFormat("%s (%.1f KB, %.2f %%)", r.front[k].label,
+                                     Kb(r.front[k].size_bytes),
+                                     r.front[k].test_top1)
+                   : absl::StrFormat("%s (%.1f KB)", r.front[k].label,
+                                     Kb(r.front[k].size_bytes))));
+    }
+  }
+  absl::StrAppend(&s, "</svg>\n");
+  return report_internal::WriteFileAtomically(path, s);
+}
+
+}  // namespace autoq::search
