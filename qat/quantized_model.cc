@@ -396,6 +396,50 @@ void QuantizedModel::PropagateGradients() {
 const std::vector<QuantParams>& QuantizedModel::weight_params() const {
   return impl_->params;
 }
+
+std::vector<WeightQuantState> QuantizedModel::weight_states() {
+  if (impl_->weights_dirty) RefreshWeights();
+  std::vector<WeightQuantState> out;
+  for (const QLayer& q : impl_->layers) {
+    WeightQuantState w;
+    w.bits = q.bits;
+    w.master = q.master.detach();
+    w.bn_folded = q.fold;
+    w.params = q.params;
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+std::vector<ActivationQuantState> QuantizedModel::activation_states() const {
+  std::vector<ActivationQuantState> out;
+  for (const ActSite& site : impl_->sites) {
+    ActivationQuantState a;
+    a.abits = site.abits;
+    a.calibrated = site.initialized;
+    if (site.initialized) {
+      // The CPU float path keeps the range on the host; others in 0-dim
+      // tensors (see ActSite).
+      if (site.lo.defined()) {
+        a.lo = site.lo.item<float>();
+        a.hi = site.hi.item<float>();
+      } else {
+        a.lo = site.lo_host;
+        a.hi = site.hi_host;
+      }
+      if (site.abits > 0) {
+        a.params = AffineParamsFromRangeHost(a.lo, a.hi, site.abits);
+      }
+    }
+    out.push_back(a);
+  }
+  return out;
+}
+
+bool QuantizedModel::quantizing_activations() const {
+  return impl_->quantize_acts;
+}
+
 torch::jit::Module& QuantizedModel::module() { return impl_->module; }
 const ModelAnalysis& QuantizedModel::analysis() const {
   return impl_->analysis;

@@ -42,6 +42,25 @@ struct QuantizedModelOptions {
   double act_ema = 0.01;
 };
 
+// Quantization of one layer's output activation as the model evaluates it.
+struct ActivationQuantState {
+  int abits = 0;            // 0: kept in float (also for masked layers)
+  bool calibrated = false;  // an EMA range has been observed
+  float lo = 0, hi = 0;     // the EMA range, when calibrated
+  // AffineParamsFromRangeHost(lo, hi, abits), when abits > 0 and calibrated.
+  HostAffineParams params;
+};
+
+// Quantization of one gene's weights as the model evaluates it.
+struct WeightQuantState {
+  LayerBits bits;
+  at::Tensor master;  // float master weights, on the model's device
+  // The layer's BN is folded into the quantized weights: the module holds
+  // fq(W*s)/s (per-tensor affine with approximate or exact fold).
+  bool bn_folded = false;
+  QuantParams params;  // of W*s when folded, else of W
+};
+
 class QuantizedModel {
  public:
   // Deep-copies `module` (the caller's copy is never modified) onto
@@ -78,6 +97,16 @@ class QuantizedModel {
   // Quantization parameters of each gene's weights as used by the last
   // forward pass (before any BN unscaling); empty in float mode.
   const std::vector<QuantParams>& weight_params() const;
+  // One per gene (empty in float mode). Writes the fake-quantized weights
+  // of the current mode into the module first when they are stale, so the
+  // module then holds exactly what the next Forward uses.
+  std::vector<WeightQuantState> weight_states();
+  // One per layer of the analysis, by graph_index. Reads the ranges back
+  // from the device where they live there (synchronizes a GPU).
+  std::vector<ActivationQuantState> activation_states() const;
+  // Whether quantized activations are fake-quantized now (false while the
+  // activation-quant delay lasts).
+  bool quantizing_activations() const;
   // The underlying module, weights holding the current fake-quantized
   // values (after a forward pass).
   torch::jit::Module& module();
