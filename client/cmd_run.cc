@@ -82,7 +82,7 @@ void PrintSummary(const search::JobConfig& config,
               static_cast<long long>(s.computed),
               static_cast<long long>(s.cached), 100.0 * s.cache_hit_rate(),
               static_cast<long long>(s.repeated));
-  std::printf("time: search %.1f s (overhead outside QAT %.2f%%), final "
+  std::printf("time: search %.1f s (overhead outside QAT %.3f%%), final "
               "fine-tune %.1f s, total %.1f s\n",
               s.search_seconds, 100.0 * s.search_overhead(), s.final_seconds,
               s.total_seconds);
