@@ -54,7 +54,7 @@ std::string WriteJob(const TempDir& tmp, const std::string& name,
   return path;
 }
 
-CommandResult Run(const std::string& config) {
+CommandResult RunJob(const std::string& config) {
   return RunCommand(absl::StrCat(AUTOQ_BINARY, " run ", config));
 }
 
@@ -83,7 +83,7 @@ TEST_F(RunE2eTest, RunsExportsAndRerunComputesNothingThenResumesAfterKill) {
   // 1. An uninterrupted run.
   const std::string dir_a = tmp_.File("a");
   const std::string job_a = WriteJob(tmp_, "a.json", SmallJob(dir_a, model_, 2));
-  CommandResult a = Run(job_a);
+  CommandResult a = RunJob(job_a);
   ASSERT_EQ(a.exit_code, 0) << a.output;
   EXPECT_NE(a.output.find("== generation 2/2"), std::string::npos) << a.output;
   EXPECT_NE(a.output.find("hypervolume"), std::string::npos);
@@ -121,7 +121,7 @@ TEST_F(RunE2eTest, RunsExportsAndRerunComputesNothingThenResumesAfterKill) {
   }
 
   // 2. The same job again: everything from the cache.
-  CommandResult again = Run(job_a);
+  CommandResult again = RunJob(job_a);
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_EQ(Computed(again.output), 0) << again.output;
   EXPECT_NE(again.output.find("cache hit rate 100.0%"), std::string::npos)
@@ -149,7 +149,7 @@ TEST_F(RunE2eTest, RunsExportsAndRerunComputesNothingThenResumesAfterKill) {
   kill(pid, SIGKILL);
   RunCommand(absl::StrCat("while kill -0 ", pid, " 2>/dev/null; do sleep 0.1; done"));
   const std::string killed_log = testing::ReadFile(log);
-  CommandResult resumed = Run(job_b);
+  CommandResult resumed = RunJob(job_b);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming the search after generation 1"),
             std::string::npos)
@@ -182,13 +182,13 @@ TEST_F(RunE2eTest, BadInputFailsCleanlyAndKeepsStoredResults) {
   // A good database with finished results.
   const std::string dir = tmp_.File("good");
   const std::string db = dir + "/autoq.db";
-  CommandResult good = Run(WriteJob(tmp_, "good.json", SmallJob(dir, model_, 0)));
+  CommandResult good = RunJob(WriteJob(tmp_, "good.json", SmallJob(dir, model_, 0)));
   ASSERT_EQ(good.exit_code, 0) << good.output;
   const int64_t computed = Computed(good.output);
   ASSERT_GT(computed, 0);
 
   auto job = [&](const std::string& name, const std::string& json) {
-    return Run(WriteJob(tmp_, name, json));
+    return RunJob(WriteJob(tmp_, name, json));
   };
   std::string base = SmallJob(dir, model_, 0);
   auto replace = [&](std::string s, const std::string& from,
@@ -221,7 +221,7 @@ TEST_F(RunE2eTest, BadInputFailsCleanlyAndKeepsStoredResults) {
   EXPECT_EQ(testing::ReadFile(corrupt), std::string(8192, '\x5a'));
 
   // Nothing stored was lost: the good job reruns from the cache alone.
-  CommandResult rerun = Run(WriteJob(tmp_, "good2.json", base));
+  CommandResult rerun = RunJob(WriteJob(tmp_, "good2.json", base));
   ASSERT_EQ(rerun.exit_code, 0) << rerun.output;
   EXPECT_EQ(Computed(rerun.output), 0) << rerun.output;
 }
