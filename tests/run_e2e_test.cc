@@ -58,11 +58,17 @@ CommandResult RunJob(const std::string& config) {
   return RunCommand(absl::StrCat(AUTOQ_BINARY, " run ", config));
 }
 
+// Computed evaluations of a whole run: the summary line ("evaluations: N
+// computed, M cached (cache hit rate ...") comes last; the per-generation
+// lines carry running counts of the search alone.
 int64_t Computed(const std::string& output) {
-  std::smatch m;
-  std::regex re("evaluations: (\\d+) computed, (\\d+) cached");
-  if (!std::regex_search(output, m, re)) return -1;
-  return std::stoll(m[1]);
+  std::regex re("evaluations: (\\d+) computed, (\\d+) cached \\(cache hit");
+  int64_t last = -1;
+  for (auto it = std::sregex_iterator(output.begin(), output.end(), re);
+       it != std::sregex_iterator(); ++it) {
+    last = std::stoll((*it)[1]);
+  }
+  return last;
 }
 
 nlohmann::json ReadJson(const std::string& path) {
