@@ -177,8 +177,10 @@ absl::StatusOr<JobSummary> RunJob(const JobConfig& config, std::FILE* log) {
                    ResultStore::Open(config.database));
 
   auto job = std::make_shared<JobData>();
-  ASSIGN_OR_RETURN(std::string model_bytes, ReadFile(config.model_path));
+  // LoadModel's errors say what is wrong with the file; the bytes are then
+  // read once more for the cache key.
   ASSIGN_OR_RETURN(job->model, qat::LoadModel(config.model_path));
+  ASSIGN_OR_RETURN(std::string model_bytes, ReadFile(config.model_path));
   ASSIGN_OR_RETURN(evaluator::DataSpec data_spec,
                    evaluator::ParseDataSpec(config.data_spec));
   evaluator::SplitOptions split;
