@@ -21,6 +21,7 @@
 #include "evaluator/builtin_model.h"
 #include "qat/cost_model.h"
 #include "qat/graph_layers.h"
+#include "qat/test_models.h"
 #include "qat/trainer.h"
 #include "tests/testing.h"
 
@@ -29,18 +30,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-// Gives every BN non-trivial statistics so folding is actually exercised.
-void RandomizeBatchNorms(torch::jit::Module& m, const ModelAnalysis& a) {
-  at::NoGradGuard no_grad;
-  for (const LayerInfo& l : a.layers) {
-    if (l.bn_path.empty()) continue;
-    torch::jit::Module bn = SubmoduleAt(m, l.bn_path);
-    bn.attr("weight").toTensor().uniform_(0.5, 1.5);
-    bn.attr("bias").toTensor().uniform_(-0.2, 0.2);
-    bn.attr("running_mean").toTensor().uniform_(-0.3, 0.3);
-    bn.attr("running_var").toTensor().uniform_(0.5, 2.0);
-  }
-}
+using ::autoq::qat::test_util::RandomizeBatchNorms;
 
 TensorDataset RandomData(const std::vector<int64_t>& input_shape, int64_t n,
                          int64_t classes) {

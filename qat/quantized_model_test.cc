@@ -6,24 +6,14 @@
 #include "evaluator/builtin_model.h"
 #include "qat/bn_fold.h"
 #include "qat/graph_layers.h"
+#include "qat/test_models.h"
 #include "qat/trainer.h"
 #include "tests/testing.h"
 
 namespace autoq::qat {
 namespace {
 
-// Gives every BN non-trivial statistics so folding is actually exercised.
-void RandomizeBatchNorms(torch::jit::Module& m, const ModelAnalysis& a) {
-  at::NoGradGuard no_grad;
-  for (const LayerInfo& l : a.layers) {
-    if (l.bn_path.empty()) continue;
-    torch::jit::Module bn = SubmoduleAt(m, l.bn_path);
-    bn.attr("weight").toTensor().uniform_(0.5, 1.5);
-    bn.attr("bias").toTensor().uniform_(-0.2, 0.2);
-    bn.attr("running_mean").toTensor().uniform_(-0.3, 0.3);
-    bn.attr("running_var").toTensor().uniform_(0.5, 2.0);
-  }
-}
+using ::autoq::qat::test_util::RandomizeBatchNorms;
 
 torch::jit::Module Builtin() {
   torch::jit::Module m = evaluator::MakeBuiltinModel({});

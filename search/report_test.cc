@@ -13,40 +13,19 @@
 
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "tests/testing.h"
 
 namespace autoq::search {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::autoq::testing::ReadFile;
+using ::autoq::testing::TempDir;
 
 bool Contains(const std::string& s, const std::string& needle) {
   return s.find(needle) != std::string::npos;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "report_test_XXXXXX");
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const {
-    return (fs::path(path_) / name).string();
-  }
-
- private:
-  std::string path_;
-};
 
 FrontPoint Point(const std::string& label, bool uniform, std::vector<int> w,
                  int64_t size, double test) {

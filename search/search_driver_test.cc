@@ -12,13 +12,13 @@
 #include "search/problem.h"
 #include "search/result_store.h"
 #include "search/test_fakes.h"
+#include "tests/testing.h"
 
 namespace autoq::search {
 namespace {
 
 using testing::FakeAnalysis;
 using testing::FakeEvaluator;
-using testing::ScopedTempDir;
 
 TEST(EncodingTest, UniformAndPinned) {
   SearchOptions o;
@@ -92,7 +92,7 @@ class SearchTest : public ::testing::Test {
 
   qat::ModelAnalysis analysis_;
   FakeEvaluator evaluator_;
-  ScopedTempDir dir_;
+  ::autoq::testing::TempDir dir_;
 };
 
 TEST_F(SearchTest, CacheAnswersRepeatsAndNeverRunsAKeyTwice) {

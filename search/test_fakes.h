@@ -100,20 +100,6 @@ class FakeEvaluator : public Evaluator {
   bool fail_all_ = false;
 };
 
-// A fresh temporary folder, removed at the end.
-class ScopedTempDir {
- public:
-  ScopedTempDir() {
-    char tmpl[] = "/tmp/autoq_search_test_XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~ScopedTempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 }  // namespace autoq::search::testing
 
 #endif  // AUTOQ_SEARCH_TEST_FAKES_H_
