@@ -25,6 +25,7 @@ namespace autoq::search {
 enum class Stage {
   kSearch,  // the short fine-tune that scores a candidate
   kFinal,   // the full fine-tune of a final point, with its exports
+  kFloat,   // the float model's val and test scores (no bits, no training)
 };
 
 struct EvalTask {
