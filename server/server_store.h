@@ -1,0 +1,128 @@
+// The service's durable state besides the result cache: uploaded models,
+// jobs, queued and leased tasks, registered workers. It lives in the same
+// SQLite file as the result cache (search/result_store.h), in tables of its
+// own, so one file (one volume) holds everything a restarted server needs.
+//
+// Who calls what: the job manager writes jobs and models; the task queue
+// writes tasks and leases (write-through, one statement per change, so a
+// server killed at any moment restarts from what was committed); the worker
+// service writes workers.
+//
+// Thread-safety: all methods may be called from any thread at once (one
+// connection, serialized by a mutex).
+#ifndef AUTOQ_SERVER_SERVER_STORE_H_
+#define AUTOQ_SERVER_SERVER_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+struct sqlite3;
+
+namespace autoq::server {
+
+struct JobRow {
+  std::string job_id;  // "j-" + 16 hex digits
+  std::string owner;   // client name of the submitting token
+  std::string name;
+  std::string spec;  // serialized autoq.JobSpec
+  std::string model_sha256;
+  int64_t model_bytes = 0;
+  int state = 0;       // an autoq::JobState value
+  std::string phase;   // "float", "search", "final", "done"
+  std::string error;   // set when the job failed
+  std::string results; // serialized autoq.FinalFront once finished
+  int64_t submitted_ms = 0;  // Unix time
+  int64_t updated_ms = 0;
+};
+
+struct TaskRow {
+  int64_t task_id = 0;  // assigned by InsertTask
+  std::string key;      // result cache key; unique among stored tasks
+  std::string job_id;   // the job that first asked for it
+  int stage = 0;        // an autoq::TaskStage value
+  std::vector<int> wbits, abits;
+  std::string lease_id;   // empty: pending
+  std::string worker_id;  // holder of the lease
+  int64_t deadline_ms = 0;  // lease deadline, Unix time
+  int attempts = 0;         // leases handed out so far
+};
+
+struct WorkerRow {
+  std::string worker_id;
+  std::string name;
+  std::vector<std::string> devices;
+  int64_t registered_ms = 0;
+};
+
+class ServerStore {
+ public:
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens the service tables in the SQLite file at `path`, creating them if
+  // absent. Open the file with search::ResultStore::Open first: it is the
+  // one that refuses files that are not AutoQ databases. A file whose
+  // service tables were written by a newer AutoQ is refused unmodified.
+  static absl::StatusOr<std::unique_ptr<ServerStore>> Open(
+      const std::string& path);
+
+  ~ServerStore();
+  ServerStore(const ServerStore&) = delete;
+  ServerStore& operator=(const ServerStore&) = delete;
+
+  // --- Models, content-addressed. PutModel of a present hash is a no-op.
+  absl::Status PutModel(absl::string_view sha256, absl::string_view bytes);
+  absl::StatusOr<std::optional<std::string>> GetModel(absl::string_view sha256);
+  absl::StatusOr<bool> HasModel(absl::string_view sha256);
+
+  // --- Jobs.
+  absl::Status InsertJob(const JobRow& job);  // fails if the id exists
+  // Sets state, phase, error and updated_ms of an existing job.
+  absl::Status UpdateJob(absl::string_view job_id, int state,
+                         absl::string_view phase, absl::string_view error,
+                         int64_t updated_ms);
+  absl::Status SetJobResults(absl::string_view job_id,
+                             absl::string_view results);
+  absl::StatusOr<std::optional<JobRow>> GetJob(absl::string_view job_id);
+  // Jobs of `owner` (all jobs when empty), oldest first.
+  absl::StatusOr<std::vector<JobRow>> ListJobs(absl::string_view owner);
+
+  // --- Tasks (queued or leased; a finished task's row is deleted).
+  // Returns the new task id. Fails if a task with the same key exists.
+  absl::StatusOr<int64_t> InsertTask(const TaskRow& task);
+  // Records a lease (lease_id, worker_id, deadline_ms, attempts) of a task.
+  absl::Status SetLease(int64_t task_id, absl::string_view lease_id,
+                        absl::string_view worker_id, int64_t deadline_ms,
+                        int attempts);
+  // Puts a task back in the queue (lease expired or given up).
+  absl::Status ClearLease(int64_t task_id);
+  absl::Status SetDeadlines(const std::vector<int64_t>& task_ids,
+                            int64_t deadline_ms);  // one transaction
+  absl::Status DeleteTask(int64_t task_id);
+  absl::StatusOr<std::vector<TaskRow>> ListTasks();  // by task id
+
+  // --- Workers.
+  absl::Status PutWorker(const WorkerRow& worker);  // insert or replace
+  absl::Status DeleteWorker(absl::string_view worker_id);
+  absl::StatusOr<std::vector<WorkerRow>> ListWorkers();
+
+  const std::string& path() const { return path_; }
+
+ private:
+  ServerStore(std::string path, sqlite3* db);
+
+  std::string path_;
+  std::mutex mu_;
+  sqlite3* db_;  // guarded by mu_
+};
+
+}  // namespace autoq::server
+
+#endif  // AUTOQ_SERVER_SERVER_STORE_H_

@@ -1,0 +1,163 @@
+// The queue of evaluation tasks between the jobs' searches and the workers:
+// jobs enqueue the chromosomes they need scored, workers lease them one at a
+// time, heartbeat while they work and complete them. Every change is
+// written through to the ServerStore before it takes effect, so a server
+// killed at any moment restarts (Open) with the same tasks and leases.
+//
+// - One task per cache key: a key asked for again (by the same job after a
+//   restart, or by another job) while queued or leased gets a second waiter,
+//   never a second task. Finished tasks leave the queue; their results are
+//   in the result cache, which the jobs consult before enqueueing.
+// - Fair between jobs: Lease takes the oldest queued task of the next job in
+//   round-robin order, so a job with a huge batch cannot starve the others.
+// - A lease not extended by Heartbeat before its deadline expires
+//   (ExpireLeases): the task is queued again, and a completion under the
+//   old lease is rejected. A task whose worker reports an error is retried
+//   until it has been leased `max_attempts` times, then its waiters fail.
+//
+// Time is passed in (Unix milliseconds) so tests drive it.
+//
+// Thread-safety: all methods may be called from any thread at once. Waiter
+// callbacks run on the thread that completed, failed or cancelled the task,
+// after the queue's lock is released; they must not block for long.
+#ifndef AUTOQ_SERVER_TASK_QUEUE_H_
+#define AUTOQ_SERVER_TASK_QUEUE_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/server_store.h"
+
+namespace autoq::server {
+
+struct TaskQueueOptions {
+  // A lease lasts this long after its grant or last heartbeat. Default 60 s;
+  // clamped to [1 s, 1 day].
+  int64_t lease_ms = 60000;
+  // Leases of one task before its error is final. Default 3; clamped to
+  // [1, 100].
+  int max_attempts = 3;
+};
+
+// A task as a job asks for it.
+struct TaskSpec {
+  std::string key;     // result cache key
+  std::string job_id;  // the asking job
+  int stage = 0;       // an autoq::TaskStage value
+  std::vector<int> wbits, abits;
+};
+
+// A granted lease.
+struct Lease {
+  TaskRow task;  // task_id, key, job_id (of the first asker), stage, bits
+  std::string lease_id;
+  int64_t deadline_ms = 0;
+};
+
+struct QueueCounts {
+  int64_t queued = 0;
+  int64_t leased = 0;
+};
+
+class TaskQueue {
+ public:
+  // Called once when the task is done. OK: the result of the key is in the
+  // result cache (stored by the completer's `persist`); `encoded_result` is
+  // that value (an autoq.EvalResult). Not OK: the task failed on its last
+  // attempt (the worker's error), or its job was cancelled (CANCELLED).
+  using Waiter =
+      std::function<void(absl::Status status, const std::string& encoded_result)>;
+
+  // Loads the stored tasks. Tasks that were leased keep their lease, with a
+  // fresh deadline `now_ms + lease_ms`: their workers get that long to come
+  // back after a server restart. Stored tasks have no waiters until a job
+  // enqueues their keys again.
+  static absl::StatusOr<std::unique_ptr<TaskQueue>> Open(
+      ServerStore* store, TaskQueueOptions options, int64_t now_ms);
+
+  // Queues `spec` unless a task with its key is queued or leased, and adds
+  // `waiter` to that task either way.
+  absl::Status Enqueue(const TaskSpec& spec, Waiter waiter);
+
+  // The next task for `worker_id` (fair across jobs), or nullopt when none
+  // is queued. Only tasks that some job waits for are handed out; tasks
+  // loaded by Open stay queued until a job enqueues their key.
+  absl::StatusOr<std::optional<Lease>> LeaseNext(const std::string& worker_id,
+                                                 int64_t now_ms);
+
+  // Extends the given leases of `worker_id` to `now_ms + lease_ms`. Leases
+  // it no longer holds (expired, re-leased, cancelled, finished) are
+  // returned in `lost`. Returns the new deadline.
+  absl::StatusOr<int64_t> Heartbeat(const std::string& worker_id,
+                                    const std::vector<std::string>& lease_ids,
+                                    int64_t now_ms,
+                                    std::vector<std::string>* lost);
+
+  enum class CompleteOutcome {
+    kAccepted,   // the result was stored and the waiters told
+    kDuplicate,  // the task is already finished: nothing changed
+  };
+  // Completes the task `task_id` under `lease_id` held by `worker_id`.
+  // Under the queue's lock and only if the lease is still held, calls
+  // `persist` (which stores the result and artifacts in the result cache)
+  // and, if it succeeds, removes the task and tells the waiters with
+  // `encoded_result`. A task that is no longer queued or leased at all is a
+  // duplicate (a retried call). A lease that is not held (wrong worker,
+  // expired, re-leased) fails with FAILED_PRECONDITION and changes nothing.
+  absl::StatusOr<CompleteOutcome> Complete(
+      const std::string& worker_id, const std::string& lease_id,
+      int64_t task_id, const std::string& encoded_result,
+      const std::function<absl::Status()>& persist);
+
+  // The worker's task failed with `error`: the lease ends; the task is
+  // queued again, or, after max_attempts leases, its waiters get
+  // INTERNAL(error) and the task is dropped. Same lease checks as Complete.
+  absl::Status Fail(const std::string& worker_id, const std::string& lease_id,
+                    int64_t task_id, const std::string& error);
+
+  // Requeues every lease whose deadline is before `now_ms`. Returns the
+  // requeued tasks' ids.
+  std::vector<int64_t> ExpireLeases(int64_t now_ms);
+
+  // Drops the leases of a worker that left (SIGTERM, unregistered): their
+  // tasks are queued again at once.
+  void ReleaseWorker(const std::string& worker_id);
+
+  // Removes `job_id`'s waiters; tasks nobody waits for any more are
+  // dropped (a leased one is lost to its worker at the next heartbeat).
+  // The removed waiters get CANCELLED.
+  void CancelJob(const std::string& job_id);
+
+  QueueCounts Counts() const;
+  QueueCounts CountsForJob(const std::string& job_id) const;
+
+ private:
+  struct Entry;
+  TaskQueue(ServerStore* store, TaskQueueOptions options);
+
+  ServerStore* store_;
+  TaskQueueOptions options_;
+  mutable std::mutex mu_;
+  // Implementation state (indexes by id, key, lease, per-job FIFOs and the
+  // round-robin cursor) is private to task_queue.cc.
+  std::map<int64_t, std::unique_ptr<Entry>> tasks_;  // guarded by mu_
+  std::map<std::string, int64_t> by_key_;            // guarded by mu_
+  std::map<std::string, int64_t> by_lease_;          // guarded by mu_
+  std::map<std::string, std::deque<int64_t>> queued_by_job_;  // guarded by mu_
+  std::string last_job_;  // round-robin cursor; guarded by mu_
+  int64_t lease_counter_ = 0;  // guarded by mu_
+};
+
+}  // namespace autoq::server
+
+#endif  // AUTOQ_SERVER_TASK_QUEUE_H_
