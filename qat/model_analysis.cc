@@ -1,6 +1,7 @@
 #include "qat/model_analysis.h"
 
 #include <filesystem>
+#include <sstream>
 #include <map>
 
 #include <ATen/ATen.h>
@@ -82,6 +83,22 @@ absl::StatusOr<torch::jit::Module> LoadModel(const std::string& path) {
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, " is not a readable TorchScript model (save it with "
+              "torch.jit.save of a scripted or traced module): ",
+        SummarizeTorchError(e)));
+  }
+}
+
+absl::StatusOr<torch::jit::Module> LoadModelFromBytes(const std::string& bytes,
+                                                      const std::string& what) {
+  if (bytes.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
+  }
+  try {
+    std::istringstream in(bytes);
+    return torch::jit::load(in, c10::Device(c10::kCPU));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " is not a readable TorchScript model (save it with "
               "torch.jit.save of a scripted or traced module): ",
         SummarizeTorchError(e)));
   }

@@ -62,6 +62,11 @@ struct ModelAnalysis {
 // it is missing, not TorchScript, or truncated.
 absl::StatusOr<torch::jit::Module> LoadModel(const std::string& path);
 
+// Loads a TorchScript model from its file's bytes (an upload) onto the CPU.
+// InvalidArgument, naming `what`, when the bytes are not TorchScript.
+absl::StatusOr<torch::jit::Module> LoadModelFromBytes(const std::string& bytes,
+                                                      const std::string& what);
+
 // Finds the quantizable layers of `module` and runs one eval-mode forward
 // pass on a 1 x input_shape tensor to measure output shapes and MACs.
 // Fails with InvalidArgument when the model has no quantizable layer or
