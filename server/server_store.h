@@ -14,6 +14,7 @@
 #define AUTOQ_SERVER_SERVER_STORE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +26,7 @@
 #include "absl/strings/string_view.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace autoq::server {
 
@@ -35,10 +37,10 @@ struct JobRow {
   std::string spec;  // serialized autoq.JobSpec
   std::string model_sha256;
   int64_t model_bytes = 0;
-  int state = 0;       // an autoq::JobState value
-  std::string phase;   // "float", "search", "final", "done"
-  std::string error;   // set when the job failed
-  std::string results; // serialized autoq.FinalFront once finished
+  int state = 0;             // an autoq::JobState value
+  std::string phase;         // "float", "search", "final", "done"
+  std::string error;         // set when the job failed
+  std::string results;       // serialized autoq.FinalFront once finished
   int64_t submitted_ms = 0;  // Unix time
   int64_t updated_ms = 0;
 };
@@ -49,8 +51,8 @@ struct TaskRow {
   std::string job_id;   // the job that first asked for it
   int stage = 0;        // an autoq::TaskStage value
   std::vector<int> wbits, abits;
-  std::string lease_id;   // empty: pending
-  std::string worker_id;  // holder of the lease
+  std::string lease_id;     // empty: pending
+  std::string worker_id;    // holder of the lease
   int64_t deadline_ms = 0;  // lease deadline, Unix time
   int attempts = 0;         // leases handed out so far
 };
@@ -68,8 +70,10 @@ class ServerStore {
 
   // Opens the service tables in the SQLite file at `path`, creating them if
   // absent. Open the file with search::ResultStore::Open first: it is the
-  // one that refuses files that are not AutoQ databases. A file whose
-  // service tables were written by a newer AutoQ is refused unmodified.
+  // one that creates the file and refuses files that are not AutoQ
+  // databases (a missing file or one without the meta table is refused
+  // here too). A file whose service tables were written by a newer AutoQ
+  // is refused unmodified. Errors name the path.
   static absl::StatusOr<std::unique_ptr<ServerStore>> Open(
       const std::string& path);
 
@@ -83,8 +87,10 @@ class ServerStore {
   absl::StatusOr<bool> HasModel(absl::string_view sha256);
 
   // --- Jobs.
-  absl::Status InsertJob(const JobRow& job);  // fails if the id exists
-  // Sets state, phase, error and updated_ms of an existing job.
+  // Fails with ALREADY_EXISTS if the id exists.
+  absl::Status InsertJob(const JobRow& job);
+  // Sets state, phase, error and updated_ms of an existing job (NOT_FOUND
+  // if there is none; so does SetJobResults).
   absl::Status UpdateJob(absl::string_view job_id, int state,
                          absl::string_view phase, absl::string_view error,
                          int64_t updated_ms);
@@ -95,22 +101,27 @@ class ServerStore {
   absl::StatusOr<std::vector<JobRow>> ListJobs(absl::string_view owner);
 
   // --- Tasks (queued or leased; a finished task's row is deleted).
-  // Returns the new task id. Fails if a task with the same key exists.
+  // Returns the new task id (ids grow and are never reused, even across
+  // restarts; `task.task_id` is ignored). Fails with ALREADY_EXISTS if a
+  // task with the same key exists.
   absl::StatusOr<int64_t> InsertTask(const TaskRow& task);
   // Records a lease (lease_id, worker_id, deadline_ms, attempts) of a task.
+  // SetLease, ClearLease and SetDeadlines fail with NOT_FOUND (and change
+  // nothing) when a task id is not stored.
   absl::Status SetLease(int64_t task_id, absl::string_view lease_id,
                         absl::string_view worker_id, int64_t deadline_ms,
                         int attempts);
   // Puts a task back in the queue (lease expired or given up).
   absl::Status ClearLease(int64_t task_id);
   absl::Status SetDeadlines(const std::vector<int64_t>& task_ids,
-                            int64_t deadline_ms);  // one transaction
-  absl::Status DeleteTask(int64_t task_id);
+                            int64_t deadline_ms);    // one transaction
+  absl::Status DeleteTask(int64_t task_id);          // absent: a no-op
   absl::StatusOr<std::vector<TaskRow>> ListTasks();  // by task id
 
-  // --- Workers.
-  absl::Status PutWorker(const WorkerRow& worker);  // insert or replace
-  absl::Status DeleteWorker(absl::string_view worker_id);
+  // --- Workers. Empty device names are not kept.
+  absl::Status PutWorker(const WorkerRow& worker);         // insert or replace
+  absl::Status DeleteWorker(absl::string_view worker_id);  // absent: a no-op
+  // By registration time, then id.
   absl::StatusOr<std::vector<WorkerRow>> ListWorkers();
 
   const std::string& path() const { return path_; }
@@ -118,9 +129,17 @@ class ServerStore {
  private:
   ServerStore(std::string path, sqlite3* db);
 
+  // The cached prepared statement of `sql` (a string literal: the cache is
+  // keyed by its address). Requires mu_ held, or Open before the store is
+  // shared.
+  absl::StatusOr<sqlite3_stmt*> PrepareLocked(const char* sql);
+
   std::string path_;
   std::mutex mu_;
   sqlite3* db_;  // guarded by mu_
+  // Reused statements: the queue's writes are small and frequent, and
+  // preparing costs as much as running them. Guarded by mu_.
+  std::map<const char*, sqlite3_stmt*> stmts_;
 };
 
 }  // namespace autoq::server
