@@ -24,12 +24,12 @@
 #define AUTOQ_SERVER_TASK_QUEUE_H_
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -59,13 +59,16 @@ struct TaskSpec {
 
 // A granted lease.
 struct Lease {
-  TaskRow task;  // task_id, key, job_id (of the first asker), stage, bits
-  std::string lease_id;
+  // task_id, key, stage, bits, attempts (this lease included), and as
+  // job_id the job it is served under: one that waits for it now (the
+  // first asker that is still waiting), so its spec and model apply.
+  TaskRow task;
+  std::string lease_id;  // 32 hex digits, random: unique across restarts
   int64_t deadline_ms = 0;
 };
 
 struct QueueCounts {
-  int64_t queued = 0;
+  int64_t queued = 0;  // not leased (Counts: loaded ones nobody waits for too)
   int64_t leased = 0;
 };
 
@@ -75,18 +78,27 @@ class TaskQueue {
   // result cache (stored by the completer's `persist`); `encoded_result` is
   // that value (an autoq.EvalResult). Not OK: the task failed on its last
   // attempt (the worker's error), or its job was cancelled (CANCELLED).
-  using Waiter =
-      std::function<void(absl::Status status, const std::string& encoded_result)>;
+  using Waiter = std::function<void(absl::Status status,
+                                    const std::string& encoded_result)>;
 
   // Loads the stored tasks. Tasks that were leased keep their lease, with a
-  // fresh deadline `now_ms + lease_ms`: their workers get that long to come
-  // back after a server restart. Stored tasks have no waiters until a job
-  // enqueues their keys again.
+  // fresh deadline `now_ms + lease_ms` (written to the store): their
+  // workers get that long to come back after a server restart. Stored
+  // tasks have no waiters until a job enqueues their keys again. `store`
+  // must outlive the queue; one queue per store.
   static absl::StatusOr<std::unique_ptr<TaskQueue>> Open(
       ServerStore* store, TaskQueueOptions options, int64_t now_ms);
 
+  // Drops the queue without telling waiters: what was written through stays
+  // for the next Open.
+  ~TaskQueue();
+  TaskQueue(const TaskQueue&) = delete;
+  TaskQueue& operator=(const TaskQueue&) = delete;
+
   // Queues `spec` unless a task with its key is queued or leased, and adds
-  // `waiter` to that task either way.
+  // `waiter` to that task either way (an empty `waiter` still makes the job
+  // wait, but nothing is called). Key and job id must not be empty. Fails
+  // only if the store write of a new task fails; then nothing changed.
   absl::Status Enqueue(const TaskSpec& spec, Waiter waiter);
 
   // The next task for `worker_id` (fair across jobs), or nullopt when none
@@ -97,7 +109,9 @@ class TaskQueue {
 
   // Extends the given leases of `worker_id` to `now_ms + lease_ms`. Leases
   // it no longer holds (expired, re-leased, cancelled, finished) are
-  // returned in `lost`. Returns the new deadline.
+  // returned in `lost` (may be null). Returns the new deadline. A lease is
+  // held until ExpireLeases, ReleaseWorker, CancelJob or its task's end
+  // takes it away, even past its deadline.
   absl::StatusOr<int64_t> Heartbeat(const std::string& worker_id,
                                     const std::vector<std::string>& lease_ids,
                                     int64_t now_ms,
@@ -114,19 +128,25 @@ class TaskQueue {
   // `encoded_result`. A task that is no longer queued or leased at all is a
   // duplicate (a retried call). A lease that is not held (wrong worker,
   // expired, re-leased) fails with FAILED_PRECONDITION and changes nothing.
+  // `persist` gets the task (its key says where the result belongs); it
+  // may be empty, and must not call the queue. A failing `persist` (or
+  // store write) is returned and the task stays leased, so the worker may
+  // retry.
   absl::StatusOr<CompleteOutcome> Complete(
       const std::string& worker_id, const std::string& lease_id,
       int64_t task_id, const std::string& encoded_result,
-      const std::function<absl::Status()>& persist);
+      const std::function<absl::Status(const TaskRow& task)>& persist);
 
   // The worker's task failed with `error`: the lease ends; the task is
   // queued again, or, after max_attempts leases, its waiters get
-  // INTERNAL(error) and the task is dropped. Same lease checks as Complete.
+  // INTERNAL(error) and the task is dropped. Same lease checks as Complete;
+  // a task that no longer exists is a retried call: OK, nothing changes.
   absl::Status Fail(const std::string& worker_id, const std::string& lease_id,
                     int64_t task_id, const std::string& error);
 
   // Requeues every lease whose deadline is before `now_ms`. Returns the
-  // requeued tasks' ids.
+  // requeued tasks' ids. A task whose store write fails keeps its lease
+  // and is tried again by the next call.
   std::vector<int64_t> ExpireLeases(int64_t now_ms);
 
   // Drops the leases of a worker that left (SIGTERM, unregistered): their
@@ -134,10 +154,13 @@ class TaskQueue {
   void ReleaseWorker(const std::string& worker_id);
 
   // Removes `job_id`'s waiters; tasks nobody waits for any more are
-  // dropped (a leased one is lost to its worker at the next heartbeat).
-  // The removed waiters get CANCELLED.
+  // dropped (a leased one is lost to its worker at the next heartbeat), and
+  // so are the job's stored tasks that no job enqueued since Open. The
+  // removed waiters get CANCELLED. A task whose store delete fails stays
+  // stored and unserved, as if loaded by Open.
   void CancelJob(const std::string& job_id);
 
+  // All tasks, and the tasks `job_id` waits for.
   QueueCounts Counts() const;
   QueueCounts CountsForJob(const std::string& job_id) const;
 
@@ -145,17 +168,32 @@ class TaskQueue {
   struct Entry;
   TaskQueue(ServerStore* store, TaskQueueOptions options);
 
+  // Helpers; all require mu_ held.
+  // Adds / removes task `id` to / from the FIFO of its first waiter's job
+  // (queued_by_job_); only a queued task with waiters is in one.
+  void QueueLocked(int64_t id, Entry& e);
+  void UnqueueLocked(int64_t id, Entry& e);
+  // Ends the lease of `e` in the store, then in memory, and queues it.
+  absl::Status RequeueLocked(int64_t id, Entry& e);
+  // Removes task `id` from memory (not the store); returns its waiters.
+  std::vector<Waiter> EraseLocked(int64_t id);
+  std::string NewLeaseIdLocked();
+
   ServerStore* store_;
-  TaskQueueOptions options_;
+  TaskQueueOptions options_;  // clamped; constant after Open
   mutable std::mutex mu_;
   // Implementation state (indexes by id, key, lease, per-job FIFOs and the
-  // round-robin cursor) is private to task_queue.cc.
+  // round-robin cursor); Entry is defined in task_queue.cc.
   std::map<int64_t, std::unique_ptr<Entry>> tasks_;  // guarded by mu_
   std::map<std::string, int64_t> by_key_;            // guarded by mu_
   std::map<std::string, int64_t> by_lease_;          // guarded by mu_
-  std::map<std::string, std::deque<int64_t>> queued_by_job_;  // guarded by mu_
+  // Queued tasks with waiters, under the job of their first waiter, lowest
+  // (oldest) task id first: a requeued task goes back to its place.
+  std::map<std::string, std::set<int64_t>> queued_by_job_;  // guarded by mu_
+  // The tasks each job waits for (queued or leased).
+  std::map<std::string, std::set<int64_t>> waiting_by_job_;  // guarded by mu_
   std::string last_job_;  // round-robin cursor; guarded by mu_
-  int64_t lease_counter_ = 0;  // guarded by mu_
+  std::mt19937_64 rng_;   // lease ids; guarded by mu_
 };
 
 }  // namespace autoq::server
