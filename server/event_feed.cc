@@ -1,0 +1,57 @@
+#include "server/event_feed.h"
+
+#include <utility>
+
+#include "server/rpc_util.h"
+
+namespace autoq::server {
+
+int64_t EventFeed::Publish(JobEvent event, bool last) {
+  std::vector<Listener> poke;
+  int64_t seq = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ended_) return 0;
+    seq = static_cast<int64_t>(events_.size()) + 1;
+    event.set_seq(seq);
+    event.set_unix_ms(UnixMillis());
+    events_.push_back(std::move(event));
+    ended_ = last;
+    poke.reserve(listeners_.size());
+    for (const auto& [id, listener] : listeners_) poke.push_back(listener);
+  }
+  for (const Listener& l : poke) l();
+  return seq;
+}
+
+bool EventFeed::Next(int64_t after_seq, JobEvent* event) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (after_seq < 0) after_seq = 0;
+  if (after_seq >= static_cast<int64_t>(events_.size())) return false;
+  *event = events_[after_seq];
+  return true;
+}
+
+bool EventFeed::Exhausted(int64_t after_seq) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ended_ && after_seq >= static_cast<int64_t>(events_.size());
+}
+
+int64_t EventFeed::last_seq() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(events_.size());
+}
+
+int64_t EventFeed::Subscribe(Listener listener) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t id = next_listener_++;
+  listeners_.emplace(id, std::move(listener));
+  return id;
+}
+
+void EventFeed::Unsubscribe(int64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  listeners_.erase(id);
+}
+
+}  // namespace autoq::server

@@ -1,0 +1,125 @@
+#include "server/remote_evaluator.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "proto/autoq.pb.h"
+#include "search/evaluation.h"
+
+namespace autoq::server {
+namespace {
+
+int ToTaskStage(search::Stage stage) {
+  switch (stage) {
+    case search::Stage::kFloat:
+      return STAGE_FLOAT;
+    case search::Stage::kSearch:
+      return STAGE_SEARCH;
+    case search::Stage::kFinal:
+      return STAGE_FINAL;
+  }
+  return STAGE_UNSPECIFIED;
+}
+
+// Shared with the queue's waiters, which may outlive a Run call that
+// stopped early: they then find `closed` and drop their result.
+struct BatchState {
+  std::mutex mu;
+  std::condition_variable cv;
+  const search::Evaluator::Callback* done = nullptr;  // valid while !closed
+  std::vector<bool> finished;
+  size_t remaining = 0;
+  bool closed = false;
+};
+
+class RemoteEvaluator : public search::Evaluator {
+ public:
+  RemoteEvaluator(TaskQueue* queue, std::string job_id,
+                  const std::atomic<bool>* stop,
+                  const std::atomic<bool>* cancelled)
+      : queue_(queue),
+        job_id_(std::move(job_id)),
+        stop_(stop),
+        cancelled_(cancelled) {}
+
+  void Run(const std::vector<search::EvalTask>& tasks,
+           const Callback& done) override {
+    auto state = std::make_shared<BatchState>();
+    state->done = &done;
+    state->finished.assign(tasks.size(), false);
+    state->remaining = tasks.size();
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      TaskSpec spec;
+      spec.key = tasks[i].key;
+      spec.job_id = job_id_;
+      spec.stage = ToTaskStage(tasks[i].stage);
+      for (const qat::LayerBits& b : tasks[i].bits) {
+        spec.wbits.push_back(b.wbits);
+        spec.abits.push_back(b.abits);
+      }
+      absl::Status st = queue_->Enqueue(
+          spec, [state, i](absl::Status status, const std::string& encoded) {
+            Deliver(*state, i, std::move(status), encoded);
+          });
+      if (!st.ok()) Deliver(*state, i, st, "");
+    }
+    bool cancel = false;
+    {
+      std::unique_lock<std::mutex> lock(state->mu);
+      while (state->remaining > 0) {
+        if (stop_ != nullptr && stop_->load()) break;
+        if (cancelled_ != nullptr && cancelled_->load()) {
+          cancel = true;
+          break;
+        }
+        state->cv.wait_for(lock, std::chrono::milliseconds(100));
+      }
+    }
+    // Outside the batch's lock: the queue calls our waiters back.
+    if (cancel) queue_->CancelJob(job_id_);
+    std::lock_guard<std::mutex> lock(state->mu);
+    // Server shutdown: the rest stays queued for the next start.
+    const absl::Status why =
+        cancel ? absl::CancelledError("job cancelled")
+               : absl::UnavailableError("the server is shutting down");
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      if (state->finished[i]) continue;
+      state->finished[i] = true;
+      done(i, why);
+    }
+    state->closed = true;
+  }
+
+ private:
+  static void Deliver(BatchState& state, size_t index, absl::Status status,
+                      const std::string& encoded) {
+    absl::StatusOr<search::EvalRecord> record =
+        status.ok() ? search::DecodeRecord(encoded)
+                    : absl::StatusOr<search::EvalRecord>(status);
+    std::lock_guard<std::mutex> lock(state.mu);
+    if (state.closed || state.finished[index]) return;
+    state.finished[index] = true;
+    (*state.done)(index, std::move(record));
+    --state.remaining;
+    state.cv.notify_all();
+  }
+
+  TaskQueue* queue_;
+  std::string job_id_;
+  const std::atomic<bool>* stop_;
+  const std::atomic<bool>* cancelled_;
+};
+
+}  // namespace
+
+std::unique_ptr<search::Evaluator> MakeRemoteEvaluator(
+    TaskQueue* queue, std::string job_id, const std::atomic<bool>* stop,
+    const std::atomic<bool>* cancelled) {
+  return std::make_unique<RemoteEvaluator>(queue, std::move(job_id), stop,
+                                           cancelled);
+}
+
+}  // namespace autoq::server

@@ -1,0 +1,32 @@
+// The Evaluator of a service job: hands the search's tasks to the remote
+// workers through the TaskQueue and waits for their results. One per job.
+//
+// Thread-safety: Run is called by one thread at a time (the job's thread);
+// results arrive on the threads of the worker RPCs.
+#ifndef AUTOQ_SERVER_REMOTE_EVALUATOR_H_
+#define AUTOQ_SERVER_REMOTE_EVALUATOR_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "server/task_queue.h"
+
+namespace autoq::search {
+class Evaluator;
+}
+
+namespace autoq::server {
+
+// `queue` must outlive the evaluator. When `*stop` becomes true (server
+// shutdown), Run stops waiting and reports UNAVAILABLE for the unfinished
+// tasks; their queued tasks and leases stay stored for the next start.
+// When `*cancelled` becomes true, Run withdraws the job's tasks from the
+// queue and reports CANCELLED for the unfinished ones. Either may be null.
+std::unique_ptr<search::Evaluator> MakeRemoteEvaluator(
+    TaskQueue* queue, std::string job_id, const std::atomic<bool>* stop,
+    const std::atomic<bool>* cancelled);
+
+}  // namespace autoq::server
+
+#endif  // AUTOQ_SERVER_REMOTE_EVALUATOR_H_

@@ -1,0 +1,70 @@
+// autoq-server assembled: the stores, the task queue, the job manager, the
+// two gRPC services, a work pool and a Boost.Asio timer that expires leases
+// and silent workers. Used by the autoq-server binary and, on loopback
+// with generated tokens, by `autoq run`.
+//
+// Thread-safety: Start, then Shutdown/Wait from any one thread.
+#ifndef AUTOQ_SERVER_SERVER_H_
+#define AUTOQ_SERVER_SERVER_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/auth.h"
+
+namespace autoq::server {
+
+struct ServerOptions {
+  // Address to listen on; port 0 picks a free one (see AutoqServer::port).
+  std::string listen = "0.0.0.0:50051";
+  // The SQLite file of all durable state (created if absent).
+  std::string database = "autoq-server.db";
+  // TLS: both PEM files, or neither (plain TCP).
+  std::string tls_cert_file, tls_key_file;
+  // Limits, clamped once in Start: model upload (default 512 MiB), any one
+  // message (default 256 MiB; CompleteTask carries exports), queued or
+  // running jobs per client (default 4).
+  int64_t max_model_bytes = int64_t{512} << 20;
+  int max_message_bytes = 256 << 20;
+  int max_jobs_per_client = 4;
+  // A lease not heartbeated this long expires (default 60 s, 2..86400);
+  // workers are told to heartbeat every heartbeat_seconds (default 10 s,
+  // at most a third of the lease).
+  int lease_seconds = 60;
+  int heartbeat_seconds = 10;
+  int work_threads = 4;  // blocking work (uploads, exports), 1..64
+  std::FILE* log = stderr;  // null: silent
+};
+
+class AutoqServer {
+ public:
+  // Opens the database (refusing files that are not AutoQ's), restores the
+  // queue and restarts unfinished jobs, then starts serving.
+  static absl::StatusOr<std::unique_ptr<AutoqServer>> Start(
+      ServerOptions options, TokenAuth auth);
+  ~AutoqServer();  // Shutdown()
+
+  // The port actually bound.
+  int port() const;
+
+  // Stops taking work and shuts down cleanly: no new jobs or leases,
+  // in-flight RPCs (completions being stored) finish, job threads stop
+  // where they wait; everything stored stays for the next start. Idempotent.
+  void Shutdown();
+
+  // Blocks until Shutdown has run.
+  void Wait();
+
+  struct Impl;
+
+ private:
+  explicit AutoqServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace autoq::server
+
+#endif  // AUTOQ_SERVER_SERVER_H_

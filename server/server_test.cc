@@ -1,0 +1,289 @@
+// The service's API contract on loopback, in process: authentication,
+// isolation between clients, rejected uploads that store nothing, and
+// completions from workers that do not hold the lease.
+#include "server/server.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "proto/autoq.grpc.pb.h"
+#include "search/result_store.h"
+#include "server/auth.h"
+#include "server/rpc_util.h"
+#include "server/server_store.h"
+#include "tests/testing.h"
+
+namespace autoq::server {
+namespace {
+
+using testing::Fixture;
+using testing::TempDir;
+
+constexpr char kAlice[] = "alice-token-0123456789";
+constexpr char kBob[] = "bob-token-0123456789ab";
+constexpr char kWorker[] = "worker-token-012345678";
+
+JobSpec SmallSpec(int population = 8) {
+  JobSpec spec;
+  const std::string json = absl::StrCat(R"({
+    "name": "api",
+    "model": {"path": "small_dscnn.pt"},
+    "dataset": {"spec": "fashion-mnist", "val_subset": 100, "test_subset": 100},
+    "search": {"population": )", population, R"(, "generations": 1,
+               "qat": {"epochs": 1, "train_subset": 64}},
+    "final_front": {"recipe": {"epochs": 1, "train_subset": 64},
+                    "compare_uniform": false}})");
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &spec).ok());
+  return spec;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void StartServer(int64_t max_model_bytes = int64_t{64} << 20) {
+    TokenAuth auth;
+    ASSERT_TRUE(auth.Add(Role::kClient, "alice", kAlice).ok());
+    ASSERT_TRUE(auth.Add(Role::kClient, "bob", kBob).ok());
+    ASSERT_TRUE(auth.Add(Role::kWorker, "node", kWorker).ok());
+    ServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.database = tmp_.File("server.db");
+    options.max_model_bytes = max_model_bytes;
+    options.log = nullptr;
+    auto server = AutoqServer::Start(options, std::move(auth));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                       grpc::InsecureChannelCredentials());
+    jobs_ = JobService::NewStub(channel);
+    workers_ = WorkerService::NewStub(channel);
+  }
+
+  void Prepare(grpc::ClientContext* ctx, const std::string& token) {
+    if (!token.empty()) PrepareContext(ctx, token, std::chrono::seconds(30));
+  }
+
+  grpc::Status Submit(const std::string& token, const JobSpec& spec,
+                      const std::string& model, SubmitJobResponse* response) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, token);
+    auto writer = jobs_->SubmitJob(&ctx, response);
+    SubmitJobRequest request;
+    *request.mutable_spec() = spec;
+    writer->Write(request);
+    for (size_t at = 0; at < model.size(); at += 4096) {
+      SubmitJobRequest chunk;
+      chunk.set_model_chunk(model.substr(at, 4096));
+      if (!writer->Write(chunk)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  grpc::Status List(const std::string& token, ListJobsResponse* response) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, token);
+    return jobs_->ListJobs(&ctx, ListJobsRequest(), response);
+  }
+
+  std::string Register() {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kWorker);
+    RegisterWorkerRequest request;
+    request.set_name("test");
+    request.add_devices("cpu");
+    RegisterWorkerResponse response;
+    EXPECT_TRUE(workers_->RegisterWorker(&ctx, request, &response).ok());
+    return response.worker_id();
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<AutoqServer> server_;
+  std::unique_ptr<JobService::Stub> jobs_;
+  std::unique_ptr<WorkerService::Stub> workers_;
+};
+
+TEST_F(ServerTest, EveryCallNeedsTheRightKindOfToken) {
+  StartServer();
+  ListJobsResponse list;
+  EXPECT_EQ(List("", &list).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(List("not-a-known-token-at-all", &list).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(List(kWorker, &list).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(List(kAlice, &list).ok());
+
+  grpc::ClientContext ctx;
+  Prepare(&ctx, kAlice);
+  RegisterWorkerRequest request;
+  request.add_devices("cpu");
+  RegisterWorkerResponse response;
+  EXPECT_EQ(workers_->RegisterWorker(&ctx, request, &response).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(ServerTest, BadUploadsAreRefusedAndNothingIsStored) {
+  AUTOQ_REQUIRE_FIXTURE("small_dscnn.pt");
+  const std::string model = testing::ReadFile(Fixture("small_dscnn.pt"));
+  StartServer(/*max_model_bytes=*/model.size() - 1);
+  SubmitJobResponse response;
+
+  grpc::Status st = Submit(kAlice, SmallSpec(), model, &response);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("larger than"), std::string::npos)
+      << st.error_message();
+
+  st = Submit(kAlice, SmallSpec(), "definitely not a zip archive", &response);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("TorchScript"), std::string::npos)
+      << st.error_message();
+
+  st = Submit(kAlice, SmallSpec(/*population=*/3), "x", &response);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("population"), std::string::npos)
+      << st.error_message();
+
+  ListJobsResponse list;
+  ASSERT_TRUE(List(kAlice, &list).ok());
+  EXPECT_EQ(list.jobs_size(), 0);
+  server_.reset();
+  auto results = search::ResultStore::Open(tmp_.File("server.db"));
+  ASSERT_TRUE(results.ok());
+  auto store = ServerStore::Open(tmp_.File("server.db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_FALSE(*(*store)->HasModel(search::Sha256Hex(model)));
+  EXPECT_TRUE((*store)->ListJobs("")->empty());
+}
+
+TEST_F(ServerTest, ClientsSeeOnlyTheirOwnJobs) {
+  AUTOQ_REQUIRE_FIXTURE("small_dscnn.pt");
+  StartServer();
+  SubmitJobResponse submitted;
+  ASSERT_TRUE(Submit(kAlice, SmallSpec(),
+                     testing::ReadFile(Fixture("small_dscnn.pt")), &submitted)
+                  .ok());
+  const std::string id = submitted.status().job_id();
+  EXPECT_EQ(submitted.status().owner(), "alice");
+
+  {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kAlice);
+    GetJobRequest request;
+    request.set_job_id(id);
+    JobStatus status;
+    EXPECT_TRUE(jobs_->GetJob(&ctx, request, &status).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kBob);
+    GetJobRequest request;
+    request.set_job_id(id);
+    JobStatus status;
+    EXPECT_EQ(jobs_->GetJob(&ctx, request, &status).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kBob);
+    CancelJobRequest request;
+    request.set_job_id(id);
+    JobStatus status;
+    EXPECT_EQ(jobs_->CancelJob(&ctx, request, &status).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kBob);
+    WatchJobRequest request;
+    request.set_job_id(id);
+    auto reader = jobs_->WatchJob(&ctx, request);
+    JobEvent event;
+    EXPECT_FALSE(reader->Read(&event));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  ListJobsResponse bobs;
+  ASSERT_TRUE(List(kBob, &bobs).ok());
+  EXPECT_EQ(bobs.jobs_size(), 0);
+  ListJobsResponse alices;
+  ASSERT_TRUE(List(kAlice, &alices).ok());
+  ASSERT_EQ(alices.jobs_size(), 1);
+
+  // Alice's watch replays the acceptance.
+  grpc::ClientContext ctx;
+  Prepare(&ctx, kAlice);
+  WatchJobRequest request;
+  request.set_job_id(id);
+  auto reader = jobs_->WatchJob(&ctx, request);
+  JobEvent event;
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_TRUE(event.has_accepted());
+  EXPECT_EQ(event.seq(), 1);
+  ctx.TryCancel();
+}
+
+TEST_F(ServerTest, OnlyTheLeaseHolderCanCompleteATask) {
+  AUTOQ_REQUIRE_FIXTURE("small_dscnn.pt");
+  StartServer();
+  SubmitJobResponse submitted;
+  ASSERT_TRUE(Submit(kAlice, SmallSpec(),
+                     testing::ReadFile(Fixture("small_dscnn.pt")), &submitted)
+                  .ok());
+  const std::string holder = Register();
+  const std::string other = Register();
+
+  // The job's first task (the float model's score) shows up shortly.
+  LeaseTaskResponse lease;
+  for (int i = 0; i < 100 && !lease.has_task(); ++i) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kWorker);
+    LeaseTaskRequest request;
+    request.set_worker_id(holder);
+    request.set_device("cpu");
+    ASSERT_TRUE(workers_->LeaseTask(&ctx, request, &lease).ok());
+    if (!lease.has_task()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(lease.has_task());
+  EXPECT_EQ(lease.task().stage(), STAGE_FLOAT);
+  EXPECT_FALSE(lease.task().model_sha256().empty());
+
+  CompleteTaskRequest complete;
+  complete.set_task_id(lease.task().task_id());
+  complete.mutable_result()->set_best_val_top1(50);
+  complete.mutable_result()->set_test_top1(50);
+  auto send = [&](const std::string& worker, const std::string& lease_id,
+                  CompleteTaskResponse* response) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kWorker);
+    CompleteTaskRequest r = complete;
+    r.set_worker_id(worker);
+    r.set_lease_id(lease_id);
+    return workers_->CompleteTask(&ctx, r, response);
+  };
+  CompleteTaskResponse response;
+  EXPECT_EQ(send(other, lease.lease_id(), &response).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(send(holder, "not-a-lease", &response).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  // The holder still completes it, once; a retry is a harmless duplicate.
+  ASSERT_TRUE(send(holder, lease.lease_id(), &response).ok());
+  EXPECT_FALSE(response.duplicate());
+  ASSERT_TRUE(send(holder, lease.lease_id(), &response).ok());
+  EXPECT_TRUE(response.duplicate());
+
+  // Cancel, so the job thread ends with the test.
+  grpc::ClientContext ctx;
+  Prepare(&ctx, kAlice);
+  CancelJobRequest cancel;
+  cancel.set_job_id(submitted.status().job_id());
+  JobStatus status;
+  ASSERT_TRUE(jobs_->CancelJob(&ctx, cancel, &status).ok());
+  EXPECT_EQ(status.state(), JOB_CANCELLED);
+}
+
+}  // namespace
+}  // namespace autoq::server

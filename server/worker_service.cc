@@ -1,0 +1,392 @@
+// WorkerService: the worker API. See server/services.h.
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "search/result_store.h"
+#include "server/rpc_util.h"
+#include "server/services.h"
+
+namespace autoq::server {
+namespace {
+
+// Files a final task may deliver: anything else is refused, so a worker
+// cannot plant arbitrary names in the database.
+const std::set<std::string>& AllowedArtifacts() {
+  static const auto* names =
+      new std::set<std::string>{"model.pt", "weights.bin", "manifest.json"};
+  return *names;
+}
+
+std::string NewWorkerId() {
+  std::random_device rd;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id = "w-";
+  for (int i = 0; i < 12; ++i) id += kHex[rd() & 15];
+  return id;
+}
+
+}  // namespace
+
+struct WorkerServiceImpl::State {
+  ServerStore* store;
+  search::ResultStore* results;
+  TaskQueue* queue;
+  JobManager* jobs;
+  const TokenAuth* auth;
+  WorkPool pool;
+  ServiceLimits limits;
+  std::FILE* log;
+  std::atomic<bool> leasing{true};
+
+  struct Live {
+    std::string name;
+    std::vector<std::string> devices;
+    int64_t last_seen_ms = 0;
+  };
+  struct JobInfo {
+    JobSpec spec;
+    std::string model_sha256;
+  };
+  std::mutex mu;
+  std::map<std::string, Live> workers;  // guarded by mu
+  std::map<std::string, std::shared_ptr<const JobInfo>> job_info;  // by mu
+
+  void Log(const std::string& line) {
+    if (log == nullptr) return;
+    std::fprintf(log, "%s\n", line.c_str());
+    std::fflush(log);
+  }
+
+  // Marks the worker alive; NOT_FOUND for an id this server does not know.
+  absl::Status Touch(const std::string& worker_id) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = workers.find(worker_id);
+    if (it == workers.end()) {
+      return absl::NotFoundError(absl::StrCat(
+          "unknown worker ", worker_id, ": register again"));
+    }
+    it->second.last_seen_ms = UnixMillis();
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::shared_ptr<const JobInfo>> Info(
+      const std::string& job_id) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = job_info.find(job_id);
+      if (it != job_info.end()) return it->second;
+    }
+    absl::StatusOr<std::optional<JobRow>> row = store->GetJob(job_id);
+    if (!row.ok()) return row.status();
+    if (!row->has_value()) {
+      return absl::InternalError(absl::StrCat("task of unknown job ", job_id));
+    }
+    auto info = std::make_shared<JobInfo>();
+    if (!info->spec.ParseFromString((*row)->spec)) {
+      return absl::DataLossError(
+          absl::StrCat("the stored spec of ", job_id, " does not parse"));
+    }
+    info->model_sha256 = (*row)->model_sha256;
+    std::lock_guard<std::mutex> lock(mu);
+    job_info[job_id] = info;
+    return std::shared_ptr<const JobInfo>(info);
+  }
+
+  void Left(const std::string& worker_id, const Live& live,
+            const char* why) {
+    queue->ReleaseWorker(worker_id);
+    absl::Status st = store->DeleteWorker(worker_id);
+    if (!st.ok()) Log(absl::StrCat("cannot forget ", worker_id, ": ", st.message()));
+    WorkerChange change;
+    change.set_worker_id(worker_id);
+    change.set_name(live.name);
+    for (const std::string& d : live.devices) change.add_devices(d);
+    change.set_joined(false);
+    jobs->BroadcastWorker(change);
+    Log(absl::StrCat("worker ", worker_id, " (", live.name, ") left: ", why));
+  }
+
+  absl::Status Complete(const CompleteTaskRequest& request,
+                        CompleteTaskResponse* response) {
+    int64_t task_id = 0;
+    if (!absl::SimpleAtoi(request.task_id(), &task_id)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad task id \"", request.task_id(), "\""));
+    }
+    (void)Touch(request.worker_id());  // a completion is a sign of life
+    if (request.outcome_case() == CompleteTaskRequest::kError) {
+      Log(absl::StrCat("task ", task_id, " failed on ", request.worker_id(),
+                       ": ", request.error()));
+      return queue->Fail(request.worker_id(), request.lease_id(), task_id,
+                         request.error());
+    }
+    if (request.outcome_case() != CompleteTaskRequest::kResult) {
+      return absl::InvalidArgumentError(
+          "CompleteTask needs a result or an error");
+    }
+    for (const NamedBytes& a : request.artifacts()) {
+      if (AllowedArtifacts().count(a.name()) == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "artifact name \"", a.name(), "\" is not one of ",
+            absl::StrJoin(AllowedArtifacts(), ", ")));
+      }
+    }
+    const EvalResult& result = request.result();
+    const std::string encoded = result.SerializeAsString();
+    auto persist = [&](const TaskRow& task) -> absl::Status {
+      if (task.stage != STAGE_FLOAT &&
+          (result.wbits().size() != static_cast<int>(task.wbits.size()) ||
+           !std::equal(task.wbits.begin(), task.wbits.end(),
+                       result.wbits().begin()))) {
+        return absl::InvalidArgumentError(
+            "the result's bit-widths are not the task's");
+      }
+      if (task.stage == STAGE_FINAL &&
+          request.artifacts_size() < static_cast<int>(AllowedArtifacts().size())) {
+        return absl::InvalidArgumentError(
+            "a final task must deliver model.pt, weights.bin and "
+            "manifest.json");
+      }
+      // Exports first: a stored final result implies its artifacts.
+      for (const NamedBytes& a : request.artifacts()) {
+        absl::Status st = results->PutArtifact(task.key, a.name(), a.data());
+        if (!st.ok()) return st;
+      }
+      search::ResultSummary summary;
+      summary.val_top1 = result.best_val_top1();
+      summary.size_bytes = result.size_bytes();
+      summary.wall_seconds = result.wall_seconds();
+      summary.device = result.device();
+      return results->Put(task.key, encoded, summary);
+    };
+    absl::StatusOr<TaskQueue::CompleteOutcome> outcome = queue->Complete(
+        request.worker_id(), request.lease_id(), task_id, encoded, persist);
+    if (!outcome.ok()) return outcome.status();
+    response->set_duplicate(*outcome == TaskQueue::CompleteOutcome::kDuplicate);
+    return absl::OkStatus();
+  }
+};
+
+WorkerServiceImpl::WorkerServiceImpl(ServerStore* store,
+                                     search::ResultStore* results,
+                                     TaskQueue* queue, JobManager* jobs,
+                                     const TokenAuth* auth, WorkPool pool,
+                                     ServiceLimits limits, std::FILE* log)
+    : state_(new State{store, results, queue, jobs, auth, std::move(pool),
+                       limits, log}) {
+  // Workers registered before a restart get a lease period to come back.
+  absl::StatusOr<std::vector<WorkerRow>> rows = store->ListWorkers();
+  if (rows.ok()) {
+    const int64_t now = UnixMillis();
+    for (const WorkerRow& w : *rows) {
+      state_->workers[w.worker_id] = State::Live{w.name, w.devices, now};
+    }
+  }
+}
+
+WorkerServiceImpl::~WorkerServiceImpl() = default;
+
+void WorkerServiceImpl::StopLeasing() { state_->leasing = false; }
+
+void WorkerServiceImpl::Expire(int64_t now_ms) {
+  const std::vector<int64_t> expired = state_->queue->ExpireLeases(now_ms);
+  if (!expired.empty()) {
+    state_->Log(absl::StrCat(expired.size(),
+                             " lease(s) expired: task(s) queued again"));
+  }
+  std::vector<std::pair<std::string, State::Live>> gone;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    const int64_t limit = now_ms - int64_t{1000} * state_->limits.lease_seconds;
+    for (auto it = state_->workers.begin(); it != state_->workers.end();) {
+      if (it->second.last_seen_ms < limit) {
+        gone.emplace_back(it->first, it->second);
+        it = state_->workers.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const auto& [id, live] : gone) {
+    state_->Left(id, live, "no heartbeat for a lease period");
+  }
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::RegisterWorker(
+    grpc::CallbackServerContext* ctx, const RegisterWorkerRequest* request,
+    RegisterWorkerResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::Status st = [&]() -> absl::Status {
+    absl::StatusOr<Principal> who =
+        Authenticate(ctx, *state_->auth, Role::kWorker);
+    if (!who.ok()) return who.status();
+    if (request->devices().empty()) {
+      return absl::InvalidArgumentError("a worker must name its devices");
+    }
+    WorkerRow row;
+    row.worker_id = NewWorkerId();
+    row.name = request->name().empty() ? who->name : request->name();
+    row.devices.assign(request->devices().begin(), request->devices().end());
+    row.registered_ms = UnixMillis();
+    absl::Status put = state_->store->PutWorker(row);
+    if (!put.ok()) return put;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->workers[row.worker_id] =
+          State::Live{row.name, row.devices, row.registered_ms};
+    }
+    response->set_worker_id(row.worker_id);
+    response->set_lease_seconds(state_->limits.lease_seconds);
+    response->set_heartbeat_seconds(state_->limits.heartbeat_seconds);
+    WorkerChange change;
+    change.set_worker_id(row.worker_id);
+    change.set_name(row.name);
+    for (const std::string& d : row.devices) change.add_devices(d);
+    change.set_joined(true);
+    state_->jobs->BroadcastWorker(change);
+    state_->Log(absl::StrCat("worker ", row.worker_id, " (", row.name,
+                             ", ", absl::StrJoin(row.devices, ","),
+                             ") joined"));
+    return absl::OkStatus();
+  }();
+  reactor->Finish(ToGrpc(st));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseTask(
+    grpc::CallbackServerContext* ctx, const LeaseTaskRequest* request,
+    LeaseTaskResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::Status st = [&]() -> absl::Status {
+    absl::StatusOr<Principal> who =
+        Authenticate(ctx, *state_->auth, Role::kWorker);
+    if (!who.ok()) return who.status();
+    absl::Status alive = state_->Touch(request->worker_id());
+    if (!alive.ok()) return alive;
+    response->set_retry_after_ms(state_->limits.retry_after_ms);
+    if (!state_->leasing) return absl::OkStatus();
+    absl::StatusOr<std::optional<Lease>> lease =
+        state_->queue->LeaseNext(request->worker_id(), UnixMillis());
+    if (!lease.ok()) return lease.status();
+    if (!lease->has_value()) return absl::OkStatus();
+    const Lease& l = **lease;
+    absl::StatusOr<std::shared_ptr<const State::JobInfo>> info =
+        state_->Info(l.task.job_id);
+    if (!info.ok()) {
+      // Unservable: give the task back rather than lose it.
+      (void)state_->queue->Fail(request->worker_id(), l.lease_id,
+                                l.task.task_id, std::string(info.status().message()));
+      return info.status();
+    }
+    Task* task = response->mutable_task();
+    task->set_task_id(absl::StrCat(l.task.task_id));
+    task->set_job_id(l.task.job_id);
+    task->set_key(l.task.key);
+    task->set_stage(static_cast<TaskStage>(l.task.stage));
+    for (int b : l.task.wbits) task->add_wbits(b);
+    for (int b : l.task.abits) task->add_abits(b);
+    task->set_model_sha256((*info)->model_sha256);
+    *task->mutable_spec() = (*info)->spec;
+    response->set_lease_id(l.lease_id);
+    response->set_deadline_unix_ms(l.deadline_ms);
+    return absl::OkStatus();
+  }();
+  reactor->Finish(ToGrpc(st));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::Heartbeat(
+    grpc::CallbackServerContext* ctx, const HeartbeatRequest* request,
+    HeartbeatResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::Status st = [&]() -> absl::Status {
+    absl::StatusOr<Principal> who =
+        Authenticate(ctx, *state_->auth, Role::kWorker);
+    if (!who.ok()) return who.status();
+    absl::Status alive = state_->Touch(request->worker_id());
+    if (!alive.ok()) return alive;
+    std::vector<std::string> leases(request->lease_ids().begin(),
+                                    request->lease_ids().end());
+    std::vector<std::string> lost;
+    absl::StatusOr<int64_t> deadline = state_->queue->Heartbeat(
+        request->worker_id(), leases, UnixMillis(), &lost);
+    if (!deadline.ok()) return deadline.status();
+    response->set_deadline_unix_ms(*deadline);
+    for (const std::string& l : lost) response->add_lost_lease_ids(l);
+    return absl::OkStatus();
+  }();
+  reactor->Finish(ToGrpc(st));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::CompleteTask(
+    grpc::CallbackServerContext* ctx, const CompleteTaskRequest* request,
+    CompleteTaskResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::StatusOr<Principal> who =
+      Authenticate(ctx, *state_->auth, Role::kWorker);
+  if (!who.ok()) {
+    reactor->Finish(ToGrpc(who.status()));
+    return reactor;
+  }
+  // Storing exports may take a while: off gRPC's threads.
+  State* state = state_.get();
+  state_->pool([state, reactor, request, response] {
+    reactor->Finish(ToGrpc(state->Complete(*request, response)));
+  });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<DataChunk>* WorkerServiceImpl::FetchModel(
+    grpc::CallbackServerContext* ctx, const FetchModelRequest* request) {
+  absl::StatusOr<Principal> who =
+      Authenticate(ctx, *state_->auth, Role::kWorker);
+  ServerStore* store = state_->store;
+  const std::string sha = request->sha256();
+  return StreamBytes(state_->pool,
+                     [who = std::move(who), store, sha]()
+                         -> absl::StatusOr<std::string> {
+                       if (!who.ok()) return who.status();
+                       absl::StatusOr<std::optional<std::string>> model =
+                           store->GetModel(sha);
+                       if (!model.ok()) return model.status();
+                       if (!model->has_value()) {
+                         return absl::NotFoundError(
+                             absl::StrCat("no model with SHA-256 ", sha));
+                       }
+                       return **std::move(model);
+                     });
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::UnregisterWorker(
+    grpc::CallbackServerContext* ctx, const UnregisterWorkerRequest* request,
+    UnregisterWorkerResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::Status st = [&]() -> absl::Status {
+    absl::StatusOr<Principal> who =
+        Authenticate(ctx, *state_->auth, Role::kWorker);
+    if (!who.ok()) return who.status();
+    State::Live live;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      auto it = state_->workers.find(request->worker_id());
+      if (it == state_->workers.end()) return absl::OkStatus();
+      live = it->second;
+      state_->workers.erase(it);
+    }
+    state_->Left(request->worker_id(), live, "unregistered");
+    return absl::OkStatus();
+  }();
+  reactor->Finish(ToGrpc(st));
+  return reactor;
+}
+
+}  // namespace autoq::server
