@@ -6,6 +6,7 @@
 #ifndef AUTOQ_QAT_PROGRESS_H_
 #define AUTOQ_QAT_PROGRESS_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -18,6 +19,11 @@ struct ProgressOptions {
   // Live bar when `out` is a terminal; otherwise a line at most this often.
   double log_interval_s = 10.0;
   const char* unit = "img";
+  // When set and it becomes true, long loops (QAT training and evaluation
+  // batches) stop at the next batch and fail with CANCELLED: a worker
+  // abandoning a task (lost lease, shutdown) must not wait for the end of a
+  // fine-tune. Read from the working thread; set from any thread.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 class Progress {

@@ -54,11 +54,40 @@ void SetLearningRate(torch::optim::Optimizer& opt, double lr) {
   for (auto& group : opt.param_groups()) group.options().set_lr(lr);
 }
 
+// Thrown inside RunQat's loops when ProgressOptions::cancel is set; not a
+// std::exception, so only RunQat's own handler turns it into CANCELLED.
+struct Cancelled {};
+
+void CheckCancel(const std::atomic<bool>* cancel) {
+  if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
+    throw Cancelled{};
+  }
+}
+
+// Logits of `data` in eval mode, batch by batch; throws on LibTorch errors
+// and on `cancel`.
+at::Tensor PredictLogitsOrThrow(QuantizedModel& model,
+                                const TensorDataset& data, int64_t batch_size,
+                                const std::atomic<bool>* cancel) {
+  at::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.Train(false);
+  model.SetObserveActivations(false);
+  std::vector<at::Tensor> parts;
+  for (int64_t b = 0; b < data.size(); b += batch_size) {
+    CheckCancel(cancel);
+    at::Tensor x = SliceImages(data, b, std::min(b + batch_size, data.size()));
+    parts.push_back(model.Forward(x).to(at::kCPU));
+  }
+  model.Train(was_training);
+  if (parts.empty()) return at::empty({0, 0});
+  return at::cat(parts);
+}
+
 // Evaluates in eval mode without touching activation ranges.
-double EvalTop1(QuantizedModel& model, const TensorDataset& data,
-                int64_t batch) {
-  at::Tensor logits = PredictLogits(model, data, batch).value();
-  return Top1(logits, data.labels);
+double EvalTop1(QuantizedModel& model, const TensorDataset& data, int64_t batch,
+                const std::atomic<bool>* cancel) {
+  return Top1(PredictLogitsOrThrow(model, data, batch, cancel), data.labels);
 }
 
 // Sets activation ranges from a few training batches in eval mode, for
@@ -135,18 +164,7 @@ absl::StatusOr<at::Tensor> PredictLogits(QuantizedModel& model,
                                          const TensorDataset& data,
                                          int64_t batch_size) {
   try {
-    at::NoGradGuard no_grad;
-    const bool was_training = model.is_training();
-    model.Train(false);
-    model.SetObserveActivations(false);
-    std::vector<at::Tensor> parts;
-    for (int64_t b = 0; b < data.size(); b += batch_size) {
-      at::Tensor x = SliceImages(data, b, std::min(b + batch_size, data.size()));
-      parts.push_back(model.Forward(x).to(at::kCPU));
-    }
-    model.Train(was_training);
-    if (parts.empty()) return at::empty({0, 0});
-    return at::cat(parts);
+    return PredictLogitsOrThrow(model, data, batch_size, nullptr);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("evaluation failed: ", SummarizeTorchError(e)));
@@ -205,6 +223,7 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
       at::Tensor correct = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
       double lr = recipe.lr;
       for (int64_t s = 0; s < steps; ++s) {
+        CheckCancel(progress.cancel);
         at::Tensor idx = perm.slice(0, s * batch, (s + 1) * batch);
         at::Tensor x = Augment(recipe, GatherImages(train, idx).to(device), rng);
         at::Tensor y = train_labels.index_select(0, idx.to(device));
@@ -232,7 +251,8 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
       const double train_s = Seconds(epoch_start);
       result.train_seconds += train_s;
       st.images_per_s = train_s > 0 ? steps * batch / train_s : 0;
-      st.val_top1 = EvalTop1(model, val, recipe.eval_batch_size);
+      st.val_top1 =
+          EvalTop1(model, val, recipe.eval_batch_size, progress.cancel);
       st.seconds = Seconds(epoch_start);
       bar.Finish(absl::StrFormat("loss %.4f train %.2f%% val %.2f%%",
                                  st.train_loss, st.train_top1, st.val_top1));
@@ -242,7 +262,8 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
       model.SetQuantizeActivations(true);
       EpochStats st;
       st.acts_quantized = true;
-      st.val_top1 = EvalTop1(model, val, recipe.eval_batch_size);
+      st.val_top1 =
+          EvalTop1(model, val, recipe.eval_batch_size, progress.cancel);
       result.curve.push_back(st);
     }
     const bool any_quantized = std::any_of(
@@ -257,8 +278,11 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
     }
     result.final_val_top1 = result.curve.back().val_top1;
     if (test != nullptr && test->size() > 0) {
-      result.test_top1 = EvalTop1(model, *test, recipe.eval_batch_size);
+      result.test_top1 =
+          EvalTop1(model, *test, recipe.eval_batch_size, progress.cancel);
     }
+  } catch (const Cancelled&) {
+    return absl::CancelledError("the fine-tune was cancelled");
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("training failed: ", SummarizeTorchError(e)));
