@@ -1,0 +1,891 @@
+#include "evaluator/worker.h"
+
+#include <ATen/Parallel.h>
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "evaluator/worker_job.h"
+#include "proto/autoq.grpc.pb.h"
+#include "proto/autoq.pb.h"
+#include "qat/status_macros.h"
+#include "search/chromosome.h"
+#include "search/evaluation.h"
+#include "search/local_pool.h"
+#include "search/result_store.h"
+#include "search/task_runner.h"
+#include "server/rpc_util.h"
+
+namespace autoq::evaluator {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr char kVersion[] = "autoq-worker/1";
+// How often waits look at `stop` and at a running task.
+constexpr milliseconds kPollInterval{20};
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+template <typename T>
+T Clamp(T v, T lo, T hi) {
+  return std::max(lo, std::min(v, hi));
+}
+
+// The server is unreachable, restarting or briefly overloaded: the same
+// call is worth repeating after a wait.
+bool IsTransient(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::CANCELLED:  // a server shutting down mid-call
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::UNKNOWN:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsAuthError(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAUTHENTICATED ||
+         code == grpc::StatusCode::PERMISSION_DENIED;
+}
+
+// Waits `d`, or less when `done` turns true first. Returns !done().
+bool SleepUnless(milliseconds d, const std::function<bool()>& done) {
+  const auto end = Clock::now() + d;
+  while (!done()) {
+    const auto now = Clock::now();
+    if (now >= end) return true;
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(end - now, kPollInterval));
+  }
+  return false;
+}
+
+// Exponential backoff with jitter: each wait is drawn in [1/2, 1] of a
+// value that doubles from `min` to `max`.
+class Backoff {
+ public:
+  Backoff(milliseconds min, milliseconds max)
+      : min_(min), max_(max), rng_(std::random_device{}()) {}
+  milliseconds Next() {
+    current_ = current_.count() == 0 ? min_ : std::min(current_ * 2, max_);
+    std::uniform_int_distribution<int64_t> jitter(current_.count() / 2,
+                                                  current_.count());
+    return milliseconds(jitter(rng_));
+  }
+  void Reset() { current_ = milliseconds(0); }
+
+ private:
+  milliseconds min_, max_;
+  milliseconds current_{0};
+  std::mt19937_64 rng_;
+};
+
+bool IsSha256Hex(const std::string& s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// Writes `bytes` to a unique temporary name beside `path`, then renames
+// it: readers (other workers sharing the cache) never see half a file.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 const std::string& bytes) {
+  static std::atomic<int> counter{0};
+  const std::string tmp =
+      absl::StrCat(path, ".tmp.", getpid(), ".", counter.fetch_add(1));
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      return absl::InternalError(absl::StrCat(tmp, ": cannot write"));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    return absl::InternalError(
+        absl::StrCat(path, ": cannot write: ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') {
+    return "worker";
+  }
+  return buf;
+}
+
+const char* StageName(autoq::TaskStage stage) {
+  switch (stage) {
+    case autoq::STAGE_FLOAT:
+      return "float";
+    case autoq::STAGE_SEARCH:
+      return "search";
+    case autoq::STAGE_FINAL:
+      return "final";
+    default:
+      return "unknown-stage";
+  }
+}
+
+absl::StatusOr<search::EvalTask> ToEvalTask(const autoq::Task& task) {
+  search::EvalTask eval;
+  eval.key = task.key();
+  switch (task.stage()) {
+    case autoq::STAGE_FLOAT:
+      eval.stage = search::Stage::kFloat;
+      break;
+    case autoq::STAGE_SEARCH:
+      eval.stage = search::Stage::kSearch;
+      break;
+    case autoq::STAGE_FINAL:
+      eval.stage = search::Stage::kFinal;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("task ", task.task_id(), " has an unknown stage ",
+                       task.stage(), " (a newer server?)"));
+  }
+  if (task.abits_size() != task.wbits_size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("task ", task.task_id(), " has ", task.wbits_size(),
+                     " weight bit-widths but ", task.abits_size(),
+                     " activation bit-widths"));
+  }
+  for (int i = 0; i < task.wbits_size(); ++i) {
+    eval.bits.push_back(qat::LayerBits{task.wbits(i), task.abits(i)});
+  }
+  return eval;
+}
+
+// The no-op evaluator's answer: a pure function of the stage and the bits,
+// shaped like a real result so the service can be tested end to end
+// without training. Layer i stands for 1024·(i+1) weights; fewer bits
+// cost accuracy quadratically, more in later layers.
+search::EvalRecord NoopRecord(const search::EvalTask& task) {
+  search::EvalRecord r;
+  double val = 90.0;
+  int64_t size = 0, bops = 0;
+  for (size_t i = 0; i < task.bits.size(); ++i) {
+    const qat::LayerBits& b = task.bits[i];
+    const double w = 8 - std::min(b.wbits, 8);
+    const double a = b.abits == 0 ? 0 : 8 - std::min(b.abits, 8);
+    val -= 0.05 * (w * w + 0.5 * a * a) * (1.0 + static_cast<double>(i % 3));
+    const int64_t weights = 1024 * static_cast<int64_t>(i + 1);
+    size += (weights * b.wbits + 7) / 8 + 4;  // + a float scale
+    bops += weights * 16 * b.wbits * (b.abits == 0 ? 32 : b.abits);
+  }
+  val = std::max(val, 10.0);
+  qat::QatResult& q = r.qat;
+  q.best_val_top1 = val;
+  q.final_val_top1 = val;
+  q.best_epoch = 0;
+  q.test_top1 = task.stage == search::Stage::kSearch ? -1.0 : val - 0.5;
+  q.size_bytes = size;
+  q.bops = bops;
+  qat::EpochStats epoch;
+  epoch.val_top1 = val;
+  epoch.acts_quantized = !task.bits.empty();
+  q.curve.push_back(epoch);
+  r.device = "noop";
+  if (task.stage == search::Stage::kFinal) {
+    std::string bits = search::FormatBits(task.bits);
+    r.artifacts.emplace_back(search::kTorchScriptArtifact,
+                             absl::StrCat("noop model ", bits, "\n"));
+    std::string packed;
+    for (const qat::LayerBits& b : task.bits) {
+      packed.push_back(static_cast<char>(b.wbits));
+    }
+    r.artifacts.emplace_back(search::kPackedArtifact, std::move(packed));
+    r.artifacts.emplace_back(
+        search::kManifestArtifact,
+        absl::StrCat("{\"noop\": true, \"bits\": \"", bits, "\"}\n"));
+  }
+  return r;
+}
+
+// A task running on its own thread while the worker's thread heartbeats.
+struct RunningTask {
+  std::atomic<bool> cancel{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;  // guarded by mu
+  absl::StatusOr<search::EvalRecord> result =
+      absl::UnknownError("not run");  // guarded by mu until done
+};
+
+}  // namespace
+
+std::string DefaultModelCacheDir() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  if (xdg != nullptr && xdg[0] == '/') {
+    return absl::StrCat(xdg, "/autoq/models");
+  }
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && home[0] != '\0') {
+    return absl::StrCat(home, "/.cache/autoq/models");
+  }
+  return ".autoq-cache/models";
+}
+
+class Worker::Impl {
+ public:
+  Impl(WorkerOptions options, c10::Device device,
+       std::unique_ptr<autoq::WorkerService::Stub> stub)
+      : options_(std::move(options)), device_(device), stub_(std::move(stub)) {}
+
+  absl::Status Run(const std::atomic<int>& stop);
+
+  WorkerStats stats() const {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    return stats_;
+  }
+  const WorkerOptions& options() const { return options_; }
+
+ private:
+  enum class Ending { kDone, kLeaseLost, kStopped, kFatal };
+
+  void Log(const std::string& line) const;
+  void Connected();
+  void Disconnected(const grpc::Status& status, const char* call);
+  absl::Status RpcError(const char* call, const grpc::Status& status) const;
+  void Count(int64_t WorkerStats::*field) {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    ++(stats_.*field);
+  }
+
+  // Registers (again), retrying while the server is away. OK when
+  // registered; CANCELLED when stop reached `level` first; else the
+  // server's refusal.
+  absl::Status Register(const std::atomic<int>& stop, int level);
+  // One leased task from start to completion. Fails only when the worker
+  // must leave (a refused token).
+  absl::Status HandleTask(const autoq::LeaseTaskResponse& lease,
+                          const std::atomic<int>& stop);
+  // Runs `eval` on a task thread and heartbeats `lease_id` until it ends.
+  Ending RunHeld(const autoq::Task& task, const search::EvalTask& eval,
+                 const std::string& lease_id, const std::atomic<int>& stop,
+                 absl::StatusOr<search::EvalRecord>* result,
+                 absl::Status* fatal);
+  // On the task thread: the model, the job's data, the fine-tune.
+  absl::StatusOr<search::EvalRecord> Execute(const autoq::Task& task,
+                                             const search::EvalTask& eval,
+                                             const std::atomic<bool>* cancel);
+  // The local path of the model `sha256`, fetched unless cached.
+  absl::StatusOr<std::string> EnsureModel(const std::string& sha256,
+                                          const std::atomic<bool>* cancel);
+  // Sends the outcome until the server takes or refuses it.
+  absl::Status Complete(const autoq::LeaseTaskResponse& lease,
+                        const search::EvalTask& eval,
+                        absl::StatusOr<search::EvalRecord> result,
+                        const std::atomic<int>& stop, Clock::time_point start);
+  void Unregister();
+
+  const WorkerOptions options_;
+  const c10::Device device_;
+  const std::unique_ptr<autoq::WorkerService::Stub> stub_;  // thread-safe
+
+  // Worker thread only.
+  std::string worker_id_;
+  milliseconds heartbeat_interval_{10000};
+  bool away_logged_ = false;  // the server is away and the log says so
+
+  // The last job's data, used by one task thread at a time (each task's
+  // thread is joined before the next one starts).
+  std::string job_key_;
+  std::shared_ptr<const search::JobData> job_data_;
+
+  mutable std::mutex log_mu_;
+  mutable std::mutex stats_mu_;
+  WorkerStats stats_;  // guarded by stats_mu_
+};
+
+void Worker::Impl::Log(const std::string& line) const {
+  if (options_.log == nullptr) return;
+  const std::time_t now = std::time(nullptr);
+  std::tm tm;
+  localtime_r(&now, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+  std::lock_guard<std::mutex> lock(log_mu_);
+  std::fprintf(options_.log, "%s %s: %s\n", stamp, options_.name.c_str(),
+               line.c_str());
+  std::fflush(options_.log);
+}
+
+void Worker::Impl::Connected() {
+  if (away_logged_) Log(absl::StrCat("server ", options_.server, " is back"));
+  away_logged_ = false;
+}
+
+void Worker::Impl::Disconnected(const grpc::Status& status, const char* call) {
+  if (!away_logged_) {
+    Log(absl::StrCat("server ", options_.server, " away (", call, ": ",
+                     status.error_message().empty()
+                         ? absl::StrCat("code ", status.error_code())
+                         : status.error_message(),
+                     "); retrying with backoff"));
+    away_logged_ = true;
+  }
+}
+
+absl::Status Worker::Impl::RpcError(const char* call,
+                                    const grpc::Status& status) const {
+  std::string what = status.error_message();
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    what = absl::StrCat("the server refused the worker token: ", what);
+  }
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(call, " at ", options_.server, ": ", what));
+}
+
+absl::Status Worker::Impl::Register(const std::atomic<int>& stop, int level) {
+  Backoff backoff(options_.backoff_min, options_.backoff_max);
+  const auto stopped = [&] { return stop.load() >= level; };
+  while (!stopped()) {
+    autoq::RegisterWorkerRequest request;
+    request.set_name(options_.name);
+    request.add_devices(device_.str());
+    request.set_version(kVersion);
+    autoq::RegisterWorkerResponse response;
+    grpc::ClientContext context;
+    server::PrepareContext(&context, options_.token, options_.rpc_timeout);
+    const grpc::Status status =
+        stub_->RegisterWorker(&context, request, &response);
+    if (status.ok()) {
+      Connected();
+      worker_id_ = response.worker_id();
+      // Heartbeat at the server's pace, but at least twice per lease.
+      int64_t beat_ms = int64_t{1000} * response.heartbeat_seconds();
+      if (beat_ms <= 0) beat_ms = 10000;
+      if (response.lease_seconds() > 0) {
+        beat_ms = std::min<int64_t>(beat_ms, 500 * response.lease_seconds());
+      }
+      heartbeat_interval_ = milliseconds(std::max<int64_t>(beat_ms, 200));
+      Count(&WorkerStats::registrations);
+      Log(absl::StrCat("registered with ", options_.server, " as worker ",
+                       worker_id_, " (", device_.str(), ", lease ",
+                       response.lease_seconds(), " s, heartbeat every ",
+                       heartbeat_interval_.count() / 1000.0, " s)"));
+      return absl::OkStatus();
+    }
+    if (!IsTransient(status.error_code())) {
+      return RpcError("RegisterWorker", status);
+    }
+    Disconnected(status, "RegisterWorker");
+    SleepUnless(backoff.Next(), stopped);
+  }
+  return absl::CancelledError("stopped before registering");
+}
+
+absl::Status Worker::Impl::Run(const std::atomic<int>& stop) {
+  if (!options_.noop) {
+    const int cores =
+        std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    at::set_num_threads(options_.threads > 0 ? options_.threads : cores);
+  }
+  Log(absl::StrCat(
+      "starting: server ", options_.server, ", device ", device_.str(),
+      options_.noop
+          ? std::string(", no-op evaluator")
+          : absl::StrCat(", model cache ", options_.model_cache_dir)));
+  absl::Status status = Register(stop, kFinishAndLeave);
+  if (absl::IsCancelled(status)) return absl::OkStatus();
+  if (!status.ok()) return status;
+
+  Backoff backoff(options_.backoff_min, options_.backoff_max);
+  const auto stopped = [&] { return stop.load() != kKeepRunning; };
+  int64_t handled = 0;
+  while (!stopped() &&
+         (options_.max_tasks == 0 || handled < options_.max_tasks)) {
+    autoq::LeaseTaskRequest request;
+    request.set_worker_id(worker_id_);
+    request.set_device(device_.str());
+    autoq::LeaseTaskResponse response;
+    grpc::ClientContext context;
+    server::PrepareContext(&context, options_.token, options_.rpc_timeout);
+    const grpc::Status rpc = stub_->LeaseTask(&context, request, &response);
+    if (rpc.ok()) {
+      Connected();
+      backoff.Reset();
+      if (!response.has_task()) {
+        SleepUnless(Clamp<milliseconds>(milliseconds(response.retry_after_ms()),
+                                        milliseconds(10), milliseconds(60000)),
+                    stopped);
+        continue;
+      }
+      ++handled;
+      status = HandleTask(response, stop);
+      if (!status.ok()) break;
+      continue;
+    }
+    const grpc::StatusCode code = rpc.error_code();
+    if (code == grpc::StatusCode::NOT_FOUND) {
+      Log(absl::StrCat("the server does not know worker ", worker_id_, " (",
+                       rpc.error_message(), "): registering again"));
+      status = Register(stop, kFinishAndLeave);
+      if (absl::IsCancelled(status)) status = absl::OkStatus();
+      if (!status.ok()) break;
+    } else if (IsAuthError(code) ||
+               code == grpc::StatusCode::INVALID_ARGUMENT ||
+               code == grpc::StatusCode::UNIMPLEMENTED) {
+      status = RpcError("LeaseTask", rpc);
+      break;
+    } else {
+      // Away, or not handing out work right now (e.g. FAILED_PRECONDITION
+      // while draining): ask again later.
+      Disconnected(rpc, "LeaseTask");
+      SleepUnless(backoff.Next(), stopped);
+    }
+  }
+  if (status.ok() ||
+      !IsAuthError(static_cast<grpc::StatusCode>(status.code()))) {
+    Unregister();
+  }
+  const WorkerStats s = stats();
+  Log(absl::StrCat("leaving: ", s.completed, " completed, ", s.failed,
+                   " failed, ", s.abandoned, " abandoned",
+                   status.ok() ? "" : absl::StrCat("; ", status.message())));
+  return status;
+}
+
+absl::Status Worker::Impl::HandleTask(const autoq::LeaseTaskResponse& lease,
+                                      const std::atomic<int>& stop) {
+  const auto start = Clock::now();
+  const autoq::Task& task = lease.task();
+  absl::StatusOr<search::EvalTask> eval = ToEvalTask(task);
+  absl::StatusOr<search::EvalRecord> result = absl::UnknownError("not run");
+  const std::string bits =
+      eval.ok() ? search::FormatBits(eval->bits) : std::string("?");
+  const std::string what =
+      absl::StrCat("task ", task.task_id(), " (job ", task.job_id(), ") ",
+                   StageName(task.stage()), bits.empty() ? "" : " ", bits);
+  if (!eval.ok()) {
+    result = eval.status();
+  } else if (options_.noop) {
+    result = NoopRecord(*eval);
+  } else {
+    absl::Status fatal;
+    const Ending ending =
+        RunHeld(task, *eval, lease.lease_id(), stop, &result, &fatal);
+    if (ending != Ending::kDone) {
+      Count(&WorkerStats::abandoned);
+      Log(absl::StrFormat("%s: abandoned (%s) after %.1f s", what,
+                          ending == Ending::kLeaseLost ? "lease lost"
+                          : ending == Ending::kStopped
+                              ? "stopping"
+                              : std::string(fatal.message()),
+                          Since(start)));
+      return ending == Ending::kFatal ? fatal : absl::OkStatus();
+    }
+  }
+  if (!eval.ok()) eval = search::EvalTask{};
+  return Complete(lease, *eval, std::move(result), stop, start);
+}
+
+Worker::Impl::Ending Worker::Impl::RunHeld(
+    const autoq::Task& task, const search::EvalTask& eval,
+    const std::string& lease_id, const std::atomic<int>& stop,
+    absl::StatusOr<search::EvalRecord>* result, absl::Status* fatal) {
+  auto running = std::make_shared<RunningTask>();
+  std::thread thread([this, running, &task, &eval] {
+    absl::StatusOr<search::EvalRecord> r =
+        Execute(task, eval, &running->cancel);
+    std::lock_guard<std::mutex> lock(running->mu);
+    running->result = std::move(r);
+    running->done = true;
+    running->cv.notify_all();
+  });
+
+  Ending ending = Ending::kDone;
+  Backoff backoff(options_.backoff_min, options_.backoff_max);
+  auto next_beat = Clock::now() + heartbeat_interval_;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(running->mu);
+      running->cv.wait_until(lock,
+                             std::min(next_beat, Clock::now() + kPollInterval),
+                             [&] { return running->done; });
+      if (running->done) break;
+    }
+    if (stop.load() >= kAbandonAndLeave) {
+      ending = Ending::kStopped;
+      break;
+    }
+    if (Clock::now() < next_beat) continue;
+
+    autoq::HeartbeatRequest request;
+    request.set_worker_id(worker_id_);
+    request.add_lease_ids(lease_id);
+    autoq::HeartbeatResponse response;
+    grpc::ClientContext context;
+    server::PrepareContext(&context, options_.token, options_.rpc_timeout);
+    const grpc::Status rpc = stub_->Heartbeat(&context, request, &response);
+    if (rpc.ok()) {
+      Connected();
+      backoff.Reset();
+      if (std::find(response.lost_lease_ids().begin(),
+                    response.lost_lease_ids().end(),
+                    lease_id) != response.lost_lease_ids().end()) {
+        ending = Ending::kLeaseLost;
+        break;
+      }
+      next_beat = Clock::now() + heartbeat_interval_;
+    } else if (rpc.error_code() == grpc::StatusCode::NOT_FOUND) {
+      // The server lost this worker; a fresh registration's next heartbeat
+      // tells whether the lease survived.
+      Log(absl::StrCat("the server does not know worker ", worker_id_, " (",
+                       rpc.error_message(), "): registering again"));
+      absl::Status st = Register(stop, kAbandonAndLeave);
+      if (absl::IsCancelled(st)) {
+        ending = Ending::kStopped;
+        break;
+      }
+      if (!st.ok()) {
+        *fatal = st;
+        ending = Ending::kFatal;
+        break;
+      }
+      next_beat = Clock::now();
+    } else if (IsAuthError(rpc.error_code())) {
+      *fatal = RpcError("Heartbeat", rpc);
+      ending = Ending::kFatal;
+      break;
+    } else {
+      // Keep working: the server keeps leases across a restart, and tells
+      // at the next heartbeat if this one was lost meanwhile.
+      Disconnected(rpc, "Heartbeat");
+      next_beat = Clock::now() + std::min(backoff.Next(), heartbeat_interval_);
+    }
+  }
+  if (ending != Ending::kDone) running->cancel.store(true);
+  thread.join();
+  std::lock_guard<std::mutex> lock(running->mu);
+  *result = std::move(running->result);
+  return ending;
+}
+
+absl::StatusOr<search::EvalRecord> Worker::Impl::Execute(
+    const autoq::Task& task, const search::EvalTask& eval,
+    const std::atomic<bool>* cancel) {
+  const std::string key =
+      absl::StrCat(task.job_id(), "\n", task.model_sha256());
+  if (job_data_ == nullptr || job_key_ != key) {
+    job_data_.reset();  // free the last job's dataset before the next one
+    job_key_.clear();
+    ASSIGN_OR_RETURN(std::string model_path,
+                     EnsureModel(task.model_sha256(), cancel));
+    ASSIGN_OR_RETURN(search::JobConfig config,
+                     JobConfigFromSpec(task.spec(), model_path));
+    const auto start = Clock::now();
+    ASSIGN_OR_RETURN(std::shared_ptr<search::JobData> data,
+                     BuildJobData(config, model_path));
+    Log(absl::StrFormat(
+        "job %s: %d layers, %d train / %d val / %d test images (%.1f s)",
+        task.job_id(), data->analysis.num_genes(),
+        static_cast<int>(data->data.train.size()),
+        static_cast<int>(data->data.val.size()),
+        static_cast<int>(data->data.test.size()), Since(start)));
+    job_data_ = std::move(data);
+    job_key_ = key;
+  }
+  if (cancel->load()) return absl::CancelledError("cancelled");
+  qat::ProgressOptions progress;
+  progress.out = nullptr;  // one line per task, written by the worker
+  progress.cancel = cancel;
+  return search::RunTask(*job_data_, eval, device_, progress);
+}
+
+absl::StatusOr<std::string> Worker::Impl::EnsureModel(
+    const std::string& sha256, const std::atomic<bool>* cancel) {
+  if (!IsSha256Hex(sha256)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the task's model hash '", sha256, "' is not a lowercase hex SHA-256"));
+  }
+  const std::string path =
+      absl::StrCat(options_.model_cache_dir, "/", sha256, ".pt");
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    absl::StatusOr<std::string> bytes = ReadWholeFile(path);
+    if (bytes.ok() && search::Sha256Hex(*bytes) == sha256) return path;
+    Log(absl::StrCat("cached model ", path,
+                     " does not match its hash: fetching it again"));
+    std::filesystem::remove(path, ec);
+  }
+  std::filesystem::create_directories(options_.model_cache_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model cache ", options_.model_cache_dir,
+                     ": cannot create the folder: ", ec.message()));
+  }
+
+  Backoff backoff(options_.backoff_min, options_.backoff_max);
+  const auto cancelled = [cancel] { return cancel->load(); };
+  while (true) {
+    const auto start = Clock::now();
+    autoq::FetchModelRequest request;
+    request.set_sha256(sha256);
+    grpc::ClientContext context;
+    server::PrepareContext(&context, options_.token, options_.fetch_timeout);
+    std::unique_ptr<grpc::ClientReader<autoq::DataChunk>> reader =
+        stub_->FetchModel(&context, request);
+    std::string bytes;
+    int64_t total = -1;
+    std::string claimed;
+    autoq::DataChunk chunk;
+    bool first = true;
+    while (reader->Read(&chunk)) {
+      if (first) {
+        total = chunk.total_bytes();
+        claimed = chunk.sha256();
+        if (total > 0) bytes.reserve(static_cast<size_t>(total));
+        first = false;
+      }
+      bytes += chunk.data();
+      if (cancel->load()) {
+        context.TryCancel();
+        break;
+      }
+    }
+    const grpc::Status rpc = reader->Finish();
+    if (cancel->load()) return absl::CancelledError("cancelled");
+    if (rpc.ok()) {
+      if (!claimed.empty() && claimed != sha256) {
+        return absl::DataLossError(absl::StrCat(
+            "FetchModel ", sha256, ": the server sent model ", claimed));
+      }
+      if (total >= 0 && static_cast<int64_t>(bytes.size()) != total) {
+        return absl::DataLossError(absl::StrCat("FetchModel ", sha256, ": got ",
+                                                bytes.size(), " bytes of ",
+                                                total));
+      }
+      const std::string got = search::Sha256Hex(bytes);
+      if (got != sha256) {
+        return absl::DataLossError(absl::StrCat(
+            "FetchModel ", sha256, ": the bytes received hash to ", got));
+      }
+      RETURN_IF_ERROR(WriteFileAtomically(path, bytes));
+      Count(&WorkerStats::model_fetches);
+      Log(absl::StrFormat("fetched model %s (%.1f KB) in %.1f s",
+                          sha256.substr(0, 12), bytes.size() / 1024.0,
+                          Since(start)));
+      return path;
+    }
+    if (!IsTransient(rpc.error_code())) return RpcError("FetchModel", rpc);
+    // The worker's thread reports the server as away; just wait here.
+    if (!SleepUnless(backoff.Next(), cancelled)) {
+      return absl::CancelledError("cancelled");
+    }
+  }
+}
+
+absl::Status Worker::Impl::Complete(const autoq::LeaseTaskResponse& lease,
+                                    const search::EvalTask& eval,
+                                    absl::StatusOr<search::EvalRecord> result,
+                                    const std::atomic<int>& stop,
+                                    Clock::time_point start) {
+  const autoq::Task& task = lease.task();
+  const std::string bits = search::FormatBits(eval.bits);
+  const std::string what =
+      absl::StrCat("task ", task.task_id(), " (job ", task.job_id(), ") ",
+                   StageName(task.stage()), bits.empty() ? "" : " ", bits);
+  autoq::CompleteTaskRequest request;
+  request.set_lease_id(lease.lease_id());
+  request.set_task_id(task.task_id());
+  std::string summary;
+  if (result.ok()) {
+    const search::EvalRecord& r = *result;
+    request.mutable_result()->ParseFromString(
+        search::EncodeRecord(r, eval.bits));
+    for (const auto& [name, data] : r.artifacts) {
+      autoq::NamedBytes* a = request.add_artifacts();
+      a->set_name(name);
+      a->set_data(data);
+    }
+    summary = absl::StrFormat("val %.2f%%", r.qat.best_val_top1);
+    if (r.qat.test_top1 >= 0) {
+      absl::StrAppendFormat(&summary, " test %.2f%%", r.qat.test_top1);
+    }
+    absl::StrAppendFormat(&summary, " %.1f KB", r.qat.size_bytes / 1024.0);
+    if (!r.artifacts.empty()) {
+      absl::StrAppend(&summary, ", ", r.artifacts.size(), " exports");
+    }
+  } else {
+    request.set_error(absl::StrCat(options_.name, " (", device_.str(),
+                                   "): ", result.status().message()));
+    summary = absl::StrCat("error: ", result.status().message());
+  }
+
+  Backoff backoff(options_.backoff_min, options_.backoff_max);
+  const auto abandon = [&] { return stop.load() >= kAbandonAndLeave; };
+  bool registered_again = false;
+  while (true) {
+    request.set_worker_id(worker_id_);
+    autoq::CompleteTaskResponse response;
+    grpc::ClientContext context;
+    server::PrepareContext(&context, options_.token,
+                           request.artifacts_size() > 0 ? options_.fetch_timeout
+                                                        : options_.rpc_timeout);
+    const grpc::Status rpc = stub_->CompleteTask(&context, request, &response);
+    if (rpc.ok()) {
+      Connected();
+      Count(request.has_result() ? &WorkerStats::completed
+                                 : &WorkerStats::failed);
+      Log(absl::StrFormat("%s: %s (%.1f s)%s", what, summary, Since(start),
+                          response.duplicate() ? " [already complete]" : ""));
+      return absl::OkStatus();
+    }
+    const grpc::StatusCode code = rpc.error_code();
+    if (IsAuthError(code)) {
+      Count(&WorkerStats::abandoned);
+      return RpcError("CompleteTask", rpc);
+    }
+    if (code == grpc::StatusCode::NOT_FOUND && !registered_again) {
+      // The server lost this worker; whether it still takes the lease's
+      // result under a new registration is its call.
+      Log(absl::StrCat("the server does not know worker ", worker_id_, " (",
+                       rpc.error_message(), "): registering again"));
+      registered_again = true;
+      absl::Status st = Register(stop, kAbandonAndLeave);
+      if (absl::IsCancelled(st)) break;
+      if (!st.ok()) {
+        Count(&WorkerStats::abandoned);
+        return st;
+      }
+      continue;
+    }
+    if (code == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+        request.artifacts_size() > 0) {
+      // The exports exceed a message limit: retrying cannot help, so report
+      // why instead and let the server decide.
+      const std::string error = absl::StrCat(
+          options_.name, " (", device_.str(),
+          "): the result with its exports is too large for the server (",
+          request.ByteSizeLong(), " bytes): ", rpc.error_message());
+      request.clear_artifacts();
+      request.set_error(error);
+      summary = absl::StrCat("error: ", error);
+      continue;
+    }
+    if (IsTransient(code)) {
+      Disconnected(rpc, "CompleteTask");
+      if (!SleepUnless(backoff.Next(), abandon)) break;
+      continue;
+    }
+    Count(&WorkerStats::abandoned);
+    Log(absl::StrFormat(
+        "%s: the server refused the outcome (%s: %s) after "
+        "%.1f s: %s",
+        what, absl::StatusCodeToString(static_cast<absl::StatusCode>(code)),
+        rpc.error_message(), Since(start), summary));
+    return absl::OkStatus();
+  }
+  Count(&WorkerStats::abandoned);
+  Log(absl::StrFormat("%s: abandoned (stopping) after %.1f s: %s", what,
+                      Since(start), summary));
+  return absl::OkStatus();
+}
+
+void Worker::Impl::Unregister() {
+  if (worker_id_.empty()) return;
+  autoq::UnregisterWorkerRequest request;
+  request.set_worker_id(worker_id_);
+  autoq::UnregisterWorkerResponse response;
+  grpc::ClientContext context;
+  // Leaving must not hang on a server that is away: one short attempt (its
+  // leases expire on their own otherwise).
+  server::PrepareContext(&context, options_.token,
+                         std::min(options_.rpc_timeout, milliseconds(5000)));
+  const grpc::Status rpc =
+      stub_->UnregisterWorker(&context, request, &response);
+  if (rpc.ok()) {
+    Log(absl::StrCat("unregistered worker ", worker_id_));
+  } else {
+    Log(absl::StrCat("could not unregister worker ", worker_id_, ": ",
+                     rpc.error_message()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
+  if (options.server.empty()) {
+    return absl::InvalidArgumentError("no server address (HOST:PORT)");
+  }
+  if (options.token.empty()) {
+    return absl::InvalidArgumentError("no worker token");
+  }
+  ASSIGN_OR_RETURN(c10::Device device,
+                   search::ParseWorkerDevice(options.device));
+  if (options.name.empty()) options.name = HostName();
+  if (options.model_cache_dir.empty()) {
+    options.model_cache_dir = DefaultModelCacheDir();
+  }
+  options.threads = std::max(options.threads, 0);
+  options.max_tasks = std::max<int64_t>(options.max_tasks, 0);
+  options.backoff_min = Clamp<milliseconds>(
+      options.backoff_min, milliseconds(1), milliseconds(60000));
+  options.backoff_max = Clamp<milliseconds>(
+      options.backoff_max, options.backoff_min, milliseconds(600000));
+  options.rpc_timeout = Clamp<milliseconds>(
+      options.rpc_timeout, milliseconds(100), milliseconds(600000));
+  options.fetch_timeout = Clamp<milliseconds>(
+      options.fetch_timeout, options.rpc_timeout, milliseconds(86400000));
+
+  server::ChannelOptions channel;
+  channel.target = options.server;
+  channel.tls_ca_file = options.tls_ca_file;
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> ch,
+                   server::MakeChannel(channel));
+  auto impl = std::make_unique<Impl>(std::move(options), device,
+                                     autoq::WorkerService::NewStub(ch));
+  return std::unique_ptr<Worker>(new Worker(std::move(impl)));
+}
+
+Worker::Worker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Worker::~Worker() = default;
+
+absl::Status Worker::Run(const std::atomic<int>& stop) {
+  return impl_->Run(stop);
+}
+WorkerStats Worker::stats() const { return impl_->stats(); }
+const WorkerOptions& Worker::options() const { return impl_->options(); }
+
+}  // namespace autoq::evaluator

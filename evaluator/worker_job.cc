@@ -1,0 +1,74 @@
+#include "evaluator/worker_job.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "evaluator/dataset.h"
+#include "qat/model_analysis.h"
+#include "qat/status_macros.h"
+
+namespace autoq::evaluator {
+
+absl::StatusOr<search::JobConfig> JobConfigFromSpec(
+    const autoq::JobSpec& spec, const std::string& model_path) {
+  autoq::JobSpec local = spec;
+  local.mutable_model()->set_path(model_path);
+  // The model is here already: never train a built-in one in its place.
+  local.mutable_model()->clear_builtin();
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  const auto printed =
+      google::protobuf::util::MessageToJsonString(local, &json, options);
+  if (!printed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the task's job spec cannot be read: ", printed.message().as_string()));
+  }
+  return search::ParseJobConfig(json);
+}
+
+absl::StatusOr<std::shared_ptr<search::JobData>> BuildJobData(
+    const search::JobConfig& config, const std::string& model_path) {
+  auto job = std::make_shared<search::JobData>();
+  ASSIGN_OR_RETURN(job->model, qat::LoadModel(model_path));
+  ASSIGN_OR_RETURN(DataSpec data_spec, ParseDataSpec(config.data_spec));
+  SplitOptions split;
+  split.val_size = config.val_size;
+  split.val_subset = config.val_subset;
+  split.test_subset = config.test_subset;
+  split.seed = config.split_seed;
+  absl::StatusOr<DatasetSplits> data = LoadDataset(data_spec, split);
+  if (!data.ok()) {
+    // The reader names the file; say which spec it came from too, since
+    // datasets are paths on the worker nodes, not the submitting machine.
+    return absl::Status(data.status().code(),
+                        absl::StrCat("dataset '", config.data_spec,
+                                     "': ", data.status().message()));
+  }
+  job->data = *std::move(data);
+  std::vector<int64_t> shape = config.input_shape;
+  if (shape.empty()) {
+    shape.assign(job->data.train.images.sizes().begin() + 1,
+                 job->data.train.images.sizes().end());
+  }
+  ASSIGN_OR_RETURN(job->analysis, qat::AnalyzeModel(job->model, shape));
+  const int64_t classes =
+      std::max(job->data.train.num_classes, job->data.test.num_classes);
+  if (job->analysis.num_classes > 0 && classes > job->analysis.num_classes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the dataset has ", classes, " classes but the model outputs ",
+        job->analysis.num_classes));
+  }
+  job->scheme = config.scheme;
+  job->search_recipe = config.search_recipe;
+  job->search_train_subset = config.search_train_subset;
+  job->final_recipe = config.final_front.recipe;
+  job->final_train_subset = config.final_front.train_subset;
+  job->final_bn_fold = config.final_front.bn_fold;
+  return job;
+}
+
+}  // namespace autoq::evaluator
