@@ -1,0 +1,49 @@
+// `autoq cancel JOB`: stops a queued or running job.
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "client/commands.h"
+#include "client/service_common.h"
+#include "qat/status_macros.h"
+
+namespace autoq::client {
+namespace {
+
+constexpr char kUsage[] = "autoq cancel JOB";
+
+std::string Help() {
+  return absl::StrCat(
+      "usage: ", kUsage,
+      "\n"
+      "  Cancels job JOB: its queued and running evaluations are dropped;\n"
+      "  results already computed stay in the server's cache.\n",
+      kConnectFlagsHelp);
+}
+
+}  // namespace
+
+absl::Status RunCancel(int argc, char** argv) {
+  FlagSpec spec;
+  AddConnectFlags(&spec);
+  ASSIGN_OR_RETURN(Flags flags, Flags::Parse(argc, argv, 2, spec));
+  if (flags.Has("help")) {
+    std::fputs(Help().c_str(), stdout);
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(std::string job_id, OnePositional(flags, "JOB", kUsage));
+  ASSIGN_OR_RETURN(std::unique_ptr<JobClient> client, ConnectFromFlags(flags));
+  ASSIGN_OR_RETURN(JobStatus status, client->Cancel(job_id));
+  const char* note = "";
+  if (status.state() == JOB_FINISHED || status.state() == JOB_FAILED) {
+    note = " (it had already ended; nothing to cancel)";
+  } else if (status.state() != JOB_CANCELLED) {
+    note = " (cancellation requested)";
+  }
+  std::printf(
+      "job %s: %s%s\n",
+      status.job_id().empty() ? job_id.c_str() : status.job_id().c_str(),
+      StateName(status.state()).c_str(), note);
+  return absl::OkStatus();
+}
+
+}  // namespace autoq::client
