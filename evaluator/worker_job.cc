@@ -18,6 +18,9 @@ absl::StatusOr<search::JobConfig> JobConfigFromSpec(
   local.mutable_model()->set_path(model_path);
   // The model is here already: never train a built-in one in its place.
   local.mutable_model()->clear_builtin();
+  // Local workers and output folders are the submitting side's business.
+  local.clear_workers();
+  local.clear_output();
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;

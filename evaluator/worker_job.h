@@ -19,8 +19,9 @@
 namespace autoq::evaluator {
 
 // The validated config of `spec` with every default filled in, its model
-// read from `model_path` (the spec's own model path and builtin are those
-// of the submitting machine and are ignored). Errors name the spec field.
+// read from `model_path`. The spec's model path, builtin, workers and
+// output belong to the submitting machine and are ignored. Errors name the
+// spec field.
 absl::StatusOr<search::JobConfig> JobConfigFromSpec(
     const autoq::JobSpec& spec, const std::string& model_path);
 
