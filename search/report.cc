@@ -219,7 +219,7 @@ std::string FormatFrontTable(const std::vector<TableRow>& rows,
   return out;
 }
 
-absl::Status WriteFrontJson(const FrontReport& r, const std::string& path) {
+std::string RenderFrontJson(const FrontReport& r) {
   using Json = nlohmann::ordered_json;
   const FrontComparison c = CompareWithUniform(r);
   auto point = [&](const FrontPoint& p, const char* kind) {
@@ -260,10 +260,15 @@ absl::Status WriteFrontJson(const FrontReport& r, const std::string& path) {
   j["uniform"] = Json::array();
   for (const FrontPoint& p : r.uniform)
     j["uniform"].push_back(point(p, "uniform"));
-  return report_internal::WriteFileAtomically(path, j.dump(2) + "\n");
+  // Names come from users and models; a stray byte must not lose the report.
+  return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
-absl::Status WriteFrontCsv(const FrontReport& r, const std::string& path) {
+absl::Status WriteFrontJson(const FrontReport& r, const std::string& path) {
+  return report_internal::WriteFileAtomically(path, RenderFrontJson(r));
+}
+
+std::string RenderFrontCsv(const FrontReport& r) {
   std::string out =
       "kind,label,size_bytes,compression,bops,search_val_top1,val_top1,"
       "test_top1,test_diff_pp,wbits,abits,torchscript_file,packed_file,"
@@ -288,7 +293,11 @@ absl::Status WriteFrontCsv(const FrontReport& r, const std::string& path) {
       absl::StrAppend(&out, absl::StrJoin(fields, ","), "\n");
     }
   }
-  return report_internal::WriteFileAtomically(path, out);
+  return out;
+}
+
+absl::Status WriteFrontCsv(const FrontReport& r, const std::string& path) {
+  return report_internal::WriteFileAtomically(path, RenderFrontCsv(r));
 }
 
 }  // namespace autoq::search

@@ -26,6 +26,10 @@ struct FrontPoint {
   double test_top1 = -1;        // after the final fine-tune, held-out split
   // Exported files, relative to the output folder; may be empty.
   std::string torchscript_file, packed_file, manifest_file;
+  // The final-stage cache key whose artifacts in the result store
+  // (model.pt, weights.bin, manifest.json) are this point's exports. Not
+  // written to the report files.
+  std::string result_key;
 };
 
 struct FrontReport {
@@ -78,22 +82,27 @@ struct TableRow {
 std::string FormatFrontTable(const std::vector<TableRow>& rows,
                              double float_top1, int64_t float_size_bytes);
 
-// The files below are written atomically (to path + ".tmp", then renamed),
-// so a reader never sees half a report. Errors name the path.
+// The report files. Render* return a file's contents; Write* write them
+// atomically (to path + ".tmp", then renamed), so a reader never sees half a
+// report, and their errors name the path.
 
-// Everything in the report plus the comparison, pretty-printed. Unmeasured
-// accuracies stay -1, as in FrontPoint.
+// front.json: everything in the report plus the comparison, pretty-printed.
+// Unmeasured accuracies stay -1, as in FrontPoint. Text that is not valid
+// UTF-8 is written with U+FFFD in its place.
+std::string RenderFrontJson(const FrontReport& report);
 absl::Status WriteFrontJson(const FrontReport& report, const std::string& path);
 
-// One row per front and uniform point after a header; the kind column says
-// "front" or "uniform"; bits are space-separated inside one column
-// ("8 4 4 8") so the file stays plain comma-separated. Unmeasured
+// front.csv: one row per front and uniform point after a header; the kind
+// column says "front" or "uniform"; bits are space-separated inside one
+// column ("8 4 4 8") so the file stays plain comma-separated. Unmeasured
 // accuracies are empty cells.
+std::string RenderFrontCsv(const FrontReport& report);
 absl::Status WriteFrontCsv(const FrontReport& report, const std::string& path);
 
-// A self-contained SVG: test top-1 against size with the front, the uniform
-// configurations and the float accuracy; below it, the weight bits per layer
-// of every front point. Written by report_svg.cc.
+// front.svg, self-contained: test top-1 against size with the front, the
+// uniform configurations and the float accuracy; below it, the weight bits
+// per layer of every front point. In report_svg.cc.
+std::string RenderFrontSvg(const FrontReport& report);
 absl::Status WriteFrontSvg(const FrontReport& report, const std::string& path);
 
 namespace report_internal {

@@ -1,4 +1,4 @@
-// WriteFrontSvg: a hand-written, self-contained SVG of the final front, so
+// RenderFrontSvg: a hand-written, self-contained SVG of the final front, so
 // the report opens in any browser without plotting libraries.
 #include <algorithm>
 #include <cmath>
@@ -182,7 +182,7 @@ std::string Line(double x1, double y1, double x2, double y2,
 
 }  // namespace
 
-absl::Status WriteFrontSvg(const FrontReport& r, const std::string& path) {
+std::string RenderFrontSvg(const FrontReport& r) {
   const FrontComparison cmp = CompareWithUniform(r);
   const std::vector<const FrontPoint*> front = Measured(r.front);
   const std::vector<const FrontPoint*> uniform = Measured(r.uniform);
@@ -480,7 +480,11 @@ absl::Status WriteFrontSvg(const FrontReport& r, const std::string& path) {
     }
   }
   absl::StrAppend(&s, "</svg>\n");
-  return report_internal::WriteFileAtomically(path, s);
+  return s;
+}
+
+absl::Status WriteFrontSvg(const FrontReport& r, const std::string& path) {
+  return report_internal::WriteFileAtomically(path, RenderFrontSvg(r));
 }
 
 }  // namespace autoq::search
