@@ -15,7 +15,17 @@ namespace {
 // older cached values are not reused for it.
 constexpr int kKeyVersion = 1;
 
-const char* StageName(Stage s) { return s == Stage::kSearch ? "search" : "final"; }
+const char* StageName(Stage s) {
+  switch (s) {
+    case Stage::kSearch:
+      return "search";
+    case Stage::kFinal:
+      return "final";
+    case Stage::kFloat:
+      return "float";
+  }
+  return "unknown";
+}
 
 }  // namespace
 
@@ -85,8 +95,15 @@ CachedEvaluation::CachedEvaluation(ResultStore* store, Evaluator* evaluator,
                                    KeyContext keys)
     : store_(store), evaluator_(evaluator), keys_(std::move(keys)) {}
 
-std::string CachedEvaluation::Key(Stage stage,
-                                  const std::vector<qat::LayerBits>& bits) const {
+std::string CachedEvaluation::Key(
+    Stage stage, const std::vector<qat::LayerBits>& bits) const {
+  if (stage == Stage::kFloat) {
+    // The float scores depend on the model and the data alone: no recipe,
+    // no bits; every job on the same model and split shares them.
+    return Sha256Hex(absl::StrCat(
+        "autoq-result-v", kKeyVersion, "\nmodel=", keys_.model_digest,
+        "\ndata=", keys_.data, "\nstage=", StageName(stage)));
+  }
   std::string bit_text;
   for (const qat::LayerBits& b : bits) {
     absl::StrAppend(&bit_text, "w", b.wbits, "a", b.abits, ";");
@@ -178,9 +195,9 @@ absl::StatusOr<std::vector<EvalRecord>> CachedEvaluation::Evaluate(
       if (progress) progress(i, out[i], false, finished, batch.size());
     });
   }
-  stats_.evaluator_seconds += std::chrono::duration<double>(
-                                  std::chrono::steady_clock::now() - start)
-                                  .count();
+  stats_.evaluator_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   if (!first_error.ok()) return first_error;
   for (size_t i : repeats) {
     out[i] = out[first_of[keys[i]]];

@@ -82,7 +82,9 @@ class CachedEvaluation {
   // `store` and `evaluator` must outlive this object.
   CachedEvaluation(ResultStore* store, Evaluator* evaluator, KeyContext keys);
 
-  // The cache key of `bits` at `stage`.
+  // The cache key of `bits` at `stage`: the model digest, the data, the
+  // stage's recipe and scheme and the bits. A kFloat key has the model
+  // digest and the data only (its bits are empty).
   std::string Key(Stage stage, const std::vector<qat::LayerBits>& bits) const;
 
   // One record per entry of `batch`, in order. Fails with the first

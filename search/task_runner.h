@@ -40,7 +40,8 @@ inline constexpr char kPackedArtifact[] = "weights.bin";
 inline constexpr char kManifestArtifact[] = "manifest.json";
 
 // Runs `task` on `device`. Search tasks score on the validation split only;
-// final tasks also score the test split and export the model.
+// final tasks also score the test split and export the model; float tasks
+// (no bits) score the unmodified model on the validation and test splits.
 absl::StatusOr<EvalRecord> RunTask(const JobData& job, const EvalTask& task,
                                    c10::Device device,
                                    const qat::ProgressOptions& progress = {});
