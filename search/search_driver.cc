@@ -2,16 +2,17 @@
 
 #include <algorithm>
 #include <chrono>
-#include <set>
-
+#include <cmath>
 #include <pagmo/algorithms/nsga2.hpp>
 #include <pagmo/batch_evaluators/member_bfe.hpp>
 #include <pagmo/bfe.hpp>
 #include <pagmo/population.hpp>
 #include <pagmo/problem.hpp>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "proto/autoq.pb.h"
+#include "qat/cost_model.h"
 #include "search/pareto.h"
 #include "search/report.h"
 
@@ -44,42 +45,84 @@ absl::Status SaveCheckpoint(ResultStore& store, const std::string& job_key,
   return store.PutCheckpoint(job_key, generation, blob);
 }
 
-void LogGeneration(const SearchContext& ctx, const Objectives& objectives,
-                   int generation, int generations,
-                   const std::vector<std::vector<int>>& genes,
-                   const std::vector<std::vector<double>>& fitness,
+// The population's front after `generation`, as the log and the callback
+// see it.
+GenerationInfo DescribeGeneration(
+    const SearchContext& ctx, const Objectives& objectives, int generation,
+    int generations, const std::vector<std::vector<int>>& genes,
+    const std::vector<std::vector<double>>& fitness, const EvalStats& stats) {
+  GenerationInfo info;
+  info.generation = generation;
+  info.generations = generations;
+  info.computed = stats.computed;
+  info.cached = stats.cached;
+  std::vector<AccuracySize> points;
+  for (size_t i : FrontIndices(genes, fitness)) {
+    GenerationPoint p;
+    const std::vector<qat::LayerBits> bits =
+        objectives.encoding().Decode(genes[i]);
+    for (const qat::LayerBits& b : bits) {
+      p.wbits.push_back(b.wbits);
+      p.abits.push_back(b.abits);
+    }
+    p.val_top1 = ctx.float_val_top1 - fitness[i][0];
+    // The size objective is in KB; the cost model's bytes round-trip.
+    p.size_bytes = static_cast<int64_t>(std::llround(fitness[i][1] * 1024.0));
+    if (ctx.analysis != nullptr) {
+      p.bops = qat::ComputeCost(*ctx.analysis, bits, ctx.granularity).bops;
+    }
+    points.push_back(AccuracySize{p.val_top1, p.size_bytes});
+    info.front.push_back(std::move(p));
+  }
+  info.hypervolume =
+      NormalizedHypervolume(points, ctx.float_val_top1, ctx.float_size_bytes);
+  return info;
+}
+
+void LogGeneration(const SearchContext& ctx, const GenerationInfo& info,
                    const EvalStats& stats, double seconds) {
   if (ctx.log == nullptr) return;
-  std::vector<size_t> front = FrontIndices(genes, fitness);
   std::vector<TableRow> rows;
-  std::vector<AccuracySize> points;
-  for (size_t i : front) {
+  for (const GenerationPoint& p : info.front) {
     TableRow row;
-    std::vector<qat::LayerBits> bits = objectives.encoding().Decode(genes[i]);
-    for (const qat::LayerBits& b : bits) {
-      row.wbits.push_back(b.wbits);
-      row.abits.push_back(b.abits);
-    }
-    row.top1 = ctx.float_val_top1 - fitness[i][0];
-    row.size_bytes = static_cast<int64_t>(std::llround(fitness[i][1] * 1024.0));
-    points.push_back(AccuracySize{row.top1, row.size_bytes});
+    row.wbits = p.wbits;
+    row.abits = p.abits;
+    row.top1 = p.val_top1;
+    row.size_bytes = p.size_bytes;
     rows.push_back(std::move(row));
   }
-  const double hv =
-      NormalizedHypervolume(points, ctx.float_val_top1, ctx.float_size_bytes);
-  std::fprintf(ctx.log,
-               "\n== generation %d/%d (%.1f s): Pareto front, validation "
-               "top-1 (float %.2f%%)\n%s",
-               generation, generations, seconds, ctx.float_val_top1,
-               FormatFrontTable(rows, ctx.float_val_top1, ctx.float_size_bytes)
-                   .c_str());
+  std::fprintf(
+      ctx.log,
+      "\n== generation %d/%d (%.1f s): Pareto front, validation "
+      "top-1 (float %.2f%%)\n%s",
+      info.generation, info.generations, seconds, ctx.float_val_top1,
+      FormatFrontTable(rows, ctx.float_val_top1, ctx.float_size_bytes).c_str());
   std::fprintf(ctx.log,
                "   hypervolume %.4f | evaluations: %lld computed, %lld cached, "
                "%lld repeated in a batch\n",
-               hv, static_cast<long long>(stats.computed),
+               info.hypervolume, static_cast<long long>(stats.computed),
                static_cast<long long>(stats.cached),
                static_cast<long long>(stats.repeated));
   std::fflush(ctx.log);
+}
+
+// Logs a finished generation and hands it to the callback.
+void ReportGeneration(const SearchContext& ctx, const Objectives& objectives,
+                      int generation, int generations,
+                      const std::vector<std::vector<int>>& genes,
+                      const std::vector<std::vector<double>>& fitness,
+                      const EvalStats& stats, double seconds, bool restored) {
+  if (ctx.log == nullptr && !ctx.on_generation) return;
+  GenerationInfo info = DescribeGeneration(ctx, objectives, generation,
+                                           generations, genes, fitness, stats);
+  info.restored = restored;
+  // A restored generation was logged by the run that computed it.
+  if (!restored) LogGeneration(ctx, info, stats, seconds);
+  if (ctx.on_generation) ctx.on_generation(info);
+}
+
+bool Cancelled(const SearchContext& ctx) {
+  return ctx.cancelled != nullptr && ctx.cancelled->load();
 }
 
 }  // namespace
@@ -107,9 +150,8 @@ std::vector<size_t> FrontIndices(
   }
   std::vector<size_t> front;
   for (size_t j : NonDominated(objectives)) front.push_back(index[j]);
-  std::sort(front.begin(), front.end(), [&](size_t a, size_t b) {
-    return fitness[a][1] < fitness[b][1];
-  });
+  std::sort(front.begin(), front.end(),
+            [&](size_t a, size_t b) { return fitness[a][1] < fitness[b][1]; });
   return front;
 }
 
@@ -132,9 +174,9 @@ absl::StatusOr<SearchOutcome> RunSearch(const SearchOptions& options,
   if (ckpt->has_value()) {
     SearchCheckpoint saved;
     if (!saved.ParseFromString((*ckpt)->state)) {
-      return absl::DataLossError(absl::StrCat(
-          store.path(), ": the search checkpoint of generation ",
-          (*ckpt)->generation, " does not parse"));
+      return absl::DataLossError(
+          absl::StrCat(store.path(), ": the search checkpoint of generation ",
+                       (*ckpt)->generation, " does not parse"));
     }
     for (const Individual& ind : saved.population()) {
       genes.emplace_back(ind.genes().begin(), ind.genes().end());
@@ -143,8 +185,9 @@ absl::StatusOr<SearchOutcome> RunSearch(const SearchOptions& options,
               static_cast<size_t>(objectives.encoding().dimension()) ||
           fitness.back().size() != nobj) {
         return absl::DataLossError(
-            absl::StrCat(store.path(), ": the search checkpoint does not "
-                                       "match this job's chromosome"));
+            absl::StrCat(store.path(),
+                         ": the search checkpoint does not "
+                         "match this job's chromosome"));
       }
     }
     generation = saved.generation();
@@ -156,6 +199,8 @@ absl::StatusOr<SearchOutcome> RunSearch(const SearchOptions& options,
                    "%s)\n",
                    generation, store.path().c_str());
     }
+    ReportGeneration(ctx, objectives, generation, options.generations, genes,
+                     fitness, evaluation.stats(), 0, /*restored=*/true);
   } else {
     genes = objectives.encoding().InitialPopulation(options.population,
                                                     options.seed);
@@ -173,8 +218,8 @@ absl::StatusOr<SearchOutcome> RunSearch(const SearchOptions& options,
     absl::Status st = SaveCheckpoint(store, ctx.job_key, 0, next_seed, genes,
                                      fitness, evaluation.stats());
     if (!st.ok()) return st;
-    LogGeneration(ctx, objectives, 0, options.generations, genes, fitness,
-                  evaluation.stats(), Since(t));
+    ReportGeneration(ctx, objectives, 0, options.generations, genes, fitness,
+                     evaluation.stats(), Since(t), /*restored=*/false);
   }
 
   const int dim = objectives.encoding().dimension();
@@ -183,6 +228,7 @@ absl::StatusOr<SearchOutcome> RunSearch(const SearchOptions& options,
   auto shared = std::shared_ptr<Objectives>(&objectives, [](Objectives*) {});
   pagmo::problem problem{BitWidthProblem(shared)};
   while (generation < options.generations) {
+    if (Cancelled(ctx)) return absl::CancelledError("job cancelled");
     const auto t = Clock::now();
     ++generation;
     try {
@@ -207,8 +253,8 @@ absl::StatusOr<SearchOutcome> RunSearch(const SearchOptions& options,
     absl::Status st = SaveCheckpoint(store, ctx.job_key, generation, next_seed,
                                      genes, fitness, evaluation.stats());
     if (!st.ok()) return st;
-    LogGeneration(ctx, objectives, generation, options.generations, genes,
-                  fitness, evaluation.stats(), Since(t));
+    ReportGeneration(ctx, objectives, generation, options.generations, genes,
+                     fitness, evaluation.stats(), Since(t), /*restored=*/false);
   }
   out.generations_done = generation;
   out.front = FrontIndices(genes, fitness);

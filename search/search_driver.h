@@ -1,18 +1,23 @@
 // The NSGA-II loop: one pagmo::nsga2 generation per evolve call, each
 // logged (the current Pareto front as a table, hypervolume, evaluation
-// counts) and checkpointed in the result database, so a killed run resumes
-// from its last finished generation.
+// counts), reported to an optional callback and checkpointed in the result
+// database, so a killed run resumes from its last finished generation.
 //
-// Thread-safety: one RunSearch per Objectives at a time.
+// Thread-safety: one RunSearch per Objectives at a time; its callbacks run
+// on the calling thread.
 #ifndef AUTOQ_SEARCH_SEARCH_DRIVER_H_
 #define AUTOQ_SEARCH_SEARCH_DRIVER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "qat/model_analysis.h"
+#include "qat/quant_config.h"
 #include "search/evaluation.h"
 #include "search/job_config.h"
 #include "search/problem.h"
@@ -30,6 +35,27 @@ struct SearchOutcome {
   double seconds = 0;     // wall time of this call
 };
 
+// A point of the current population's front after a generation.
+struct GenerationPoint {
+  std::vector<int> wbits, abits;  // per gene (quantizable layer)
+  int64_t size_bytes = 0;
+  int64_t bops = 0;     // 0 when SearchContext::analysis is null
+  double val_top1 = 0;  // short-QAT validation score
+};
+
+// The state of the search after one generation.
+struct GenerationInfo {
+  int generation = 0;  // 0: the initial population
+  int generations = 0;
+  // Restored from a checkpoint (the generation the search resumes after),
+  // not computed in this run.
+  bool restored = false;
+  std::vector<GenerationPoint> front;  // by size
+  double hypervolume = 0;              // normalized loss x size, ref (1,1)
+  int64_t computed = 0;  // evaluations computed so far in this run
+  int64_t cached = 0;    // answered by the cache so far in this run
+};
+
 struct SearchContext {
   // Identity of the search (model, data, scheme, options, recipe): its
   // checkpoints are stored under this key.
@@ -37,6 +63,16 @@ struct SearchContext {
   double float_val_top1 = 0;
   int64_t float_size_bytes = 0;
   std::FILE* log = stdout;  // null: silent
+  // The cost model's inputs, for the BOPs of GenerationInfo's points
+  // (checkpoints hold only objectives). Null: bops stay 0.
+  const qat::ModelAnalysis* analysis = nullptr;
+  qat::Granularity granularity = qat::Granularity::kPerTensorAffine;
+  // Called after every generation, and once for the checkpoint a search
+  // resumes from (restored = true). May be empty.
+  std::function<void(const GenerationInfo&)> on_generation;
+  // When it reads true, the search stops before its next generation with
+  // CANCELLED ("job cancelled"). May be null.
+  const std::atomic<bool>* cancelled = nullptr;
 };
 
 absl::StatusOr<SearchOutcome> RunSearch(const SearchOptions& options,
@@ -51,8 +87,9 @@ uint32_t GenerationSeed(uint32_t search_seed, int generation);
 
 // The distinct non-dominated individuals whose loss objective is a real
 // score (not an over-budget penalty), sorted by size.
-std::vector<size_t> FrontIndices(const std::vector<std::vector<int>>& genes,
-                                 const std::vector<std::vector<double>>& fitness);
+std::vector<size_t> FrontIndices(
+    const std::vector<std::vector<int>>& genes,
+    const std::vector<std::vector<double>>& fitness);
 
 }  // namespace autoq::search
 
