@@ -1,11 +1,12 @@
 # The search proper: job config, encoding, evaluation interface, local
-# workers, the pagmo problem and driver, the job runner.
+# workers, the pagmo problem and driver, the job pipeline and runner.
 find_package(Pagmo REQUIRED)
 
 add_library(autoq_search
   chromosome.cc
   evaluation.cc
   job_config.cc
+  job_pipeline.cc
   job_runner.cc
   local_pool.cc
   problem.cc
@@ -19,4 +20,6 @@ target_link_libraries(autoq_search
 autoq_test(search_job_config_test SOURCES job_config_test.cc
            LIBS autoq_search GTest::gmock)
 autoq_test(search_driver_test SOURCES search_driver_test.cc
+           LIBS autoq_search GTest::gmock)
+autoq_test(search_job_pipeline_test SOURCES job_pipeline_test.cc
            LIBS autoq_search GTest::gmock)

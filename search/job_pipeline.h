@@ -26,36 +26,33 @@
 #include "search/job_runner.h"
 #include "search/report.h"
 #include "search/result_store.h"
+#include "search/search_driver.h"
 
 namespace autoq::search {
 
-// A point of the current population's front after a generation.
-struct GenerationPoint {
-  std::vector<int> wbits, abits;
-  int64_t size_bytes = 0;
-  int64_t bops = 0;
-  double val_top1 = 0;  // short-QAT validation score
-};
+// GenerationPoint and GenerationInfo (a generation's front, as
+// OnGeneration gets it) are declared in search/search_driver.h.
 
-struct GenerationInfo {
-  int generation = 0;  // 0: the initial population
-  int generations = 0;
-  std::vector<GenerationPoint> front;  // by size
-  double hypervolume = 0;  // normalized loss x size, ref (1,1)
-  int64_t computed = 0;    // evaluations computed so far in this run
-  int64_t cached = 0;
-};
-
-// Receives a job's progress. Default methods ignore it.
+// Receives a job's progress. Default methods ignore it. Calls never
+// overlap (see the thread-safety note above) and must not call back into
+// the pipeline; a slow observer slows the job.
 class PipelineObserver {
  public:
   virtual ~PipelineObserver() = default;
-  // "float", "search", "final", "done".
+  // "float", "search", "final", "done", in this order; "done" only when
+  // the job succeeds.
   virtual void OnPhase(absl::string_view phase) {}
+  // Every entry of every batch, cached or computed, repeats included: the
+  // float model (stage kFloat, empty bits), the candidates (kSearch) and
+  // the final points (kFinal). `done` of `total` entries of the current
+  // batch are finished. The record's artifacts are already stored (and
+  // cleared).
   virtual void OnEvaluation(Stage stage,
                             const std::vector<qat::LayerBits>& bits,
-                            const EvalRecord& record, bool cached,
-                            size_t done, size_t total) {}
+                            const EvalRecord& record, bool cached, size_t done,
+                            size_t total) {}
+  // After each generation, and once for the checkpoint a resumed search
+  // starts from (info.restored).
   virtual void OnGeneration(const GenerationInfo& info) {}
 };
 
@@ -66,17 +63,27 @@ struct PipelineInputs {
   const JobConfig* config = nullptr;
   std::string model_digest;  // SHA-256 of the model file's bytes
   const qat::ModelAnalysis* analysis = nullptr;
+  // Printed to `log` right after the job's first line (the model and its
+  // float scores): what only the caller knows, such as the data split
+  // sizes and the workers. Whole lines, each ending in a newline; may be
+  // empty.
+  std::string log_setup;
 };
 
 // Runs the job. Returns the summary whose report lists every final point
 // with `result_key` set (its exports are the artifacts of that key in
-// `store`) and empty file names. `log` (may be null) gets the same
-// human-readable progress `autoq run` prints. When `cancelled` (may be
-// null) becomes true, the pipeline stops at the next generation or batch
-// boundary with CANCELLED.
+// `store`, checked present) and empty file names; `computed`, `cached` and
+// `repeated` count the search and the final stage (the float model's one
+// evaluation is cached too but not counted). `log` (may be null) gets the
+// same human-readable progress `autoq run` prints. When `cancelled` (may
+// be null) becomes true, the pipeline stops at the next generation or batch
+// boundary with CANCELLED ("job cancelled"); an evaluation failing while
+// it is true also ends the job with that status. Results finished before
+// then stay in `store`: a rerun continues from the last checkpoint.
+// Several pipelines may share one `store` (it is thread-safe); `evaluator`
+// gets one Run call at a time from this pipeline.
 absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
-                                       Evaluator* evaluator,
-                                       ResultStore* store,
+                                       Evaluator* evaluator, ResultStore* store,
                                        PipelineObserver* observer,
                                        std::FILE* log,
                                        const std::atomic<bool>* cancelled);

@@ -1,7 +1,10 @@
-// A whole search job on this machine: load the model and data, run the
-// NSGA-II search through the cached local worker pool, fine-tune every
-// point of the final front (and the uniform configurations, for
-// comparison), export them and write the reports. `autoq run` calls this.
+// A whole search job on this machine: load the model and data, run the job
+// (search/job_pipeline.h: float scores, the NSGA-II search, the final
+// fine-tune of the front and of the uniform configurations) on a pool of
+// local workers, then write the exports and the reports into the output
+// folder: front.json, front.csv, front.svg, front/<label>/ and
+// uniform/<label>/ (model.pt, weights.bin, manifest.json). `autoq run`
+// calls this.
 //
 // Thread-safety: one RunJob per result database at a time is the expected
 // use; two processes on one database only share cached results.
@@ -18,6 +21,8 @@
 
 namespace autoq::search {
 
+// What a job did. RunPipeline fills it; RunJob also names the written
+// export files in the report's points.
 struct JobSummary {
   FrontReport report;
   FrontComparison comparison;
@@ -30,7 +35,7 @@ struct JobSummary {
   double search_seconds = 0;
   double search_evaluator_seconds = 0;  // inside the evaluator (QAT)
   double final_seconds = 0;
-  double total_seconds = 0;
+  double total_seconds = 0;  // RunJob: loading the model and data included
   // Search wall time outside the evaluator / search wall time.
   double search_overhead() const;
   double cache_hit_rate() const;

@@ -41,7 +41,10 @@ inline qat::ModelAnalysis FakeAnalysis(int n) {
 }
 
 // Accuracy 90 minus a loss that grows as bits shrink, layer 0 (the first)
-// most sensitive. Counts every task it runs; can be told to fail.
+// most sensitive; the float model scores 90 (val) and 89.5 (test); final
+// points have fake exports. Counts every task it runs; can be told to fail.
+// Runs each task of a batch on its own thread, as remote workers would
+// report them.
 class FakeEvaluator : public Evaluator {
  public:
   explicit FakeEvaluator(const qat::ModelAnalysis* analysis)
@@ -60,7 +63,8 @@ class FakeEvaluator : public Evaluator {
       std::lock_guard<std::mutex> lock(mu_);
       ++runs_;
       ++runs_by_key_[task.key];
-      if (fail_all_) return absl::ResourceExhaustedError("fake failure");
+      ++runs_by_stage_[task.stage];
+      if (fail_all_) return fail_status_;
     }
     double loss = 0;
     for (size_t i = 0; i < task.bits.size(); ++i) {
@@ -68,14 +72,21 @@ class FakeEvaluator : public Evaluator {
       loss += sensitivity * std::pow(2.0, 2 - task.bits[i].wbits) * 4;
     }
     EvalRecord r;
+    r.device = "fake";
+    r.qat.wall_seconds = 0.001;
+    if (task.stage == Stage::kFloat) {
+      r.qat.best_val_top1 = 90.0;
+      r.qat.test_top1 = 89.5;
+      r.qat.size_bytes = analysis_->float_size_bytes;
+      return r;
+    }
     r.qat.best_val_top1 = std::max(10.0, 90.0 - loss);
-    r.qat.test_top1 = task.stage == Stage::kFinal ? r.qat.best_val_top1 - 0.5 : -1;
-    qat::ModelCost cost = qat::ComputeCost(
-        *analysis_, task.bits, qat::Granularity::kPerTensorAffine);
+    r.qat.test_top1 =
+        task.stage == Stage::kFinal ? r.qat.best_val_top1 - 0.5 : -1;
+    qat::ModelCost cost = qat::ComputeCost(*analysis_, task.bits,
+                                           qat::Granularity::kPerTensorAffine);
     r.qat.size_bytes = cost.size_bytes;
     r.qat.bops = cost.bops;
-    r.qat.wall_seconds = 0.001;
-    r.device = "fake";
     if (task.stage == Stage::kFinal) {
       r.artifacts.emplace_back("model.pt", "ts");
       r.artifacts.emplace_back("weights.bin", "w");
@@ -84,20 +95,37 @@ class FakeEvaluator : public Evaluator {
     return r;
   }
 
-  int runs() const { return runs_; }
-  int max_runs_of_one_key() const {
+  int runs() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return runs_;
+  }
+  int runs(Stage stage) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return runs_by_stage_[stage];
+  }
+  int max_runs_of_one_key() {
+    std::lock_guard<std::mutex> lock(mu_);
     int m = 0;
     for (const auto& [k, v] : runs_by_key_) m = std::max(m, v);
     return m;
   }
-  void set_fail_all(bool f) { fail_all_ = f; }
+  // From now on every task fails with `status` (while `f`); may be called
+  // while tasks run.
+  void set_fail_all(bool f, absl::Status status =
+                                absl::ResourceExhaustedError("fake failure")) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_all_ = f;
+    fail_status_ = std::move(status);
+  }
 
  private:
   const qat::ModelAnalysis* analysis_;
   std::mutex mu_;
   int runs_ = 0;
   std::map<std::string, int> runs_by_key_;
+  std::map<Stage, int> runs_by_stage_;
   bool fail_all_ = false;
+  absl::Status fail_status_;
 };
 
 }  // namespace autoq::search::testing

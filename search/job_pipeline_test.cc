@@ -1,0 +1,413 @@
+// A whole job through RunPipeline on the fake evaluator: phases, progress
+// events, the cache across runs, cancellation, result keys and the report
+// files.
+#include "search/job_pipeline.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <thread>
+
+#include "qat/cost_model.h"
+#include "search/test_fakes.h"
+#include "tests/testing.h"
+
+namespace autoq::search {
+namespace {
+
+using ::testing::ElementsAre;
+using testing::FakeAnalysis;
+using testing::FakeEvaluator;
+using ::testing::HasSubstr;
+
+constexpr int kGenes = 6;
+constexpr int kGenerations = 3;
+
+// Records every call; fails the test if two calls overlap.
+class RecordingObserver : public PipelineObserver {
+ public:
+  void OnPhase(absl::string_view phase) override {
+    Enter();
+    phases.emplace_back(phase);
+    Leave();
+  }
+  void OnEvaluation(Stage stage, const std::vector<qat::LayerBits>& bits,
+                    const EvalRecord& record, bool cached, size_t done,
+                    size_t total) override {
+    Enter();
+    // Long enough for the fake evaluator's threads to collide if the
+    // pipeline did not serialize its calls.
+    std::this_thread::sleep_for(std::chrono::microseconds(300));
+    ++evaluations[stage];
+    if (cached) ++cached_evaluations[stage];
+    if (stage == Stage::kFloat) {
+      EXPECT_TRUE(bits.empty());
+      float_val = record.qat.best_val_top1;
+    } else {
+      EXPECT_EQ(bits.size(), static_cast<size_t>(kGenes));
+    }
+    EXPECT_GE(done, 1u);
+    EXPECT_LE(done, total);
+    if (on_evaluation) on_evaluation(stage);
+    Leave();
+  }
+  void OnGeneration(const GenerationInfo& info) override {
+    Enter();
+    generations.push_back(info);
+    if (on_generation) on_generation(info);
+    Leave();
+  }
+
+  std::vector<std::string> phases;
+  std::map<Stage, int> evaluations, cached_evaluations;
+  std::vector<GenerationInfo> generations;
+  double float_val = -1;
+  std::function<void(const GenerationInfo&)> on_generation;
+  std::function<void(Stage)> on_evaluation;
+  bool overlapped = false;
+
+ private:
+  void Enter() {
+    if (inside_.fetch_add(1) != 0) overlapped = true;
+  }
+  void Leave() { inside_.fetch_sub(1); }
+  std::atomic<int> inside_{0};
+};
+
+// A log in memory.
+class MemoryLog {
+ public:
+  MemoryLog() : file_(open_memstream(&buffer_, &size_)) {}
+  ~MemoryLog() {
+    std::fclose(file_);
+    std::free(buffer_);
+  }
+  std::FILE* file() { return file_; }
+  std::string text() {
+    std::fflush(file_);
+    return std::string(buffer_, size_);
+  }
+
+ private:
+  char* buffer_ = nullptr;
+  size_t size_ = 0;
+  std::FILE* file_;
+};
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  PipelineTest() : analysis_(FakeAnalysis(kGenes)) {
+    config_.name = "fake";
+    config_.model_path = "fake.pt";
+    config_.data_spec = "fake-data";
+    config_.search.population = 8;
+    config_.search.generations = kGenerations;
+    config_.search.seed = 3;
+    config_.final_front.compare_uniform = true;
+    auto store = ResultStore::Open(dir_.File("results.db"));
+    EXPECT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+
+  absl::StatusOr<JobSummary> Run(Evaluator* evaluator,
+                                 PipelineObserver* observer,
+                                 std::FILE* log = nullptr,
+                                 const std::atomic<bool>* cancelled = nullptr) {
+    PipelineInputs inputs;
+    inputs.config = &config_;
+    inputs.model_digest = "digest";
+    inputs.analysis = &analysis_;
+    inputs.log_setup = "setup of this test\n";
+    return RunPipeline(inputs, evaluator, store_.get(), observer, log,
+                       cancelled);
+  }
+
+  std::vector<qat::LayerBits> Bits(const FrontPoint& p) const {
+    std::vector<qat::LayerBits> bits;
+    for (size_t i = 0; i < p.wbits.size(); ++i) {
+      bits.push_back({p.wbits[i], p.abits[i]});
+    }
+    return bits;
+  }
+
+  ::autoq::testing::TempDir dir_;
+  qat::ModelAnalysis analysis_;
+  JobConfig config_;
+  std::unique_ptr<ResultStore> store_;
+};
+
+TEST_F(PipelineTest, RunsEveryPhaseAndReportsEveryEvaluation) {
+  FakeEvaluator evaluator(&analysis_);
+  RecordingObserver observer;
+  MemoryLog log;
+  absl::StatusOr<JobSummary> summary = Run(&evaluator, &observer, log.file());
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_FALSE(observer.overlapped);
+  EXPECT_THAT(observer.phases, ElementsAre("float", "search", "final", "done"));
+
+  // The float model went through the evaluator, once.
+  EXPECT_EQ(evaluator.runs(Stage::kFloat), 1);
+  EXPECT_EQ(observer.evaluations[Stage::kFloat], 1);
+  EXPECT_DOUBLE_EQ(observer.float_val, 90.0);
+  const FrontReport& report = summary->report;
+  EXPECT_DOUBLE_EQ(report.float_val_top1, 90.0);
+  EXPECT_DOUBLE_EQ(report.float_test_top1, 89.5);
+  EXPECT_EQ(report.float_size_bytes, analysis_.float_size_bytes);
+
+  // One event per generation, the initial population included.
+  ASSERT_EQ(observer.generations.size(), static_cast<size_t>(kGenerations + 1));
+  int64_t computed = 0;
+  for (int g = 0; g <= kGenerations; ++g) {
+    const GenerationInfo& info = observer.generations[g];
+    EXPECT_EQ(info.generation, g);
+    EXPECT_EQ(info.generations, kGenerations);
+    EXPECT_FALSE(info.restored);
+    EXPECT_GT(info.hypervolume, 0);
+    EXPECT_LT(info.hypervolume, 1);
+    EXPECT_GE(info.computed, computed);
+    computed = info.computed;
+    ASSERT_FALSE(info.front.empty());
+    for (size_t i = 0; i < info.front.size(); ++i) {
+      const GenerationPoint& p = info.front[i];
+      ASSERT_EQ(p.wbits.size(), static_cast<size_t>(kGenes));
+      ASSERT_EQ(p.abits.size(), static_cast<size_t>(kGenes));
+      std::vector<qat::LayerBits> bits;
+      for (int k = 0; k < kGenes; ++k) bits.push_back({p.wbits[k], p.abits[k]});
+      const qat::ModelCost cost =
+          qat::ComputeCost(analysis_, bits, qat::Granularity::kPerTensorAffine);
+      EXPECT_EQ(p.size_bytes, cost.size_bytes);
+      EXPECT_EQ(p.bops, cost.bops);
+      EXPECT_GT(p.val_top1, 10);
+      EXPECT_LT(p.val_top1, 90);
+      if (i > 0) {
+        EXPECT_GE(p.size_bytes, info.front[i - 1].size_bytes);
+      }
+    }
+  }
+
+  // Every entry of every batch was reported; the computed ones are the
+  // evaluator's runs beside the float model.
+  EXPECT_EQ(observer.evaluations[Stage::kSearch] +
+                observer.evaluations[Stage::kFinal],
+            summary->computed + summary->cached + summary->repeated);
+  EXPECT_EQ(evaluator.runs(Stage::kSearch) + evaluator.runs(Stage::kFinal),
+            summary->computed);
+  EXPECT_EQ(evaluator.max_runs_of_one_key(), 1);
+  ASSERT_FALSE(report.front.empty());
+  ASSERT_EQ(report.uniform.size(), 7u);  // 2..8 bits
+  EXPECT_EQ(static_cast<size_t>(observer.evaluations[Stage::kFinal]),
+            report.front.size() + report.uniform.size());
+  EXPECT_EQ(summary->generations_done, kGenerations);
+  EXPECT_EQ(summary->resumed_from, -1);
+
+  // Every point names the final-stage result whose artifacts are its
+  // exports; no file is named yet.
+  CachedEvaluation keys(store_.get(), &evaluator,
+                        MakeKeyContext(config_, "digest"));
+  for (const auto* list : {&report.front, &report.uniform}) {
+    for (const FrontPoint& p : *list) {
+      EXPECT_EQ(p.result_key, keys.Key(Stage::kFinal, Bits(p))) << p.label;
+      auto model = store_->GetArtifact(p.result_key, "model.pt");
+      ASSERT_TRUE(model.ok()) << model.status();
+      EXPECT_EQ(model->value_or(""), "ts") << p.label;
+      auto names = store_->ListArtifacts(p.result_key);
+      ASSERT_TRUE(names.ok());
+      EXPECT_THAT(*names, ::testing::UnorderedElementsAre(
+                              "model.pt", "weights.bin", "manifest.json"));
+      EXPECT_TRUE(p.torchscript_file.empty());
+      EXPECT_GT(p.test_top1, 0);
+    }
+  }
+  EXPECT_EQ(report.uniform[0].label, "uniform-2");
+  EXPECT_EQ(report.front[0].label, "front-1");
+
+  // The log is what `autoq run` prints.
+  const std::string text = log.text();
+  EXPECT_THAT(text, HasSubstr("job fake: fake.pt, 6 quantizable layers, "
+                              "float "));
+  EXPECT_THAT(text, HasSubstr("val top-1 90.00%, test top-1 89.50%\n"
+                              "setup of this test\n"));
+  EXPECT_THAT(text, HasSubstr("== initial population: 8 configurations"));
+  EXPECT_THAT(text, HasSubstr("== generation 3/3"));
+  EXPECT_THAT(text, HasSubstr("  [candidate 1/"));
+  EXPECT_THAT(
+      text, HasSubstr(absl::StrCat("== final fine-tune: ", report.front.size(),
+                                   " front points + 7 uniform "
+                                   "configurations")));
+  EXPECT_THAT(text, HasSubstr("  [final 1/"));
+}
+
+TEST_F(PipelineTest, SecondRunAnswersEverythingFromTheCache) {
+  FakeEvaluator first_evaluator(&analysis_);
+  RecordingObserver first_observer;
+  absl::StatusOr<JobSummary> first = Run(&first_evaluator, &first_observer);
+  ASSERT_TRUE(first.ok()) << first.status();
+
+  FakeEvaluator evaluator(&analysis_);
+  RecordingObserver observer;
+  absl::StatusOr<JobSummary> second = Run(&evaluator, &observer);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(evaluator.runs(), 0);
+  EXPECT_EQ(second->computed, 0);
+  EXPECT_GT(second->cached, 0);
+  EXPECT_EQ(second->resumed_from, kGenerations);
+  EXPECT_THAT(observer.phases, ElementsAre("float", "search", "final", "done"));
+  EXPECT_EQ(observer.cached_evaluations[Stage::kFloat], 1);
+  EXPECT_EQ(observer.cached_evaluations[Stage::kFinal],
+            observer.evaluations[Stage::kFinal]);
+
+  // The restored generation is announced once, with the same front.
+  ASSERT_EQ(observer.generations.size(), 1u);
+  const GenerationInfo& restored = observer.generations[0];
+  const GenerationInfo& last = first_observer.generations.back();
+  EXPECT_TRUE(restored.restored);
+  EXPECT_EQ(restored.generation, kGenerations);
+  ASSERT_EQ(restored.front.size(), last.front.size());
+  for (size_t i = 0; i < last.front.size(); ++i) {
+    EXPECT_EQ(restored.front[i].wbits, last.front[i].wbits);
+    EXPECT_EQ(restored.front[i].bops, last.front[i].bops);
+  }
+  EXPECT_DOUBLE_EQ(restored.hypervolume, last.hypervolume);
+
+  absl::StatusOr<ReportFiles> a = RenderReport(first->report);
+  absl::StatusOr<ReportFiles> b = RenderReport(second->report);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->json, b->json);
+  EXPECT_EQ(a->csv, b->csv);
+  EXPECT_EQ(a->svg, b->svg);
+  for (size_t i = 0; i < first->report.front.size(); ++i) {
+    EXPECT_EQ(first->report.front[i].result_key,
+              second->report.front[i].result_key);
+  }
+}
+
+TEST_F(PipelineTest, CancelledBetweenGenerationsThenResumed) {
+  FakeEvaluator evaluator(&analysis_);
+  RecordingObserver observer;
+  std::atomic<bool> cancelled{false};
+  observer.on_generation = [&](const GenerationInfo& info) {
+    if (info.generation == 1) cancelled = true;
+  };
+  absl::StatusOr<JobSummary> summary =
+      Run(&evaluator, &observer, nullptr, &cancelled);
+  ASSERT_EQ(summary.status().code(), absl::StatusCode::kCancelled)
+      << summary.status();
+  EXPECT_EQ(summary.status().message(), "job cancelled");
+  EXPECT_THAT(observer.phases, ElementsAre("float", "search"));
+  EXPECT_EQ(observer.generations.size(), 2u);
+  EXPECT_EQ(evaluator.runs(Stage::kFinal), 0);
+
+  // The finished generations are kept: a rerun goes on from generation 1.
+  RecordingObserver resumed_observer;
+  absl::StatusOr<JobSummary> resumed = Run(&evaluator, &resumed_observer);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->resumed_from, 1);
+  EXPECT_EQ(resumed->generations_done, kGenerations);
+  EXPECT_EQ(evaluator.max_runs_of_one_key(), 1);
+  ASSERT_EQ(resumed_observer.generations.size(),
+            static_cast<size_t>(kGenerations));  // 1 (restored), 2, 3
+  EXPECT_TRUE(resumed_observer.generations[0].restored);
+  EXPECT_EQ(resumed_observer.generations.back().generation, kGenerations);
+}
+
+TEST_F(PipelineTest, CancelledBeforeTheFinalBatch) {
+  FakeEvaluator evaluator(&analysis_);
+  RecordingObserver observer;
+  std::atomic<bool> cancelled{false};
+  observer.on_generation = [&](const GenerationInfo& info) {
+    if (info.generation == kGenerations) cancelled = true;
+  };
+  absl::StatusOr<JobSummary> summary =
+      Run(&evaluator, &observer, nullptr, &cancelled);
+  ASSERT_EQ(summary.status().code(), absl::StatusCode::kCancelled)
+      << summary.status();
+  EXPECT_THAT(observer.phases, ElementsAre("float", "search"));
+  EXPECT_EQ(evaluator.runs(Stage::kFinal), 0);
+}
+
+TEST_F(PipelineTest, TasksFailingAfterCancellationEndTheJobAsCancelled) {
+  FakeEvaluator evaluator(&analysis_);
+  RecordingObserver observer;
+  std::atomic<bool> cancelled{false};
+  // Cancelled during generation 1's batch; its remaining tasks fail as a
+  // remote evaluator fails them.
+  observer.on_evaluation = [&](Stage stage) {
+    if (stage == Stage::kSearch && observer.generations.size() == 1 &&
+        !cancelled) {
+      cancelled = true;
+      evaluator.set_fail_all(true, absl::CancelledError("task cancelled"));
+    }
+  };
+  absl::StatusOr<JobSummary> summary =
+      Run(&evaluator, &observer, nullptr, &cancelled);
+  ASSERT_EQ(summary.status().code(), absl::StatusCode::kCancelled)
+      << summary.status();
+  EXPECT_EQ(summary.status().message(), "job cancelled");
+  EXPECT_EQ(evaluator.runs(Stage::kFinal), 0);
+}
+
+TEST_F(PipelineTest, FailuresWithoutCancellationAreReportedAsTheyAre) {
+  FakeEvaluator evaluator(&analysis_);
+  evaluator.set_fail_all(true);
+  RecordingObserver observer;
+  absl::StatusOr<JobSummary> summary = Run(&evaluator, &observer);
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kResourceExhausted)
+      << summary.status();
+  EXPECT_THAT(observer.phases, ElementsAre("float"));
+}
+
+TEST_F(PipelineTest, RenderedReportEqualsTheWrittenFiles) {
+  FakeEvaluator evaluator(&analysis_);
+  absl::StatusOr<JobSummary> summary = Run(&evaluator, nullptr);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  FrontReport report = summary->report;
+  report.front[0].torchscript_file = "front/front-1/model.pt";
+  report.front[0].packed_file = "front/front-1/weights.bin";
+  report.front[0].manifest_file = "front/front-1/manifest.json";
+  absl::StatusOr<ReportFiles> files = RenderReport(report);
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_TRUE(WriteFrontJson(report, dir_.File("front.json")).ok());
+  ASSERT_TRUE(WriteFrontCsv(report, dir_.File("front.csv")).ok());
+  ASSERT_TRUE(WriteFrontSvg(report, dir_.File("front.svg")).ok());
+  EXPECT_EQ(files->json, ::autoq::testing::ReadFile(dir_.File("front.json")));
+  EXPECT_EQ(files->csv, ::autoq::testing::ReadFile(dir_.File("front.csv")));
+  EXPECT_EQ(files->svg, ::autoq::testing::ReadFile(dir_.File("front.svg")));
+  EXPECT_THAT(files->json, HasSubstr("\"torchscript_file\": "
+                                     "\"front/front-1/model.pt\""));
+  EXPECT_THAT(files->csv, HasSubstr("front/front-1/weights.bin"));
+  EXPECT_THAT(files->svg, HasSubstr("<svg"));
+}
+
+TEST(MakeKeyContextTest, FloatKeysDependOnTheModelAndDataOnly) {
+  JobConfig a;
+  a.data_spec = "fashion-mnist";
+  JobConfig b = a;
+  b.search_recipe.epochs = a.search_recipe.epochs + 1;
+  b.final_front.recipe.lr = a.final_front.recipe.lr * 2;
+  b.scheme.granularity = qat::Granularity::kPerChannelSymmetric;
+  JobConfig c = a;
+  c.val_size = a.val_size + 1;
+  auto key = [](const JobConfig& config, const std::string& digest,
+                Stage stage) {
+    CachedEvaluation e(nullptr, nullptr, MakeKeyContext(config, digest));
+    return e.Key(stage, stage == Stage::kFloat
+                            ? std::vector<qat::LayerBits>{}
+                            : std::vector<qat::LayerBits>(3, {4, 8}));
+  };
+  EXPECT_EQ(key(a, "m", Stage::kFloat), key(b, "m", Stage::kFloat));
+  EXPECT_NE(key(a, "m", Stage::kFloat), key(c, "m", Stage::kFloat));
+  EXPECT_NE(key(a, "m", Stage::kFloat), key(a, "n", Stage::kFloat));
+  EXPECT_NE(key(a, "m", Stage::kSearch), key(b, "m", Stage::kSearch));
+  EXPECT_NE(key(a, "m", Stage::kFinal), key(b, "m", Stage::kFinal));
+  EXPECT_NE(key(a, "m", Stage::kFloat), key(a, "m", Stage::kSearch));
+  EXPECT_NE(key(a, "m", Stage::kSearch), key(a, "m", Stage::kFinal));
+}
+
+}  // namespace
+}  // namespace autoq::search
