@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -128,7 +129,7 @@ TEST_F(ServerTest, EveryCallNeedsTheRightKindOfToken) {
 }
 
 TEST_F(ServerTest, BadUploadsAreRefusedAndNothingIsStored) {
-  AUTOQ_REQUIRE_FIXTURE("small_dscnn.pt");
+  AUTOQ_REQUIRE_FIXTURE(Fixture("small_dscnn.pt"));
   const std::string model = testing::ReadFile(Fixture("small_dscnn.pt"));
   StartServer(/*max_model_bytes=*/model.size() - 1);
   SubmitJobResponse response;
@@ -161,7 +162,7 @@ TEST_F(ServerTest, BadUploadsAreRefusedAndNothingIsStored) {
 }
 
 TEST_F(ServerTest, ClientsSeeOnlyTheirOwnJobs) {
-  AUTOQ_REQUIRE_FIXTURE("small_dscnn.pt");
+  AUTOQ_REQUIRE_FIXTURE(Fixture("small_dscnn.pt"));
   StartServer();
   SubmitJobResponse submitted;
   ASSERT_TRUE(Submit(kAlice, SmallSpec(),
@@ -227,7 +228,7 @@ TEST_F(ServerTest, ClientsSeeOnlyTheirOwnJobs) {
 }
 
 TEST_F(ServerTest, OnlyTheLeaseHolderCanCompleteATask) {
-  AUTOQ_REQUIRE_FIXTURE("small_dscnn.pt");
+  AUTOQ_REQUIRE_FIXTURE(Fixture("small_dscnn.pt"));
   StartServer();
   SubmitJobResponse submitted;
   ASSERT_TRUE(Submit(kAlice, SmallSpec(),
