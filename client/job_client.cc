@@ -317,15 +317,16 @@ absl::StatusOr<JobStatus> JobClient::Watch(const std::string& job_id,
                           "the server closed the stream before the job ended")
                     : Explain(status);
     const auto now = std::chrono::steady_clock::now();
+    // The stream stayed open for its whole window: the server is there, the
+    // job is just quiet (a long final fine-tune). Reopen at once.
+    const bool window_ended =
+        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
     milliseconds wait = backoff;
-    if (got) {
-      contacted = true;
+    if (got || window_ended) {
+      contacted = contacted || got;
       last_progress = now;
       backoff = options.initial_backoff;
-      // The stream's window ran out while events flowed: reopen at once.
-      wait = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
-                 ? milliseconds(0)
-                 : options.initial_backoff;
+      wait = window_ended ? milliseconds(0) : options.initial_backoff;
     } else {
       if (now - last_progress >= options.give_up_after) {
         return absl::Status(

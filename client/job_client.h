@@ -58,7 +58,8 @@ struct WatchOptions {
   // on every attempt that gets no event, up to max_backoff.
   std::chrono::milliseconds initial_backoff{250};
   std::chrono::milliseconds max_backoff{10000};
-  // Gives up when no event arrives for this long across reconnects.
+  // Gives up when the server stays unreachable (no event, no stream open
+  // for a whole window) this long across reconnects.
   std::chrono::milliseconds give_up_after{std::chrono::minutes(15)};
   // Told about each reconnect before its wait (why, how long); may be null.
   std::function<void(const absl::Status& why, std::chrono::milliseconds wait,

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -141,12 +142,30 @@ std::vector<JobEvent> Script(const std::string& id, JobState end) {
 // How the fake ends its first WatchJob stream.
 enum class Drop { kNone, kUnavailable, kCloseEarly, kReplayAll };
 
+const char* DropName(Drop drop) {
+  switch (drop) {
+    case Drop::kUnavailable:
+      return "Unavailable";
+    case Drop::kCloseEarly:
+      return "ClosedEarly";
+    case Drop::kReplayAll:
+      return "ReplayedFromTheStart";
+    default:
+      return "None";
+  }
+}
+
+void PrintTo(Drop drop, std::ostream* os) { *os << DropName(drop); }
+
 class FakeJobService final : public JobService::Service {
  public:
   // --- Script (set before the calls).
   std::map<std::string, std::vector<JobEvent>> scripts;  // by job id
   Drop drop = Drop::kNone;  // how the first stream of every job ends
   int64_t drop_after_seq = 4;
+  // The first streams of a job send events up to drop_after_seq, then stay
+  // open and silent until the client's deadline.
+  int quiet_streams = 0;
   std::map<std::string, std::string> artifacts;  // name -> bytes
   // Names GetResults lists for a job but never serves.
   std::map<std::string, std::vector<std::string>> extra_listed;
@@ -264,6 +283,17 @@ class FakeJobService final : public JobService::Service {
       call = calls.size();
       calls.push_back(request->after_seq());
       events = scripts[request->job_id()];
+    }
+    if (static_cast<int>(call) < quiet_streams) {
+      for (const JobEvent& e : events) {
+        if (e.seq() > request->after_seq() && e.seq() <= drop_after_seq) {
+          writer->Write(e);
+        }
+      }
+      while (!context->IsCancelled()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      return grpc::Status::OK;
     }
     const bool first = call == 0;
     const int64_t from =
@@ -586,8 +616,9 @@ TEST_P(WatchResumeTest, ResumesFromTheLastSeqAfterADroppedStream) {
 
 INSTANTIATE_TEST_SUITE_P(Drops, WatchResumeTest,
                          ::testing::Values(Drop::kUnavailable,
-                                           Drop::kCloseEarly,
-                                           Drop::kReplayAll));
+                                           Drop::kCloseEarly, Drop::kReplayAll),
+                         [](const ::testing::TestParamInfo<Drop>& info)
+                             -> std::string { return DropName(info.param); });
 
 TEST_F(JobClientTest, WatchGivesUpWhenTheServerStaysAway) {
   fake_.scripts["job-42"] = Script("job-42", JOB_FINISHED);
@@ -604,6 +635,21 @@ TEST_F(JobClientTest, WatchGivesUpWhenTheServerStaysAway) {
   std::lock_guard<std::mutex> lock(fake_.mu);
   EXPECT_GT(fake_.watch_after_seq["job-42"].size(), 2u);
   EXPECT_EQ(fake_.watch_after_seq["job-42"].back(), 3);
+}
+
+TEST_F(JobClientTest, WatchKeepsGoingThroughQuietWindows) {
+  fake_.scripts["job-42"] = Script("job-42", JOB_FINISHED);
+  fake_.quiet_streams = 2;  // events 1-4, then two silent windows
+  WatchOptions w = FastRetry();
+  w.stream_window = std::chrono::milliseconds(300);
+  w.give_up_after = std::chrono::milliseconds(100);
+  std::vector<int64_t> seqs;
+  absl::StatusOr<JobStatus> ended = Client()->Watch(
+      "job-42", 0, [&](const JobEvent& e) { seqs.push_back(e.seq()); }, w);
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_THAT(seqs, ElementsAre(1, 2, 3, 4, 5, 6, 7, 8));
+  std::lock_guard<std::mutex> lock(fake_.mu);
+  EXPECT_THAT(fake_.watch_after_seq["job-42"], ElementsAre(0, 4, 4));
 }
 
 TEST_F(JobClientTest, WatchStopsOnErrorsARetryCannotFix) {
