@@ -23,7 +23,9 @@ set -uo pipefail
 SKIP=77
 [ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
 bin="$(cd "$1" && pwd)" || exit 2
-src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+here="${BASH_SOURCE[0]%/*}"
+[ "$here" = "${BASH_SOURCE[0]}" ] && here=.
+src="$(cd "$here/.." && pwd)"
 t0=$SECONDS
 
 say() { echo "[slurm_e2e $((SECONDS - t0))s] $*"; }
@@ -253,6 +255,8 @@ two_running() {
 }
 wait_for 60 "both worker tasks running" two_running ||
   fail "squeue does not show 2 running worker tasks: $(squeue 2>&1)"
+[ "$(grep -c 'gpu:1' "$tmp/log/squeue.txt")" = 2 ] ||
+  fail "the worker tasks do not hold one GPU each: $(cat "$tmp/log/squeue.txt")"
 squeue -o '%.12i %.14j %.9T %.6C %.12b %R' | tee "$tmp/log/squeue_running.txt"
 grep -q "${worker_job}_0 " "$tmp/log/squeue_running.txt" &&
   grep -q "${worker_job}_1 " "$tmp/log/squeue_running.txt" ||
@@ -319,6 +323,14 @@ scancel --batch --signal=TERM "$worker_job" || fail "scancel of the workers fail
 wait_for 60 "worker tasks ended" gone "$worker_job" || fail "the workers did not leave on SIGTERM"
 [ "$(state_of "$worker_job")" = "COMPLETED " ] ||
   fail "worker tasks ended $(state_of "$worker_job"), not COMPLETED: $(scontrol show job "$worker_job" | grep -E 'JobId|ExitCode')"
+# Both array tasks did part of the job, and left without abandoning anything.
+for i in 0 1; do
+  out="$tmp/autoq/logs/autoq-worker-${worker_job}_$i.out"
+  line=$(grep -E 'leaving: [0-9]+ completed' "$out" | tail -n 1)
+  say "worker ${worker_job}_$i: ${line#*: }"
+  [[ "$line" =~ leaving:\ ([0-9]+)\ completed.*\ 0\ abandoned ]] && [ "${BASH_REMATCH[1]}" -ge 1 ] ||
+    fail "worker ${worker_job}_$i did not complete a task and leave cleanly: $(tail -n 5 "$out")"
+done
 wait_for 15 "server saw both workers leave" \
   test "$(grep -c ') left: ' "$server_log" 2>/dev/null)" -ge 2 ||
   say "note: the server log has no 'left' lines for both workers"
