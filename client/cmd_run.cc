@@ -224,6 +224,7 @@ absl::Status RunLocalService(const search::JobConfig& config, bool quiet,
   // a kill take back the dead process's tasks quickly.
   options.lease_seconds = 6;
   options.heartbeat_seconds = 2;
+  options.restart_grace_seconds = 0;  // an earlier run's workers are gone
   options.log = verbose ? stderr : nullptr;
   ASSIGN_OR_RETURN(std::unique_ptr<server::AutoqServer> service,
                    server::AutoqServer::Start(options, std::move(auth)));

@@ -1,5 +1,6 @@
 // JobService: the client API. See server/services.h.
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -99,12 +100,21 @@ class SubmitReactor : public grpc::ServerReadReactor<SubmitJobRequest> {
 // in flight; ends after the job's last event.
 class WatchReactor : public grpc::ServerWriteReactor<JobEvent> {
  public:
-  WatchReactor(std::shared_ptr<EventFeed> feed, int64_t after_seq)
+  WatchReactor(std::shared_ptr<EventFeed> feed, int64_t after_seq,
+               WorkPool pool)
       : feed_(std::move(feed)), cursor_(after_seq), link_(new Link{this}) {
     std::shared_ptr<Link> link = link_;
-    listener_ = feed_->Subscribe([link] {
-      std::lock_guard<std::mutex> lock(link->mu);
-      if (link->reactor != nullptr) link->reactor->Pump();
+    // The publisher is the job's serialized progress path, and a write
+    // started on it sends inline: with many watchers that made every
+    // completion wait for one socket send per watcher. The pool pumps
+    // instead, at most one pump per watcher queued at a time.
+    listener_ = feed_->Subscribe([link, pool = std::move(pool)] {
+      if (link->poke_queued.exchange(true)) return;
+      pool([link] {
+        link->poke_queued = false;
+        std::lock_guard<std::mutex> lock(link->mu);
+        if (link->reactor != nullptr) link->reactor->Pump();
+      });
     });
     Pump();
   }
@@ -144,6 +154,7 @@ class WatchReactor : public grpc::ServerWriteReactor<JobEvent> {
   struct Link {
     WatchReactor* reactor;
     std::mutex mu;
+    std::atomic<bool> poke_queued{false};
   };
 
   void Pump() {
@@ -229,7 +240,7 @@ class JobServiceImpl : public JobService::CallbackService {
     absl::StatusOr<std::shared_ptr<EventFeed>> feed =
         jobs_->Feed(who->name, request->job_id());
     if (!feed.ok()) return new RejectedWriter<JobEvent>(feed.status());
-    return new WatchReactor(*std::move(feed), request->after_seq());
+    return new WatchReactor(*std::move(feed), request->after_seq(), pool_);
   }
 
   grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* ctx,

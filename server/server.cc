@@ -84,6 +84,8 @@ absl::StatusOr<std::unique_ptr<AutoqServer>> AutoqServer::Start(
   options.heartbeat_seconds = std::clamp(options.heartbeat_seconds, 1,
                                          std::max(1, options.lease_seconds / 3));
   options.work_threads = std::clamp(options.work_threads, 1, 64);
+  options.restart_grace_seconds =
+      std::clamp(options.restart_grace_seconds, 0, 86400);
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError(
         "TLS needs both a certificate and a key file");
@@ -110,6 +112,7 @@ absl::StatusOr<std::unique_ptr<AutoqServer>> AutoqServer::Start(
   impl->store = *std::move(store);
   TaskQueueOptions qopt;
   qopt.lease_ms = int64_t{1000} * options.lease_seconds;
+  qopt.restart_grace_ms = int64_t{1000} * options.restart_grace_seconds;
   absl::StatusOr<std::unique_ptr<TaskQueue>> queue =
       TaskQueue::Open(impl->store.get(), qopt, UnixMillis());
   if (!queue.ok()) return queue.status();
@@ -131,6 +134,7 @@ absl::StatusOr<std::unique_ptr<AutoqServer>> AutoqServer::Start(
   limits.max_model_bytes = options.max_model_bytes;
   limits.lease_seconds = options.lease_seconds;
   limits.heartbeat_seconds = options.heartbeat_seconds;
+  limits.restart_grace_seconds = options.restart_grace_seconds;
   impl->job_service =
       MakeJobService(impl->jobs.get(), &impl->auth, pool, limits);
   impl->worker_service = std::make_unique<WorkerServiceImpl>(

@@ -35,6 +35,10 @@ struct ServerOptions {
   // at most a third of the lease).
   int lease_seconds = 60;
   int heartbeat_seconds = 10;
+  // After a restart, workers known before it keep their leases this long
+  // (or a whole lease if longer) while they reconnect. Default 30 s,
+  // 0..86400.
+  int restart_grace_seconds = 30;
   int work_threads = 4;  // blocking work (uploads, exports), 1..64
   std::FILE* log = stderr;  // null: silent
 };

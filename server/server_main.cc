@@ -29,6 +29,8 @@ constexpr char kHelp[] =
     "(default 4)\n"
     "  --lease-seconds N         lease without heartbeat (default 60)\n"
     "  --heartbeat-seconds N     worker heartbeat period (default 10)\n"
+    "  --restart-grace-seconds N after a restart, how long workers keep\n"
+    "                            their leases while reconnecting (default 30)\n"
     "  --quiet                   no log lines\n"
     "  SIGTERM/SIGINT: stop taking work, finish storing, exit 0.\n";
 
@@ -37,7 +39,7 @@ absl::Status Main(int argc, char** argv) {
   autoq::client::FlagSpec spec{
       {"listen", "db", "client-tokens", "worker-tokens", "tls-cert",
        "tls-key", "max-model-mb", "max-message-mb", "max-jobs-per-client",
-       "lease-seconds", "heartbeat-seconds"},
+       "lease-seconds", "heartbeat-seconds", "restart-grace-seconds"},
       {"help", "quiet"}};
   absl::StatusOr<Flags> flags = Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok()) return flags.status();
@@ -74,7 +76,9 @@ absl::Status Main(int argc, char** argv) {
   absl::StatusOr<int64_t> jobs = get("max-jobs-per-client", 4, 1, 10000);
   absl::StatusOr<int64_t> lease = get("lease-seconds", 60, 2, 86400);
   absl::StatusOr<int64_t> heartbeat = get("heartbeat-seconds", 10, 1, 28800);
-  for (const auto* v : {&model_mb, &message_mb, &jobs, &lease, &heartbeat}) {
+  absl::StatusOr<int64_t> grace = get("restart-grace-seconds", 30, 0, 86400);
+  for (const auto* v :
+       {&model_mb, &message_mb, &jobs, &lease, &heartbeat, &grace}) {
     if (!v->ok()) return v->status();
   }
   options.max_model_bytes = *model_mb << 20;
@@ -82,6 +86,7 @@ absl::Status Main(int argc, char** argv) {
   options.max_jobs_per_client = static_cast<int>(*jobs);
   options.lease_seconds = static_cast<int>(*lease);
   options.heartbeat_seconds = static_cast<int>(*heartbeat);
+  options.restart_grace_seconds = static_cast<int>(*grace);
   if (flags->Has("quiet")) options.log = nullptr;
 
   absl::StatusOr<autoq::server::TokenAuth> auth =

@@ -33,6 +33,7 @@ struct ServiceLimits {
   int64_t max_model_bytes = int64_t{512} << 20;
   int lease_seconds = 60;
   int heartbeat_seconds = 10;
+  int restart_grace_seconds = 30;  // see ServerOptions
   int retry_after_ms = 500;  // a worker's wait when no task is queued
 };
 

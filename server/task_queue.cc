@@ -54,6 +54,8 @@ absl::StatusOr<std::unique_ptr<TaskQueue>> TaskQueue::Open(
   }
   options.lease_ms = std::clamp(options.lease_ms, kMinLeaseMs, kMaxLeaseMs);
   options.max_attempts = std::clamp(options.max_attempts, 1, kMaxAttempts);
+  options.restart_grace_ms =
+      std::clamp<int64_t>(options.restart_grace_ms, 0, kMaxLeaseMs);
   std::unique_ptr<TaskQueue> queue(new TaskQueue(store, options));
 
   ASSIGN_OR_RETURN(std::vector<TaskRow> rows, store->ListTasks());
@@ -69,9 +71,10 @@ absl::StatusOr<std::unique_ptr<TaskQueue>> TaskQueue::Open(
     entry->row = std::move(row);
     queue->tasks_[id] = std::move(entry);
   }
-  // The workers could not heartbeat while the server was down: give them a
-  // whole lease to come back.
-  const int64_t deadline = now_ms + options.lease_ms;
+  // The workers could not heartbeat while the server was down: give them
+  // time to come back.
+  const int64_t deadline =
+      now_ms + std::max(options.lease_ms, options.restart_grace_ms);
   RETURN_IF_ERROR(store->SetDeadlines(leased, deadline));
   for (int64_t id : leased) queue->tasks_[id]->row.deadline_ms = deadline;
   return queue;

@@ -47,6 +47,11 @@ struct TaskQueueOptions {
   // Leases of one task before its error is final. Default 3; clamped to
   // [1, 100].
   int max_attempts = 3;
+  // After a restart (Open), held leases get this long, or a whole lease if
+  // longer: workers retrying with backoff take a while to notice the server
+  // is back, and a lease lost to that wait means a task computed twice.
+  // Default 30 s; clamped to [0, 1 day].
+  int64_t restart_grace_ms = 30000;
 };
 
 // A task as a job asks for it.
@@ -82,7 +87,8 @@ class TaskQueue {
                                     const std::string& encoded_result)>;
 
   // Loads the stored tasks. Tasks that were leased keep their lease, with a
-  // fresh deadline `now_ms + lease_ms` (written to the store): their
+  // fresh deadline `now_ms + max(lease_ms, restart_grace_ms)` (written to
+  // the store): their
   // workers get that long to come back after a server restart. Stored
   // tasks have no waiters until a job enqueues their keys again. `store`
   // must outlive the queue; one queue per store.

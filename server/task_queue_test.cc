@@ -447,14 +447,16 @@ TEST_F(TaskQueueTest, RestartKeepsLeasesAndOrderUntilReEnqueued) {
   OpenStores();
 
   const int64_t t1 = kT0 + 5 * kLeaseMs;  // long past the old deadline
+  const int64_t grace = 3 * kLeaseMs;     // workers reconnect with backoff
+  options_.restart_grace_ms = grace;
   queue_ = MustOpenQueue(t1);
   ASSERT_NE(queue_, nullptr);
   ExpectCounts(queue_->Counts(), 3, 1);
   std::vector<TaskRow> stored = StoredTasks();
   ASSERT_EQ(stored.size(), 4u);
   EXPECT_EQ(stored[0].lease_id, held.lease_id);
-  EXPECT_EQ(stored[0].deadline_ms, t1 + kLeaseMs);
-  EXPECT_THAT(queue_->ExpireLeases(t1 + kLeaseMs), IsEmpty());
+  EXPECT_EQ(stored[0].deadline_ms, t1 + grace);
+  EXPECT_THAT(queue_->ExpireLeases(t1 + grace - 1), IsEmpty());
   // Nobody waits yet, so nothing is handed out.
   EXPECT_TRUE(NothingToLease("w2"));
   ExpectCounts(queue_->CountsForJob("j-a"), 0, 0);

@@ -1,4 +1,5 @@
 // WorkerService: the worker API. See server/services.h.
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <random>
@@ -182,10 +183,13 @@ WorkerServiceImpl::WorkerServiceImpl(ServerStore* store,
                                      ServiceLimits limits, std::FILE* log)
     : state_(new State{store, results, queue, jobs, auth, std::move(pool),
                        limits, log}) {
-  // Workers registered before a restart get a lease period to come back.
+  // Workers registered before a restart get the restart grace (or a lease
+  // period) to come back, as their leases do.
   absl::StatusOr<std::vector<WorkerRow>> rows = store->ListWorkers();
   if (rows.ok()) {
-    const int64_t now = UnixMillis();
+    const int64_t now =
+        UnixMillis() + int64_t{1000} * std::max(0, limits.restart_grace_seconds -
+                                                       limits.lease_seconds);
     for (const WorkerRow& w : *rows) {
       state_->workers[w.worker_id] = State::Live{w.name, w.devices, now};
     }
