@@ -98,25 +98,32 @@ class SubmitReactor : public grpc::ServerReadReactor<SubmitJobRequest> {
 
 // WatchJob: replays the feed after `after_seq`, then follows it; one write
 // in flight; ends after the job's last event.
+//
+// Writes are started on the work pool only. StartWrite sends on the
+// socket inline: on the publisher's thread (the job's serialized progress
+// path) every completion would wait for one send per watcher, and in
+// OnWriteDone, on gRPC's few callback threads, the sends of many watchers
+// queue every LeaseTask behind them (bench/service_load_bench measures it).
 class WatchReactor : public grpc::ServerWriteReactor<JobEvent> {
+ private:
+  // Lets a queued pump reach the reactor only while it lives.
+  struct Link {
+    WatchReactor* reactor = nullptr;
+    std::mutex mu;
+    std::atomic<bool> pump_queued{false};  // at most one pump queued
+  };
+
  public:
   WatchReactor(std::shared_ptr<EventFeed> feed, int64_t after_seq,
                WorkPool pool)
-      : feed_(std::move(feed)), cursor_(after_seq), link_(new Link{this}) {
-    std::shared_ptr<Link> link = link_;
-    // The publisher is the job's serialized progress path, and a write
-    // started on it sends inline: with many watchers that made every
-    // completion wait for one socket send per watcher. The pool pumps
-    // instead, at most one pump per watcher queued at a time.
-    listener_ = feed_->Subscribe([link, pool = std::move(pool)] {
-      if (link->poke_queued.exchange(true)) return;
-      pool([link] {
-        link->poke_queued = false;
-        std::lock_guard<std::mutex> lock(link->mu);
-        if (link->reactor != nullptr) link->reactor->Pump();
-      });
-    });
-    Pump();
+      : feed_(std::move(feed)),
+        cursor_(after_seq),
+        pool_(std::move(pool)),
+        link_(std::make_shared<Link>()) {
+    link_->reactor = this;
+    listener_ = feed_->Subscribe(
+        [link = link_, pool = pool_] { QueuePump(link, pool); });
+    QueuePump(link_, pool_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -128,7 +135,7 @@ class WatchReactor : public grpc::ServerWriteReactor<JobEvent> {
       return;
     }
     cursor_ = event_.seq();
-    PumpLocked();
+    QueuePump(link_, pool_);
   }
 
   void OnCancel() override {
@@ -150,19 +157,20 @@ class WatchReactor : public grpc::ServerWriteReactor<JobEvent> {
   }
 
  private:
-  // Lets a feed listener reach the reactor only while it lives.
-  struct Link {
-    WatchReactor* reactor;
-    std::mutex mu;
-    std::atomic<bool> poke_queued{false};
-  };
+  // The flag is cleared before the pump runs, so an event published during
+  // a pump queues another: no wake-up is lost.
+  static void QueuePump(const std::shared_ptr<Link>& link,
+                        const WorkPool& pool) {
+    if (link->pump_queued.exchange(true)) return;
+    pool([link] {
+      link->pump_queued = false;
+      std::lock_guard<std::mutex> lock(link->mu);
+      if (link->reactor != nullptr) link->reactor->Pump();
+    });
+  }
 
   void Pump() {
     std::lock_guard<std::mutex> lock(mu_);
-    PumpLocked();
-  }
-
-  void PumpLocked() {
     if (writing_ || finished_) return;
     if (cancelled_) {
       finished_ = true;
@@ -187,6 +195,7 @@ class WatchReactor : public grpc::ServerWriteReactor<JobEvent> {
   bool writing_ = false;    // guarded by mu_
   bool finished_ = false;   // guarded by mu_
   bool cancelled_ = false;  // guarded by mu_
+  WorkPool pool_;
   std::shared_ptr<Link> link_;
   int64_t listener_ = 0;
 };
