@@ -10,6 +10,7 @@
 // that every watcher saw its job's whole history up to `ended`. Exits 1 if
 // a check fails.
 #include <google/protobuf/util/json_util.h>
+#include <sys/resource.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
@@ -163,6 +164,14 @@ std::shared_ptr<grpc::Channel> OwnChannel(const std::string& target) {
                                    args);
 }
 
+// CPU seconds (user + system) of this process so far.
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
 // Milliseconds between two steady-clock points.
 double Ms(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
@@ -219,10 +228,13 @@ CompleteTaskRequest NoopCompletion(const std::string& worker_id,
 // Everything the workers and watchers observed.
 struct Tally {
   std::mutex mu;
-  std::map<std::string, int> leases_by_key;      // guarded by mu
+  // Every lease of a key: "task T of job J, STAGE" (more than one: the
+  // key was run twice).
+  std::map<std::string, std::vector<std::string>> leases_by_key;  // by mu
   std::map<std::string, int> leases_by_task;     // guarded by mu
   std::map<std::string, int64_t> leases_by_job;  // guarded by mu
   std::vector<double> task_lease_ms, empty_lease_ms;  // guarded by mu
+  std::vector<double> complete_ms;                    // guarded by mu
   int64_t completed = 0;   // guarded by mu: accepted, not duplicate
   int64_t duplicates = 0;  // guarded by mu
   int64_t rejected = 0;    // guarded by mu: CompleteTask not OK
@@ -282,7 +294,7 @@ void RunWorker(int index, const std::string& target, const std::string& token,
     worker_id = response.worker_id();
   }
   // Per thread, merged at the end: no shared lock per call.
-  std::vector<double> task_ms, empty_ms;
+  std::vector<double> task_ms, empty_ms, complete_ms;
   while (!stop->stopped()) {
     LeaseTaskRequest request;
     request.set_worker_id(worker_id);
@@ -310,7 +322,9 @@ void RunWorker(int index, const std::string& target, const std::string& token,
     task_ms.push_back(Ms(t0, t1));
     {
       std::lock_guard<std::mutex> lock(tally->mu);
-      ++tally->leases_by_key[lease.task().key()];
+      tally->leases_by_key[lease.task().key()].push_back(absl::StrCat(
+          "task ", lease.task().task_id(), " of ", lease.task().job_id(), ", ",
+          TaskStage_Name(lease.task().stage())));
       ++tally->leases_by_task[lease.task().task_id()];
       ++tally->leases_by_job[lease.task().job_id()];
       if (!tally->any_lease || t0 < tally->first_lease) {
@@ -324,6 +338,7 @@ void RunWorker(int index, const std::string& target, const std::string& token,
     PrepareContext(&cctx, token, rpc_timeout);
     st = stub->CompleteTask(&cctx, done, &response);
     const Clock::time_point t2 = Clock::now();
+    complete_ms.push_back(Ms(t1, t2));
     std::lock_guard<std::mutex> lock(tally->mu);
     if (!st.ok()) {
       ++tally->rejected;
@@ -352,10 +367,13 @@ void RunWorker(int index, const std::string& target, const std::string& token,
                               task_ms.end());
   tally->empty_lease_ms.insert(tally->empty_lease_ms.end(), empty_ms.begin(),
                                empty_ms.end());
+  tally->complete_ms.insert(tally->complete_ms.end(), complete_ms.begin(),
+                            complete_ms.end());
 }
 
 struct WatchOutcome {
   int64_t events = 0;
+  std::map<JobEvent::EventCase, int64_t> by_kind;
   bool saw_ended = false;
   JobState ended_state = JOB_STATE_UNSPECIFIED;
   bool in_order = true;  // seq 1, 2, 3, ... with no gap
@@ -363,30 +381,64 @@ struct WatchOutcome {
   Clock::time_point end;
 };
 
-void RunWatcher(const std::string& target, const std::string& token,
-                const std::string& job_id, int timeout_seconds,
-                WatchOutcome* out) {
-  auto stub = JobService::NewStub(OwnChannel(target));
-  grpc::ClientContext ctx;
-  PrepareContext(&ctx, token, std::chrono::seconds(timeout_seconds));
-  WatchJobRequest request;
-  request.set_job_id(job_id);
-  std::unique_ptr<grpc::ClientReader<JobEvent>> reader =
-      stub->WatchJob(&ctx, request);
-  JobEvent event;
-  int64_t expect = 1;
-  while (reader->Read(&event)) {
-    ++out->events;
-    if (event.seq() != expect) out->in_order = false;
-    expect = event.seq() + 1;
-    if (event.has_ended()) {
-      out->saw_ended = true;
-      out->ended_state = event.ended().state();
-    }
+// One WatchJob stream, read with gRPC's callback API: a hundred blocking
+// readers would cost this process a thread wake-up per event, CPU the
+// server under test would not get on a small machine.
+class Watcher : public grpc::ClientReadReactor<JobEvent> {
+ public:
+  Watcher(const std::string& target, const std::string& token,
+          const std::string& job_id, int timeout_seconds)
+      : stub_(JobService::NewStub(OwnChannel(target))) {
+    PrepareContext(&ctx_, token, std::chrono::seconds(timeout_seconds));
+    request_.set_job_id(job_id);
   }
-  out->status = reader->Finish();
-  out->end = Clock::now();
-}
+
+  void Start() {
+    stub_->async()->WatchJob(&ctx_, &request_, this);
+    StartRead(&event_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    WatchOutcome& o = out_;
+    ++o.events;
+    ++o.by_kind[event_.event_case()];
+    if (event_.seq() != expect_) o.in_order = false;
+    expect_ = event_.seq() + 1;
+    if (event_.has_ended()) {
+      o.saw_ended = true;
+      o.ended_state = event_.ended().state();
+    }
+    StartRead(&event_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    out_.status = status;
+    out_.end = Clock::now();
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  // Blocks until the stream ended; then the outcome is final.
+  const WatchOutcome& Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return done_; });
+    return out_;
+  }
+
+ private:
+  std::unique_ptr<JobService::Stub> stub_;
+  grpc::ClientContext ctx_;
+  WatchJobRequest request_;
+  JobEvent event_;
+  int64_t expect_ = 1;
+  WatchOutcome out_;  // written by the reactions, one at a time
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;  // guarded by mu_
+};
 
 absl::StatusOr<std::string> SubmitJob(JobService::Stub* stub,
                                       const std::string& token,
@@ -532,12 +584,12 @@ absl::StatusOr<int> Main(int argc, char** argv) {
   Tally tally;
   Stop stop;
   const Clock::time_point start = Clock::now();
-  std::vector<WatchOutcome> watches(o.watchers);
-  std::vector<std::thread> watchers;
+  const double cpu_start = CpuSeconds();
+  std::vector<std::unique_ptr<Watcher>> watchers;
   for (int i = 0; i < o.watchers; ++i) {
-    watchers.emplace_back(RunWatcher, target, client_token,
-                          job_ids[i % job_ids.size()], o.timeout_seconds,
-                          &watches[i]);
+    watchers.push_back(std::make_unique<Watcher>(
+        target, client_token, job_ids[i % job_ids.size()], o.timeout_seconds));
+    watchers.back()->Start();
   }
   std::vector<std::thread> workers;
   for (int i = 0; i < o.workers; ++i) {
@@ -560,8 +612,10 @@ absl::StatusOr<int> Main(int argc, char** argv) {
   }
   stop.Set();
   for (std::thread& t : workers) t.join();
-  for (std::thread& t : watchers) t.join();
+  std::vector<WatchOutcome> watches;
+  for (const auto& w : watchers) watches.push_back(w->Wait());
   const Clock::time_point end = Clock::now();
+  const double cpu_s = CpuSeconds() - cpu_start;
   // Once more, after the last completion: the counters are final.
   for (size_t j = 0; j < job_ids.size(); ++j) {
     absl::StatusOr<JobStatus> s = GetJob(client.get(), client_token, job_ids[j]);
@@ -583,16 +637,19 @@ absl::StatusOr<int> Main(int argc, char** argv) {
   // ---- Report.
   std::sort(tally.task_lease_ms.begin(), tally.task_lease_ms.end());
   std::sort(tally.empty_lease_ms.begin(), tally.empty_lease_ms.end());
+  std::sort(tally.complete_ms.begin(), tally.complete_ms.end());
   int64_t leases = 0;
-  for (const auto& [key, n] : tally.leases_by_key) leases += n;
+  for (const auto& [key, l] : tally.leases_by_key) leases += l.size();
   const double dispatch_s =
       tally.any_lease
           ? Ms(tally.first_lease, tally.last_completion) / 1000.0
           : 0.0;
   int64_t events = 0;
+  std::map<JobEvent::EventCase, int64_t> by_kind;
   Clock::time_point last_watch_end = start;
   for (const WatchOutcome& w : watches) {
     events += w.events;
+    for (const auto& [kind, n] : w.by_kind) by_kind[kind] += n;
     last_watch_end = std::max(last_watch_end, w.end);
   }
   const double watch_s = Ms(start, last_watch_end) / 1000.0;
@@ -625,11 +682,32 @@ absl::StatusOr<int> Main(int argc, char** argv) {
       "ms\n",
       el.size(), Percentile(el, 0.5), Percentile(el, 0.99),
       el.empty() ? 0.0 : el.back());
+  const auto& cl = tally.complete_ms;
+  std::printf(
+      "CompleteTask latency (%zu):        p50 %.3f ms  p99 %.3f ms  max %.3f "
+      "ms\n",
+      cl.size(), Percentile(cl, 0.5), Percentile(cl, 0.99),
+      cl.empty() ? 0.0 : cl.back());
   std::printf(
       "watch events delivered:  %lld to %d streams in %.3f s: %.1f events/s\n",
       static_cast<long long>(events), o.watchers, watch_s,
       watch_s > 0 ? static_cast<double>(events) / watch_s : 0.0);
-  std::printf("whole run:               %.3f s\n", Ms(start, end) / 1000.0);
+  if (events > 0) {
+    std::printf("  by kind:");
+    const auto* descriptor = JobEvent::descriptor();
+    for (const auto& [kind, n] : by_kind) {
+      const auto* field = descriptor->FindFieldByNumber(kind);
+      std::printf(" %s %lld", field != nullptr ? field->name().c_str() : "?",
+                  static_cast<long long>(n));
+    }
+    std::printf("\n");
+  }
+  const double run_s = Ms(start, end) / 1000.0;
+  std::printf("whole run:               %.3f s, CPU %.1f s of this process "
+              "(%.2f cores; %s)\n",
+              run_s, cpu_s, run_s > 0 ? cpu_s / run_s : 0.0,
+              o.server.empty() ? "server and all clients"
+                               : "clients only");
 
   std::printf("\nchecks:\n");
   int failed = 0;
@@ -644,7 +722,7 @@ absl::StatusOr<int> Main(int argc, char** argv) {
   failed += Check(left == 0, absl::StrCat(left, " task(s) left pending or "
                                                 "running in the jobs"));
   int64_t twice = 0;
-  for (const auto& [key, n] : tally.leases_by_key) twice += n > 1;
+  for (const auto& [key, l] : tally.leases_by_key) twice += l.size() > 1;
   int64_t task_twice = 0;
   for (const auto& [id, n] : tally.leases_by_task) task_twice += n > 1;
   failed += Check(twice == 0 && task_twice == 0,
@@ -679,6 +757,14 @@ absl::StatusOr<int> Main(int argc, char** argv) {
                   absl::StrCat(in_order, " of ", o.watchers,
                                " streams had every event in order, ", clean,
                                " ended OK"));
+  int shown = 0;
+  for (const auto& [key, l] : tally.leases_by_key) {
+    if (l.size() < 2 || ++shown > 5) continue;
+    std::printf("  key %s leased %zu times:", key.substr(0, 16).c_str(),
+                l.size());
+    for (const std::string& d : l) std::printf(" [%s]", d.c_str());
+    std::printf("\n");
+  }
   for (const std::string& e : tally.errors) std::printf("  error: %s\n", e.c_str());
   for (const WatchOutcome& w : watches) {
     if (!w.status.ok()) {
