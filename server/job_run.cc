@@ -246,7 +246,8 @@ absl::StatusOr<FinalFront> RunServiceJob(const JobRunContext& ctx) {
   ASSIGN_OR_RETURN(search::JobConfig config, ConfigOf(ctx.spec));
   ASSIGN_OR_RETURN(LoadedModel model, LoadAndAnalyze(config, ctx.model_bytes));
   std::unique_ptr<search::Evaluator> evaluator =
-      MakeRemoteEvaluator(ctx.queue, ctx.job_id, ctx.stop, ctx.cancelled);
+      MakeRemoteEvaluator(ctx.queue, ctx.results, ctx.job_id, ctx.stop,
+                          ctx.cancelled);
   search::PipelineInputs inputs;
   inputs.config = &config;
   inputs.model_digest = search::Sha256Hex(ctx.model_bytes);

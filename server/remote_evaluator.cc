@@ -8,6 +8,7 @@
 
 #include "proto/autoq.pb.h"
 #include "search/evaluation.h"
+#include "search/result_store.h"
 
 namespace autoq::server {
 namespace {
@@ -37,10 +38,11 @@ struct BatchState {
 
 class RemoteEvaluator : public search::Evaluator {
  public:
-  RemoteEvaluator(TaskQueue* queue, std::string job_id,
-                  const std::atomic<bool>* stop,
+  RemoteEvaluator(TaskQueue* queue, search::ResultStore* results,
+                  std::string job_id, const std::atomic<bool>* stop,
                   const std::atomic<bool>* cancelled)
       : queue_(queue),
+        results_(results),
         job_id_(std::move(job_id)),
         stop_(stop),
         cancelled_(cancelled) {}
@@ -61,9 +63,15 @@ class RemoteEvaluator : public search::Evaluator {
         spec.abits.push_back(b.abits);
       }
       absl::Status st = queue_->Enqueue(
-          spec, [state, i](absl::Status status, const std::string& encoded) {
+          spec,
+          [state, i](absl::Status status, const std::string& encoded) {
             Deliver(*state, i, std::move(status), encoded);
-          });
+          },
+          results_ == nullptr
+              ? TaskQueue::DoneLookup()
+              : [this, stage = tasks[i].stage](const std::string& key) {
+                  return Lookup(key, stage);
+                });
       if (!st.ok()) Deliver(*state, i, st, "");
     }
     bool cancel = false;
@@ -94,6 +102,21 @@ class RemoteEvaluator : public search::Evaluator {
   }
 
  private:
+  // The stored result of `key`; a final one counts only with its exports,
+  // as in the search's cache lookup.
+  absl::StatusOr<std::optional<std::string>> Lookup(const std::string& key,
+                                                    search::Stage stage) {
+    absl::StatusOr<std::optional<std::string>> hit = results_->Get(key);
+    if (!hit.ok() || !hit->has_value() || stage != search::Stage::kFinal) {
+      return hit;
+    }
+    absl::StatusOr<std::vector<std::string>> names =
+        results_->ListArtifacts(key);
+    if (!names.ok()) return names.status();
+    if (names->empty()) return std::optional<std::string>();
+    return hit;
+  }
+
   static void Deliver(BatchState& state, size_t index, absl::Status status,
                       const std::string& encoded) {
     absl::StatusOr<search::EvalRecord> record =
@@ -108,6 +131,7 @@ class RemoteEvaluator : public search::Evaluator {
   }
 
   TaskQueue* queue_;
+  search::ResultStore* results_;  // may be null: no lookup at Enqueue
   std::string job_id_;
   const std::atomic<bool>* stop_;
   const std::atomic<bool>* cancelled_;
@@ -116,10 +140,10 @@ class RemoteEvaluator : public search::Evaluator {
 }  // namespace
 
 std::unique_ptr<search::Evaluator> MakeRemoteEvaluator(
-    TaskQueue* queue, std::string job_id, const std::atomic<bool>* stop,
-    const std::atomic<bool>* cancelled) {
-  return std::make_unique<RemoteEvaluator>(queue, std::move(job_id), stop,
-                                           cancelled);
+    TaskQueue* queue, search::ResultStore* results, std::string job_id,
+    const std::atomic<bool>* stop, const std::atomic<bool>* cancelled) {
+  return std::make_unique<RemoteEvaluator>(queue, results, std::move(job_id),
+                                           stop, cancelled);
 }
 
 }  // namespace autoq::server

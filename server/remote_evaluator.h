@@ -14,18 +14,23 @@
 
 namespace autoq::search {
 class Evaluator;
+class ResultStore;
 }
 
 namespace autoq::server {
 
-// `queue` must outlive the evaluator. When `*stop` becomes true (server
-// shutdown), Run stops waiting and reports UNAVAILABLE for the unfinished
-// tasks; their queued tasks and leases stay stored for the next start.
-// When `*cancelled` becomes true, Run withdraws the job's tasks from the
-// queue and reports CANCELLED for the unfinished ones. Either may be null.
+// `queue` and `results` (the result cache the completions are stored in)
+// must outlive the evaluator. A task whose result reached `results` since
+// the job's cache lookup (another job computed it) is answered from there,
+// not queued (TaskQueue::Enqueue's lookup). When `*stop` becomes true
+// (server shutdown), Run stops waiting and reports UNAVAILABLE for the
+// unfinished tasks; their queued tasks and leases stay stored for the next
+// start. When `*cancelled` becomes true, Run withdraws the job's tasks from
+// the queue and reports CANCELLED for the unfinished ones. Either may be
+// null.
 std::unique_ptr<search::Evaluator> MakeRemoteEvaluator(
-    TaskQueue* queue, std::string job_id, const std::atomic<bool>* stop,
-    const std::atomic<bool>* cancelled);
+    TaskQueue* queue, search::ResultStore* results, std::string job_id,
+    const std::atomic<bool>* stop, const std::atomic<bool>* cancelled);
 
 }  // namespace autoq::server
 

@@ -130,13 +130,29 @@ std::string TaskQueue::NewLeaseIdLocked() {
   }
 }
 
-absl::Status TaskQueue::Enqueue(const TaskSpec& spec, Waiter waiter) {
+absl::Status TaskQueue::Enqueue(const TaskSpec& spec, Waiter waiter,
+                               const DoneLookup& done) {
   if (spec.key.empty() || spec.job_id.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("task of job '", spec.job_id, "' with key '", spec.key,
                      "': key and job id must not be empty"));
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<std::string> finished;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto found = by_key_.find(spec.key);
+    if (found == by_key_.end() && done) {
+      ASSIGN_OR_RETURN(finished, done(spec.key));
+    }
+    if (!finished.has_value()) {
+      return EnqueueLocked(spec, std::move(waiter));
+    }
+  }
+  if (waiter) waiter(absl::OkStatus(), *finished);
+  return absl::OkStatus();
+}
+
+absl::Status TaskQueue::EnqueueLocked(const TaskSpec& spec, Waiter waiter) {
   int64_t id;
   auto found = by_key_.find(spec.key);
   if (found != by_key_.end()) {

@@ -18,8 +18,9 @@
 // Time is passed in (Unix milliseconds) so tests drive it.
 //
 // Thread-safety: all methods may be called from any thread at once. Waiter
-// callbacks run on the thread that completed, failed or cancelled the task,
-// after the queue's lock is released; they must not block for long.
+// callbacks run on the thread that completed, failed or cancelled the task
+// (or enqueued a key found done), after the queue's lock is released; they
+// must not block for long.
 #ifndef AUTOQ_SERVER_TASK_QUEUE_H_
 #define AUTOQ_SERVER_TASK_QUEUE_H_
 
@@ -101,11 +102,24 @@ class TaskQueue {
   TaskQueue(const TaskQueue&) = delete;
   TaskQueue& operator=(const TaskQueue&) = delete;
 
+  // The finished result of a key (an encoded autoq.EvalResult), or nullopt.
+  using DoneLookup = std::function<absl::StatusOr<std::optional<std::string>>(
+      const std::string& key)>;
+
   // Queues `spec` unless a task with its key is queued or leased, and adds
   // `waiter` to that task either way (an empty `waiter` still makes the job
   // wait, but nothing is called). Key and job id must not be empty. Fails
-  // only if the store write of a new task fails; then nothing changed.
-  absl::Status Enqueue(const TaskSpec& spec, Waiter waiter);
+  // only if the store write of a new task fails (or `done` fails); then
+  // nothing changed.
+  //
+  // `done` (may be empty) closes the gap between a job's cache lookup and
+  // its Enqueue: when no task has the key, it is asked for the key's
+  // result under the queue's lock, which Complete holds from storing a
+  // result to removing its task. A result found (another job's task
+  // finished meanwhile) goes to `waiter` at once, on this thread, and no
+  // task is queued: a key is never run twice.
+  absl::Status Enqueue(const TaskSpec& spec, Waiter waiter,
+                       const DoneLookup& done = nullptr);
 
   // The next task for `worker_id` (fair across jobs), or nullopt when none
   // is queued. Only tasks that some job waits for are handed out; tasks
@@ -175,6 +189,8 @@ class TaskQueue {
   TaskQueue(ServerStore* store, TaskQueueOptions options);
 
   // Helpers; all require mu_ held.
+  // Enqueue without the lookup.
+  absl::Status EnqueueLocked(const TaskSpec& spec, Waiter waiter);
   // Adds / removes task `id` to / from the FIFO of its first waiter's job
   // (queued_by_job_); only a queued task with waiters is in one.
   void QueueLocked(int64_t id, Entry& e);

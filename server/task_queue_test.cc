@@ -197,6 +197,42 @@ TEST_F(TaskQueueTest, OneTaskPerKeyWithWaitersFromTwoJobs) {
   ExpectCounts(queue_->CountsForJob("j-a"), 0, 0);
 }
 
+// Job b looked in the cache before job a's task finished and enqueues
+// after: the lookup under the queue's lock answers it, nothing runs twice.
+TEST_F(TaskQueueTest, KeyFinishedSinceTheCacheLookupIsNotQueuedAgain) {
+  TaskQueue::DoneLookup lookup = [this](const std::string& key) {
+    return results_->Get(key);
+  };
+  Calls a, b;
+  ASSERT_TRUE(queue_->Enqueue(Spec("k", "j-a"), a.Waiter(), lookup).ok());
+  Lease lease = MustLease("w1");
+  ASSERT_TRUE(queue_
+                  ->Complete("w1", lease.lease_id, lease.task.task_id, "R",
+                             Persist("k", "R"))
+                  .ok());
+  ASSERT_TRUE(queue_->Enqueue(Spec("k", "j-b"), b.Waiter(), lookup).ok());
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_TRUE(b.Get()[0].status.ok());
+  EXPECT_EQ(b.Get()[0].result, "R");
+  EXPECT_TRUE(NothingToLease("w1"));
+  EXPECT_THAT(StoredTasks(), IsEmpty());
+  ExpectCounts(queue_->CountsForJob("j-b"), 0, 0);
+
+  // Not done: queued as usual; a failing lookup changes nothing.
+  ASSERT_TRUE(queue_->Enqueue(Spec("k2", "j-b"), b.Waiter(), lookup).ok());
+  ExpectCounts(queue_->Counts(), 1, 0);
+  EXPECT_EQ(queue_
+                ->Enqueue(Spec("k3", "j-b"), b.Waiter(),
+                          [](const std::string&)
+                              -> absl::StatusOr<std::optional<std::string>> {
+                            return absl::InternalError("disk");
+                          })
+                .code(),
+            absl::StatusCode::kInternal);
+  ExpectCounts(queue_->Counts(), 1, 0);
+  EXPECT_EQ(b.size(), 1u);
+}
+
 TEST_F(TaskQueueTest, FairAcrossJobs) {
   for (int i = 0; i < 100; ++i) {
     ASSERT_TRUE(queue_->Enqueue(Spec(absl::StrCat("a", i), "j-a"), {}).ok());
