@@ -692,6 +692,12 @@ absl::StatusOr<int> Main(int argc, char** argv) {
       "watch events delivered:  %lld to %d streams in %.3f s: %.1f events/s\n",
       static_cast<long long>(events), o.watchers, watch_s,
       watch_s > 0 ? static_cast<double>(events) / watch_s : 0.0);
+  if (events > 0 && tally.any_lease) {
+    // The feed keeps every event, so a watcher that falls behind catches up
+    // after the job; this is how far behind the slowest one was.
+    std::printf("  last watcher done %.3f s after the last completion\n",
+                Ms(tally.last_completion, last_watch_end) / 1000.0);
+  }
   if (events > 0) {
     std::printf("  by kind:");
     const auto* descriptor = JobEvent::descriptor();
