@@ -10,10 +10,10 @@
 // that every watcher saw its job's whole history up to `ended`. Exits 1 if
 // a check fails.
 #include <google/protobuf/util/json_util.h>
-#include <sys/resource.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -83,12 +83,13 @@ struct Options {
 
 absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   client::FlagSpec spec;
-  spec.with_value = {"workers",          "watchers",          "jobs",
-                     "population",       "generations",       "model",
-                     "lease-seconds",    "work-threads",      "timeout-seconds",
-                     "server",           "client-token-file", "worker-token-file"};
+  spec.with_value = {"workers",       "watchers",          "jobs",
+                     "population",    "generations",       "model",
+                     "lease-seconds", "work-threads",      "timeout-seconds",
+                     "server",        "client-token-file", "worker-token-file"};
   spec.boolean = {"smoke", "help"};
-  absl::StatusOr<client::Flags> flags = client::Flags::Parse(argc, argv, 1, spec);
+  absl::StatusOr<client::Flags> flags =
+      client::Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok()) return flags.status();
   if (flags->Has("help")) {
     std::fputs(kUsage, stdout);
@@ -112,14 +113,13 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     int* value;
     int min;
   };
-  for (const IntFlag& f : {IntFlag{"workers", &o.workers, 1},
-                           IntFlag{"watchers", &o.watchers, 0},
-                           IntFlag{"jobs", &o.jobs, 1},
-                           IntFlag{"population", &o.population, 8},
-                           IntFlag{"generations", &o.generations, 0},
-                           IntFlag{"lease-seconds", &o.lease_seconds, 2},
-                           IntFlag{"work-threads", &o.work_threads, 1},
-                           IntFlag{"timeout-seconds", &o.timeout_seconds, 1}}) {
+  for (const IntFlag& f :
+       {IntFlag{"workers", &o.workers, 1}, IntFlag{"watchers", &o.watchers, 0},
+        IntFlag{"jobs", &o.jobs, 1}, IntFlag{"population", &o.population, 8},
+        IntFlag{"generations", &o.generations, 0},
+        IntFlag{"lease-seconds", &o.lease_seconds, 2},
+        IntFlag{"work-threads", &o.work_threads, 1},
+        IntFlag{"timeout-seconds", &o.timeout_seconds, 1}}) {
     absl::StatusOr<int64_t> v = flags->GetInt(f.name, *f.value);
     if (!v.ok()) return v.status();
     if (*v < f.min || *v > 1000000) {
@@ -231,8 +231,8 @@ struct Tally {
   // Every lease of a key: "task T of job J, STAGE" (more than one: the
   // key was run twice).
   std::map<std::string, std::vector<std::string>> leases_by_key;  // by mu
-  std::map<std::string, int> leases_by_task;     // guarded by mu
-  std::map<std::string, int64_t> leases_by_job;  // guarded by mu
+  std::map<std::string, int> leases_by_task;          // guarded by mu
+  std::map<std::string, int64_t> leases_by_job;       // guarded by mu
   std::vector<double> task_lease_ms, empty_lease_ms;  // guarded by mu
   std::vector<double> complete_ms;                    // guarded by mu
   int64_t completed = 0;   // guarded by mu: accepted, not duplicate
@@ -445,13 +445,17 @@ absl::StatusOr<std::string> SubmitJob(JobService::Stub* stub,
                                       const Options& o, int index,
                                       const std::string& model) {
   const std::string json = absl::StrCat(R"({
-    "name": "load-bench-)", index, R"(",
+    "name": "load-bench-)",
+                                        index, R"(",
     "model": {"path": "model.pt"},
     "dataset": {"spec": "fashion-mnist", "val_subset": 100,
                 "test_subset": 100},
-    "search": {"population": )", o.population, R"(,
-               "generations": )", o.generations, R"(,
-               "seed": )", index + 1, R"(,
+    "search": {"population": )",
+                                        o.population, R"(,
+               "generations": )",
+                                        o.generations, R"(,
+               "seed": )",
+                                        index + 1, R"(,
                "qat": {"epochs": 1, "train_subset": 64}},
     "final_front": {"recipe": {"epochs": 1, "train_subset": 64},
                     "compare_uniform": false}})");
@@ -604,7 +608,8 @@ absl::StatusOr<int> Main(int argc, char** argv) {
   while (!all_ended && Clock::now() < give_up) {
     all_ended = true;
     for (size_t j = 0; j < job_ids.size(); ++j) {
-      absl::StatusOr<JobStatus> s = GetJob(client.get(), client_token, job_ids[j]);
+      absl::StatusOr<JobStatus> s =
+          GetJob(client.get(), client_token, job_ids[j]);
       if (s.ok()) final_status[j] = *s;
       if (!s.ok() || !Ended(s->state())) all_ended = false;
     }
@@ -618,7 +623,8 @@ absl::StatusOr<int> Main(int argc, char** argv) {
   const double cpu_s = CpuSeconds() - cpu_start;
   // Once more, after the last completion: the counters are final.
   for (size_t j = 0; j < job_ids.size(); ++j) {
-    absl::StatusOr<JobStatus> s = GetJob(client.get(), client_token, job_ids[j]);
+    absl::StatusOr<JobStatus> s =
+        GetJob(client.get(), client_token, job_ids[j]);
     if (s.ok()) final_status[j] = *s;
   }
 
@@ -641,9 +647,8 @@ absl::StatusOr<int> Main(int argc, char** argv) {
   int64_t leases = 0;
   for (const auto& [key, l] : tally.leases_by_key) leases += l.size();
   const double dispatch_s =
-      tally.any_lease
-          ? Ms(tally.first_lease, tally.last_completion) / 1000.0
-          : 0.0;
+      tally.any_lease ? Ms(tally.first_lease, tally.last_completion) / 1000.0
+                      : 0.0;
   int64_t events = 0;
   std::map<JobEvent::EventCase, int64_t> by_kind;
   Clock::time_point last_watch_end = start;
@@ -666,8 +671,9 @@ absl::StatusOr<int> Main(int argc, char** argv) {
         JobState_Name(s.state()).c_str(), static_cast<long long>(s.computed()),
         static_cast<long long>(s.cached()));
   }
-  std::printf("dispatch period:         %.3f s (first lease to last completion)\n",
-              dispatch_s);
+  std::printf(
+      "dispatch period:         %.3f s (first lease to last completion)\n",
+      dispatch_s);
   std::printf("tasks dispatched per s:  %.1f\n",
               dispatch_s > 0 ? static_cast<double>(leases) / dispatch_s : 0.0);
   const auto& tl = tally.task_lease_ms;
@@ -709,11 +715,11 @@ absl::StatusOr<int> Main(int argc, char** argv) {
     std::printf("\n");
   }
   const double run_s = Ms(start, end) / 1000.0;
-  std::printf("whole run:               %.3f s, CPU %.1f s of this process "
-              "(%.2f cores; %s)\n",
-              run_s, cpu_s, run_s > 0 ? cpu_s / run_s : 0.0,
-              o.server.empty() ? "server and all clients"
-                               : "clients only");
+  std::printf(
+      "whole run:               %.3f s, CPU %.1f s of this process "
+      "(%.2f cores; %s)\n",
+      run_s, cpu_s, run_s > 0 ? cpu_s / run_s : 0.0,
+      o.server.empty() ? "server and all clients" : "clients only");
 
   std::printf("\nchecks:\n");
   int failed = 0;
@@ -725,8 +731,9 @@ absl::StatusOr<int> Main(int argc, char** argv) {
   for (const JobStatus& s : final_status) {
     left += s.tasks_pending() + s.tasks_running();
   }
-  failed += Check(left == 0, absl::StrCat(left, " task(s) left pending or "
-                                                "running in the jobs"));
+  failed += Check(left == 0, absl::StrCat(left,
+                                          " task(s) left pending or "
+                                          "running in the jobs"));
   int64_t twice = 0;
   for (const auto& [key, l] : tally.leases_by_key) twice += l.size() > 1;
   int64_t task_twice = 0;
@@ -734,10 +741,10 @@ absl::StatusOr<int> Main(int argc, char** argv) {
   failed += Check(twice == 0 && task_twice == 0,
                   absl::StrCat(twice, " key(s) and ", task_twice,
                                " task id(s) leased more than once"));
-  failed += Check(tally.rejected == 0 && tally.duplicates == 0,
-                  absl::StrCat(tally.completed, " completions accepted, ",
-                               tally.rejected, " rejected, ", tally.duplicates,
-                               " duplicate"));
+  failed += Check(
+      tally.rejected == 0 && tally.duplicates == 0,
+      absl::StrCat(tally.completed, " completions accepted, ", tally.rejected,
+                   " rejected, ", tally.duplicates, " duplicate"));
   failed += Check(tally.completed == leases,
                   absl::StrCat(leases - tally.completed,
                                " leased task(s) not accepted as complete"));
@@ -747,9 +754,9 @@ absl::StatusOr<int> Main(int argc, char** argv) {
         absl::StrCat(stored_results, " results stored for ",
                      tally.leases_by_key.size(), " distinct keys run"));
   }
-  failed += Check(tally.rpc_errors == 0,
-                  absl::StrCat(tally.rpc_errors,
-                               " RegisterWorker/LeaseTask error(s)"));
+  failed += Check(
+      tally.rpc_errors == 0,
+      absl::StrCat(tally.rpc_errors, " RegisterWorker/LeaseTask error(s)"));
   int saw_end = 0, in_order = 0, clean = 0;
   for (const WatchOutcome& w : watches) {
     saw_end += w.saw_ended && w.ended_state == JOB_FINISHED;
@@ -759,10 +766,10 @@ absl::StatusOr<int> Main(int argc, char** argv) {
   failed += Check(saw_end == o.watchers,
                   absl::StrCat(saw_end, " of ", o.watchers,
                                " watch streams saw `ended` (FINISHED)"));
-  failed += Check(in_order == o.watchers && clean == o.watchers,
-                  absl::StrCat(in_order, " of ", o.watchers,
-                               " streams had every event in order, ", clean,
-                               " ended OK"));
+  failed += Check(
+      in_order == o.watchers && clean == o.watchers,
+      absl::StrCat(in_order, " of ", o.watchers,
+                   " streams had every event in order, ", clean, " ended OK"));
   int shown = 0;
   for (const auto& [key, l] : tally.leases_by_key) {
     if (l.size() < 2 || ++shown > 5) continue;
@@ -771,7 +778,8 @@ absl::StatusOr<int> Main(int argc, char** argv) {
     for (const std::string& d : l) std::printf(" [%s]", d.c_str());
     std::printf("\n");
   }
-  for (const std::string& e : tally.errors) std::printf("  error: %s\n", e.c_str());
+  for (const std::string& e : tally.errors)
+    std::printf("  error: %s\n", e.c_str());
   for (const WatchOutcome& w : watches) {
     if (!w.status.ok()) {
       std::printf("  watch error: %s\n", w.status.error_message().c_str());
@@ -784,9 +792,9 @@ absl::StatusOr<int> Main(int argc, char** argv) {
                   final_status[j].error().c_str());
     }
   }
-  std::printf("%s\n", failed == 0 ? "all checks passed"
-                                  : absl::StrCat(failed, " check(s) failed")
-                                        .c_str());
+  std::printf("%s\n", failed == 0
+                          ? "all checks passed"
+                          : absl::StrCat(failed, " check(s) failed").c_str());
   return failed == 0 ? 0 : 1;
 }
 

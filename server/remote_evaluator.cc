@@ -69,9 +69,8 @@ class RemoteEvaluator : public search::Evaluator {
           },
           results_ == nullptr
               ? TaskQueue::DoneLookup()
-              : [this, stage = tasks[i].stage](const std::string& key) {
-                  return Lookup(key, stage);
-                });
+              : [this, stage = tasks[i].stage](
+                    const std::string& key) { return Lookup(key, stage); });
       if (!st.ok()) Deliver(*state, i, st, "");
     }
     bool cancel = false;

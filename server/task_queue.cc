@@ -131,7 +131,7 @@ std::string TaskQueue::NewLeaseIdLocked() {
 }
 
 absl::Status TaskQueue::Enqueue(const TaskSpec& spec, Waiter waiter,
-                               const DoneLookup& done) {
+                                const DoneLookup& done) {
   if (spec.key.empty() || spec.job_id.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("task of job '", spec.job_id, "' with key '", spec.key,
