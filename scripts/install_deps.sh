@@ -8,7 +8,7 @@ PKGS=(
   libtorch-dev libopenblas0-openmp
   libpagmo-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libboost-dev libboost-system-dev libboost-serialization-dev libssl-dev
+  libboost-dev libboost-system-dev libboost-serialization-dev libssl-dev openssl
   libsqlite3-dev zlib1g-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist

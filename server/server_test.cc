@@ -7,6 +7,7 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -46,7 +47,8 @@ JobSpec SmallSpec(int population = 8) {
 
 class ServerTest : public ::testing::Test {
  protected:
-  void StartServer(int64_t max_model_bytes = int64_t{64} << 20) {
+  void StartServer(int64_t max_model_bytes = int64_t{64} << 20,
+                   const std::function<void(ServerOptions*)>& tweak = nullptr) {
     TokenAuth auth;
     ASSERT_TRUE(auth.Add(Role::kClient, "alice", kAlice).ok());
     ASSERT_TRUE(auth.Add(Role::kClient, "bob", kBob).ok());
@@ -56,6 +58,7 @@ class ServerTest : public ::testing::Test {
     options.database = tmp_.File("server.db");
     options.max_model_bytes = max_model_bytes;
     options.log = nullptr;
+    if (tweak) tweak(&options);
     auto server = AutoqServer::Start(options, std::move(auth));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -284,6 +287,79 @@ TEST_F(ServerTest, OnlyTheLeaseHolderCanCompleteATask) {
   JobStatus status;
   ASSERT_TRUE(jobs_->CancelJob(&ctx, cancel, &status).ok());
   EXPECT_EQ(status.state(), JOB_CANCELLED);
+}
+
+TEST_F(ServerTest, JobsPerClientAreLimited) {
+  AUTOQ_REQUIRE_FIXTURE(Fixture("small_dscnn.pt"));
+  StartServer(int64_t{64} << 20,
+              [](ServerOptions* o) { o->max_jobs_per_client = 1; });
+  const std::string model = testing::ReadFile(Fixture("small_dscnn.pt"));
+  SubmitJobResponse first, second, other;
+  ASSERT_TRUE(Submit(kAlice, SmallSpec(), model, &first).ok());
+  grpc::Status st = Submit(kAlice, SmallSpec(), model, &second);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(st.error_message().find("limit"), std::string::npos)
+      << st.error_message();
+  // The limit is per client.
+  EXPECT_TRUE(Submit(kBob, SmallSpec(), model, &other).ok());
+  for (const auto& [token, id] :
+       {std::pair<const char*, std::string>{kAlice, first.status().job_id()},
+        {kBob, other.status().job_id()}}) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, token);
+    CancelJobRequest cancel;
+    cancel.set_job_id(id);
+    JobStatus status;
+    EXPECT_TRUE(jobs_->CancelJob(&ctx, cancel, &status).ok());
+  }
+}
+
+TEST_F(ServerTest, ServesTlsWhenGivenACertificate) {
+  const std::string cert = tmp_.File("cert.pem");
+  const std::string key = tmp_.File("key.pem");
+  testing::CommandResult made = testing::RunCommand(absl::StrCat(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+      "-addext subjectAltName=DNS:localhost -keyout ",
+      key, " -out ", cert));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  StartServer(int64_t{64} << 20, [&](ServerOptions* o) {
+    o->tls_cert_file = cert;
+    o->tls_key_file = key;
+  });
+  const std::string target = absl::StrCat("localhost:", server_->port());
+  ChannelOptions tls;
+  tls.target = target;
+  tls.tls_ca_file = cert;
+  auto channel = MakeChannel(tls);
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  auto stub = JobService::NewStub(*channel);
+  {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kAlice);
+    ListJobsResponse list;
+    grpc::Status st = stub->ListJobs(&ctx, ListJobsRequest(), &list);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+  }
+  // A plain-TCP client cannot talk to a TLS server.
+  auto plain = JobService::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  PrepareContext(&ctx, kAlice, std::chrono::seconds(5));
+  ListJobsResponse list;
+  EXPECT_FALSE(plain->ListJobs(&ctx, ListJobsRequest(), &list).ok());
+}
+
+TEST(ServerStartTest, RefusesHalfATlsConfiguration) {
+  TokenAuth auth;
+  ASSERT_TRUE(auth.Add(Role::kClient, "alice", kAlice).ok());
+  TempDir tmp;
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.database = tmp.File("server.db");
+  options.tls_cert_file = tmp.File("cert.pem");
+  options.log = nullptr;
+  auto server = AutoqServer::Start(options, std::move(auth));
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
