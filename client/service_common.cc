@@ -198,6 +198,7 @@ void EventPrinter::Print(const JobEvent& event) {
       break;
     }
     case JobEvent::kLog:
+      saw_log_ = true;
       text = absl::StrCat(event.log(), "\n");
       break;
     case JobEvent::kWorker: {
@@ -215,6 +216,7 @@ void EventPrinter::Print(const JobEvent& event) {
         float_val_top1_ = p.val_top1();
         float_size_bytes_ = p.size_bytes();
       }
+      if (saw_log_) return;
       const double val =
           e.stage() == STAGE_SEARCH ? SearchTop1(p) : p.val_top1();
       std::string where = "cached";
@@ -241,6 +243,7 @@ void EventPrinter::Print(const JobEvent& event) {
       break;
     }
     case JobEvent::kGeneration: {
+      if (saw_log_) return;
       const GenerationDone& g = event.generation();
       std::vector<search::TableRow> rows;
       for (const FrontPointInfo& p : g.front()) {
