@@ -28,7 +28,7 @@ class QatAccuracyTest : public ::testing::Test {
     auto spec = evaluator::ParseDataSpec("fashion-mnist");
     evaluator::SplitOptions split;
     split.seed = 7;
-    split.train_subset = 12000;  // one short fine-tune epoch per config
+    split.train_subset = 6000;  // one short fine-tune epoch per config
     data_ = new evaluator::DatasetSplits(*evaluator::LoadDataset(*spec, split));
     analysis_ = new qat::ModelAnalysis(*qat::AnalyzeModel(*model_, {1, 28, 28}));
     float_test_ = evaluator::EvaluateFloat(*model_, *analysis_, data_->test,
