@@ -271,7 +271,10 @@ class Worker::Impl {
  public:
   Impl(WorkerOptions options, c10::Device device,
        std::unique_ptr<autoq::WorkerService::Stub> stub)
-      : options_(std::move(options)), device_(device), stub_(std::move(stub)) {}
+      : options_(std::move(options)),
+        device_(device),
+        server_(options_.server),
+        stub_(std::move(stub)) {}
 
   absl::Status Run(const std::atomic<int>& stop);
 
@@ -287,6 +290,19 @@ class Worker::Impl {
   void Log(const std::string& line) const;
   void Connected();
   void Disconnected(const grpc::Status& status, const char* call);
+  // Where calls go now; any thread. A Stub is thread-safe; holding the
+  // shared_ptr keeps it alive across a switch to a new address.
+  std::shared_ptr<autoq::WorkerService::Stub> stub() const {
+    std::lock_guard<std::mutex> lock(server_mu_);
+    return stub_;
+  }
+  std::string server() const {
+    std::lock_guard<std::mutex> lock(server_mu_);
+    return server_;
+  }
+  // Worker thread: re-reads options_.server_file and, when it names another
+  // address, sends every later call there.
+  void FollowServerFile();
   absl::Status RpcError(const char* call, const grpc::Status& status) const;
   void Count(int64_t WorkerStats::*field) {
     std::lock_guard<std::mutex> lock(stats_mu_);
@@ -322,7 +338,9 @@ class Worker::Impl {
 
   const WorkerOptions options_;
   const c10::Device device_;
-  const std::unique_ptr<autoq::WorkerService::Stub> stub_;  // thread-safe
+  mutable std::mutex server_mu_;
+  std::string server_;                                // guarded by server_mu_
+  std::shared_ptr<autoq::WorkerService::Stub> stub_;  // guarded by server_mu_
 
   // Worker thread only.
   std::string worker_id_;
@@ -353,13 +371,39 @@ void Worker::Impl::Log(const std::string& line) const {
 }
 
 void Worker::Impl::Connected() {
-  if (away_logged_) Log(absl::StrCat("server ", options_.server, " is back"));
+  if (away_logged_) Log(absl::StrCat("server ", server(), " is back"));
   away_logged_ = false;
 }
 
+void Worker::Impl::FollowServerFile() {
+  if (options_.server_file.empty()) return;
+  absl::StatusOr<std::string> now = ReadServerAddressFile(options_.server_file);
+  if (!now.ok()) return;  // being rewritten, or gone for now: try later
+  const std::string was = server();
+  if (*now == was) return;
+  server::ChannelOptions channel;
+  channel.target = *now;
+  channel.tls_ca_file = options_.tls_ca_file;
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch =
+      server::MakeChannel(channel);
+  if (!ch.ok()) {
+    Log(absl::StrCat("cannot connect to ", *now, " (from ",
+                     options_.server_file, "): ", ch.status().message()));
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(server_mu_);
+    server_ = *now;
+    stub_ = autoq::WorkerService::NewStub(*ch);
+  }
+  Log(absl::StrCat("server address in ", options_.server_file, " is now ", *now,
+                   " (was ", was, ")"));
+}
+
 void Worker::Impl::Disconnected(const grpc::Status& status, const char* call) {
+  FollowServerFile();
   if (!away_logged_) {
-    Log(absl::StrCat("server ", options_.server, " away (", call, ": ",
+    Log(absl::StrCat("server ", server(), " away (", call, ": ",
                      status.error_message().empty()
                          ? absl::StrCat("code ", status.error_code())
                          : status.error_message(),
@@ -375,7 +419,7 @@ absl::Status Worker::Impl::RpcError(const char* call,
     what = absl::StrCat("the server refused the worker token: ", what);
   }
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat(call, " at ", options_.server, ": ", what));
+                      absl::StrCat(call, " at ", server(), ": ", what));
 }
 
 absl::Status Worker::Impl::Register(const std::atomic<int>& stop, int level) {
@@ -390,7 +434,7 @@ absl::Status Worker::Impl::Register(const std::atomic<int>& stop, int level) {
     grpc::ClientContext context;
     server::PrepareContext(&context, options_.token, options_.rpc_timeout);
     const grpc::Status status =
-        stub_->RegisterWorker(&context, request, &response);
+        stub()->RegisterWorker(&context, request, &response);
     if (status.ok()) {
       Connected();
       worker_id_ = response.worker_id();
@@ -402,8 +446,8 @@ absl::Status Worker::Impl::Register(const std::atomic<int>& stop, int level) {
       }
       heartbeat_interval_ = milliseconds(std::max<int64_t>(beat_ms, 200));
       Count(&WorkerStats::registrations);
-      Log(absl::StrCat("registered with ", options_.server, " as worker ",
-                       worker_id_, " (", device_.str(), ", lease ",
+      Log(absl::StrCat("registered with ", server(), " as worker ", worker_id_,
+                       " (", device_.str(), ", lease ",
                        response.lease_seconds(), " s, heartbeat every ",
                        heartbeat_interval_.count() / 1000.0, " s)"));
       return absl::OkStatus();
@@ -423,11 +467,10 @@ absl::Status Worker::Impl::Run(const std::atomic<int>& stop) {
         std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     at::set_num_threads(options_.threads > 0 ? options_.threads : cores);
   }
-  Log(absl::StrCat(
-      "starting: server ", options_.server, ", device ", device_.str(),
-      options_.noop
-          ? std::string(", no-op evaluator")
-          : absl::StrCat(", model cache ", options_.model_cache_dir)));
+  Log(absl::StrCat("starting: server ", server(), ", device ", device_.str(),
+                   options_.noop ? std::string(", no-op evaluator")
+                                 : absl::StrCat(", model cache ",
+                                                options_.model_cache_dir)));
   absl::Status status = Register(stop, kFinishAndLeave);
   if (absl::IsCancelled(status)) return absl::OkStatus();
   if (!status.ok()) return status;
@@ -443,7 +486,7 @@ absl::Status Worker::Impl::Run(const std::atomic<int>& stop) {
     autoq::LeaseTaskResponse response;
     grpc::ClientContext context;
     server::PrepareContext(&context, options_.token, options_.rpc_timeout);
-    const grpc::Status rpc = stub_->LeaseTask(&context, request, &response);
+    const grpc::Status rpc = stub()->LeaseTask(&context, request, &response);
     if (rpc.ok()) {
       Connected();
       backoff.Reset();
@@ -559,7 +602,7 @@ Worker::Impl::Ending Worker::Impl::RunHeld(
     autoq::HeartbeatResponse response;
     grpc::ClientContext context;
     server::PrepareContext(&context, options_.token, options_.rpc_timeout);
-    const grpc::Status rpc = stub_->Heartbeat(&context, request, &response);
+    const grpc::Status rpc = stub()->Heartbeat(&context, request, &response);
     if (rpc.ok()) {
       Connected();
       backoff.Reset();
@@ -667,7 +710,7 @@ absl::StatusOr<std::string> Worker::Impl::EnsureModel(
     grpc::ClientContext context;
     server::PrepareContext(&context, options_.token, options_.fetch_timeout);
     std::unique_ptr<grpc::ClientReader<autoq::DataChunk>> reader =
-        stub_->FetchModel(&context, request);
+        stub()->FetchModel(&context, request);
     std::string bytes;
     int64_t total = -1;
     std::string claimed;
@@ -765,7 +808,7 @@ absl::Status Worker::Impl::Complete(const autoq::LeaseTaskResponse& lease,
     server::PrepareContext(&context, options_.token,
                            request.artifacts_size() > 0 ? options_.fetch_timeout
                                                         : options_.rpc_timeout);
-    const grpc::Status rpc = stub_->CompleteTask(&context, request, &response);
+    const grpc::Status rpc = stub()->CompleteTask(&context, request, &response);
     if (rpc.ok()) {
       Connected();
       Count(request.has_result() ? &WorkerStats::completed
@@ -836,7 +879,7 @@ void Worker::Impl::Unregister() {
   server::PrepareContext(&context, options_.token,
                          std::min(options_.rpc_timeout, milliseconds(5000)));
   const grpc::Status rpc =
-      stub_->UnregisterWorker(&context, request, &response);
+      stub()->UnregisterWorker(&context, request, &response);
   if (rpc.ok()) {
     Log(absl::StrCat("unregistered worker ", worker_id_));
   } else {
@@ -845,9 +888,35 @@ void Worker::Impl::Unregister() {
   }
 }
 
+absl::StatusOr<std::string> ReadServerAddressFile(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) {
+    if (in.is_open() && in.eof()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("server address file ", path, " is empty"));
+    }
+    return absl::NotFoundError(
+        absl::StrCat("cannot read the server address file ", path));
+  }
+  std::string address(absl::StripAsciiWhitespace(line));
+  const size_t colon = address.rfind(':');
+  if (address.empty() || colon == std::string::npos || colon == 0 ||
+      colon + 1 == address.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "server address file ", path, ": '", address, "' is not HOST:PORT"));
+  }
+  return address;
+}
+
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
+  if (options.server.empty() && !options.server_file.empty()) {
+    ASSIGN_OR_RETURN(options.server,
+                     ReadServerAddressFile(options.server_file));
+  }
   if (options.server.empty()) {
-    return absl::InvalidArgumentError("no server address (HOST:PORT)");
+    return absl::InvalidArgumentError(
+        "no server address (HOST:PORT, or a file holding it)");
   }
   if (options.token.empty()) {
     return absl::InvalidArgumentError("no worker token");

@@ -31,8 +31,14 @@
 namespace autoq::evaluator {
 
 struct WorkerOptions {
-  // The server's address, "host:port". Required.
+  // The server's address, "host:port". Required unless server_file is set.
   std::string server;
+  // A file whose first line is the server's "host:port" (what
+  // deploy/slurm's server job writes). Read by Create when `server` is
+  // empty, and again each time the server is away, so a server that comes
+  // back on another node is found without restarting the worker. Default
+  // empty: the address is fixed.
+  std::string server_file;
   // The device the tasks run on: "cpu" or "cuda:N". Default "cpu"; must
   // exist on this machine.
   std::string device = "cpu";
@@ -90,8 +96,8 @@ struct WorkerStats {
 
 class Worker {
  public:
-  // Checks `options` (server and token given, device valid here) and
-  // clamps them. Connects lazily, in Run.
+  // Checks `options` (an address or a readable server_file, a token, a
+  // device valid here) and clamps them. Connects lazily, in Run.
   static absl::StatusOr<std::unique_ptr<Worker>> Create(WorkerOptions options);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -114,6 +120,10 @@ class Worker {
   explicit Worker(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The first line of `path` as "host:port", trimmed. NOT_FOUND when the file
+// cannot be read, INVALID_ARGUMENT when it holds no address.
+absl::StatusOr<std::string> ReadServerAddressFile(const std::string& path);
 
 // $XDG_CACHE_HOME/autoq/models, else $HOME/.cache/autoq/models, else
 // ./.autoq-cache/models.

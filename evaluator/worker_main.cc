@@ -20,12 +20,16 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: autoq-worker --server HOST:PORT --token-file FILE [options]\n"
+    "       autoq-worker --server-file FILE --token-file FILE [options]\n"
     "\n"
     "Pulls evaluation tasks (QAT fine-tunes) from an autoq-server and runs\n"
     "them on one device; reconnects with backoff when the server is away.\n"
     "\n"
     "options:\n"
-    "  --server HOST:PORT   the server's address (required)\n"
+    "  --server HOST:PORT   the server's address\n"
+    "  --server-file FILE   or a file whose first line is HOST:PORT; read\n"
+    "                       again whenever the server is away, so a server\n"
+    "                       restarted on another node is found\n"
     "  --token-file FILE    file holding the worker token (required)\n"
     "  --device DEV         cpu (default) or cuda:N\n"
     "  --name NAME          name shown by the server (default: host name)\n"
@@ -69,8 +73,9 @@ int main(int argc, char** argv) {
     }
   }
   autoq::client::FlagSpec spec;
-  spec.with_value = {"server",    "token-file", "device",  "name",
-                     "cache-dir", "tls-ca",     "threads", "max-tasks"};
+  spec.with_value = {"server", "server-file", "token-file",
+                     "device", "name",        "cache-dir",
+                     "tls-ca", "threads",     "max-tasks"};
   spec.boolean = {"noop", "quiet"};
   absl::StatusOr<autoq::client::Flags> flags =
       autoq::client::Flags::Parse(argc, argv, 1, spec);
@@ -82,14 +87,17 @@ int main(int argc, char** argv) {
     return Fail(absl::StrCat("unexpected argument '", flags->positional()[0],
                              "' (see autoq-worker --help)"));
   }
-  if (!flags->Has("server")) {
-    return Fail("--server HOST:PORT is required (see autoq-worker --help)");
+  if (flags->Has("server") == flags->Has("server-file")) {
+    return Fail(
+        "give one of --server HOST:PORT and --server-file FILE (see "
+        "autoq-worker --help)");
   }
   if (!flags->Has("token-file")) {
     return Fail("--token-file FILE is required (see autoq-worker --help)");
   }
   autoq::evaluator::WorkerOptions options;
   options.server = flags->Get("server");
+  options.server_file = flags->Get("server-file");
   options.device = flags->Get("device", "cpu");
   options.name = flags->Get("name");
   options.model_cache_dir = flags->Get("cache-dir");

@@ -541,6 +541,42 @@ TEST_F(WorkerTest, ReRegistersAfterServerRestartThatLostIt) {
   EXPECT_THAT(testing::ReadFile(log_path_), HasSubstr("is back"));
 }
 
+TEST_F(WorkerTest, FollowsTheServerFileToANewAddress) {
+  // The server writes where it listens; it moves to another port (another
+  // node, for a requeued Slurm job) holding this worker's pending result.
+  const std::string addr_file = tmp_.File("server.addr");
+  testing::WriteFile(addr_file, absl::StrCat("127.0.0.1:", port_, "\n"));
+  {
+    std::lock_guard<std::mutex> lock(state_.mu);
+    state_.refuse_completions = true;
+  }
+  Push(MakeTask("t1", autoq::STAGE_SEARCH, {8, 3}, "", {}));
+  WorkerOptions options = Options();
+  options.server = "";
+  options.server_file = addr_file;
+  options.noop = true;
+  options.max_tasks = 1;
+  Start(options);
+  ASSERT_TRUE(state_.WaitFor([&] { return state_.refused >= 1; }));
+  server_.reset();
+  {
+    std::lock_guard<std::mutex> lock(state_.mu);
+    state_.refuse_completions = false;
+  }
+  // Half-written: ignored until it holds an address.
+  testing::WriteFile(addr_file, "");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  server_ = std::make_unique<FakeServer>(&state_, 0);
+  ASSERT_NE(server_->port(), port_);
+  testing::WriteFile(addr_file, absl::StrCat("127.0.0.1:", server_->port()));
+  ASSERT_TRUE(Finish().ok());
+  std::lock_guard<std::mutex> lock(state_.mu);
+  ASSERT_EQ(state_.completions.size(), 1u);
+  EXPECT_EQ(state_.completions[0].lease_id(), "L1");
+  EXPECT_THAT(testing::ReadFile(log_path_),
+              HasSubstr(absl::StrCat("is now 127.0.0.1:", server_->port())));
+}
+
 TEST_F(WorkerTest, CompletionSurvivesServerRestart) {
   {
     std::lock_guard<std::mutex> lock(state_.mu);
@@ -651,6 +687,22 @@ TEST(WorkerOptionsTest, CreateChecksOptions) {
   EXPECT_EQ((*w)->options().backoff_max.count(), 1);
   EXPECT_FALSE((*w)->options().name.empty());  // the host name
   EXPECT_FALSE((*w)->options().model_cache_dir.empty());
+
+  // The address from a file: read at once, checked.
+  TempDir tmp;
+  o.server = "";
+  o.server_file = tmp.File("missing.addr");
+  EXPECT_THAT(std::string(Worker::Create(o).status().message()),
+              HasSubstr("missing.addr"));
+  testing::WriteFile(tmp.File("bad.addr"), "no-port-here\n");
+  o.server_file = tmp.File("bad.addr");
+  EXPECT_EQ(Worker::Create(o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  testing::WriteFile(tmp.File("good.addr"), "  node7:50051 \nignored\n");
+  o.server_file = tmp.File("good.addr");
+  w = Worker::Create(o);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ((*w)->options().server, "node7:50051");
 }
 
 // --- The command line.
@@ -673,6 +725,11 @@ TEST(WorkerCliTest, BadFlagsFailWithOneLine) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(OneLine(r.output)) << r.output;
   EXPECT_THAT(r.output, HasSubstr("/nonexistent/token"));
+
+  r = testing::RunCommand(WorkerBinary() +
+                          " --server a:1 --server-file f --token-file t");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("one of --server"));
 
   r = testing::RunCommand(WorkerBinary() + " --help");
   EXPECT_EQ(r.exit_code, 0);
