@@ -4,5 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install_deps.sh
 ./scripts/build.sh
-# Tests run one at a time: each uses every core through LibTorch's pool.
-ctest --test-dir build --output-on-failure --timeout 1200 "$@"
+# Tests that train or run whole jobs are RUN_SERIAL (they use every core
+# through LibTorch's pool); the rest mostly wait, so they run side by side.
+ctest --test-dir build --output-on-failure --timeout 1200 -j"$(nproc)" "$@"
