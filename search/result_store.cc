@@ -9,7 +9,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <utility>
 #include <vector>
 
@@ -17,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "qat/status_macros.h"
+#include "search/sqlite_statement.h"
 
 namespace autoq::search {
 namespace {
@@ -60,131 +60,6 @@ absl::Status NotOurs(const std::string& path, absl::string_view why) {
   return absl::FailedPreconditionError(
       absl::StrCat(path, ": not an AutoQ result database (", why,
                    "); move it away or set output.database to another file"));
-}
-
-// SQLite's message for `rc`: the connection's own when it is about `rc`
-// (it names the table or constraint), the generic one otherwise.
-std::string SqliteMessage(sqlite3* db, int rc) {
-  if (db != nullptr && sqlite3_errcode(db) == rc) {
-    return sqlite3_errmsg(db);
-  }
-  return sqlite3_errstr(rc);
-}
-
-absl::Status SqlError(sqlite3* db, int rc, const std::string& path,
-                      absl::string_view sql) {
-  std::string msg = absl::StrCat(path, ": ", SqliteMessage(db, rc));
-  if (!sql.empty()) absl::StrAppend(&msg, " (in: ", sql.substr(0, 60), ")");
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return absl::UnavailableError(msg);
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return absl::DataLossError(msg);
-    case SQLITE_FULL:
-      return absl::ResourceExhaustedError(msg);
-    case SQLITE_CANTOPEN:
-    case SQLITE_PERM:
-    case SQLITE_READONLY:
-      return absl::PermissionDeniedError(msg);
-    default:
-      return absl::InternalError(msg);
-  }
-}
-
-// A null pointer would bind SQL NULL; an empty string_view may carry one.
-const char* NonNull(absl::string_view v) { return v.empty() ? "" : v.data(); }
-
-// SQLite takes lengths as int, and a negative one means "up to the NUL".
-bool TooBig(absl::string_view v) {
-  return v.size() > static_cast<size_t>(std::numeric_limits<int>::max());
-}
-
-// One prepared statement, finalized when it goes out of scope. Parameters
-// are bound in order; a binding error surfaces at the next Step.
-class Statement {
- public:
-  Statement(sqlite3* db, const std::string& path) : db_(db), path_(path) {}
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  // `sql` must outlive the statement (a literal).
-  absl::Status Prepare(const char* sql) {
-    sql_ = sql;
-    int rc = sqlite3_prepare_v2(db_, sql, -1, &stmt_, nullptr);
-    return rc == SQLITE_OK ? absl::OkStatus() : Fail(rc);
-  }
-
-  Statement& Text(absl::string_view v) {
-    if (TooBig(v)) return Bound(SQLITE_TOOBIG);
-    return Bound(sqlite3_bind_text(stmt_, next_++, NonNull(v),
-                                   static_cast<int>(v.size()),
-                                   SQLITE_TRANSIENT));
-  }
-  Statement& Blob(absl::string_view v) {
-    if (TooBig(v)) return Bound(SQLITE_TOOBIG);
-    return Bound(sqlite3_bind_blob(stmt_, next_++, NonNull(v),
-                                   static_cast<int>(v.size()),
-                                   SQLITE_TRANSIENT));
-  }
-  Statement& Int(int64_t v) {
-    return Bound(sqlite3_bind_int64(stmt_, next_++, v));
-  }
-  Statement& Real(double v) {
-    return Bound(sqlite3_bind_double(stmt_, next_++, v));
-  }
-
-  // True while there is a row to read, false once done.
-  absl::StatusOr<bool> Step() {
-    if (bind_rc_ != SQLITE_OK) return Fail(bind_rc_);
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return Fail(rc);
-  }
-  // Runs a statement that returns no rows.
-  absl::Status Run() { return Step().status(); }
-
-  // Column `i` of the current row as bytes (TEXT or BLOB).
-  std::string Bytes(int i) const {
-    const void* p = sqlite3_column_blob(stmt_, i);
-    int n = sqlite3_column_bytes(stmt_, i);
-    return p == nullptr ? std::string()
-                        : std::string(static_cast<const char*>(p), n);
-  }
-  int64_t Int64(int i) const { return sqlite3_column_int64(stmt_, i); }
-  int Columns() const { return sqlite3_column_count(stmt_); }
-
-  // The SQLite code and message of the last failure.
-  int error_code() const { return error_code_; }
-  const std::string& error_message() const { return error_message_; }
-
- private:
-  Statement& Bound(int rc) {
-    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
-    return *this;
-  }
-  absl::Status Fail(int rc) {
-    error_code_ = rc;
-    error_message_ = SqliteMessage(db_, rc);
-    return SqlError(db_, rc, path_, sql_);
-  }
-
-  sqlite3* db_;
-  const std::string& path_;
-  const char* sql_ = "";
-  sqlite3_stmt* stmt_ = nullptr;
-  int next_ = 1;
-  int bind_rc_ = SQLITE_OK;
-  int error_code_ = SQLITE_OK;
-  std::string error_message_;
-};
-
-absl::Status Exec(sqlite3* db, const std::string& path, const char* sql) {
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  return rc == SQLITE_OK ? absl::OkStatus() : SqlError(db, rc, path, sql);
 }
 
 // All rows of a read-only query, as strings. Used to classify a file that

@@ -1,10 +1,14 @@
 #include "server/event_feed.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "server/rpc_util.h"
 
 namespace autoq::server {
+
+EventFeed::EventFeed(int64_t first_seq)
+    : base_(std::max<int64_t>(first_seq, 1) - 1) {}
 
 int64_t EventFeed::Publish(JobEvent event, bool last) {
   std::vector<Listener> poke;
@@ -12,7 +16,7 @@ int64_t EventFeed::Publish(JobEvent event, bool last) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (ended_) return 0;
-    seq = static_cast<int64_t>(events_.size()) + 1;
+    seq = base_ + static_cast<int64_t>(events_.size()) + 1;
     event.set_seq(seq);
     event.set_unix_ms(UnixMillis());
     events_.push_back(std::move(event));
@@ -26,20 +30,21 @@ int64_t EventFeed::Publish(JobEvent event, bool last) {
 
 bool EventFeed::Next(int64_t after_seq, JobEvent* event) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (after_seq < 0) after_seq = 0;
-  if (after_seq >= static_cast<int64_t>(events_.size())) return false;
-  *event = events_[after_seq];
+  // Anything before this feed's first event replays it from the start.
+  const int64_t index = std::max<int64_t>(after_seq - base_, 0);
+  if (index >= static_cast<int64_t>(events_.size())) return false;
+  *event = events_[index];
   return true;
 }
 
 bool EventFeed::Exhausted(int64_t after_seq) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return ended_ && after_seq >= static_cast<int64_t>(events_.size());
+  return ended_ && after_seq >= base_ + static_cast<int64_t>(events_.size());
 }
 
 int64_t EventFeed::last_seq() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<int64_t>(events_.size());
+  return base_ + static_cast<int64_t>(events_.size());
 }
 
 int64_t EventFeed::Subscribe(Listener listener) {

@@ -1,6 +1,9 @@
 // The event history of one job, for WatchJob: every event is kept (a
 // watcher that connects late, or reconnects after a dropped stream, replays
 // from any sequence number) and listeners are poked when one is added.
+// The history lives in memory; a restarted server starts a new one whose
+// numbers are above every number the last server gave (see `first_seq`),
+// so a watcher resuming across the restart misses none of the new events.
 //
 // Thread-safety: all methods may be called from any thread at once.
 // Listeners run on the publishing thread after the feed's lock is released;
@@ -22,7 +25,10 @@ class EventFeed {
  public:
   using Listener = std::function<void()>;
 
-  // Appends `event` with the next sequence number (from 1) and the current
+  // The first event gets sequence number `first_seq` (clamped to >= 1).
+  explicit EventFeed(int64_t first_seq = 1);
+
+  // Appends `event` with the next sequence number and the current
   // time, and pokes the listeners. After an event published with
   // `last` = true, further events are dropped. Returns the sequence number
   // (0 if dropped).
@@ -34,6 +40,7 @@ class EventFeed {
   // True when the last event was published and `after_seq` is past it.
   bool Exhausted(int64_t after_seq) const;
 
+  // The last sequence number given; first_seq - 1 before any event.
   int64_t last_seq() const;
 
   // Returns an id for Unsubscribe.
@@ -42,7 +49,8 @@ class EventFeed {
 
  private:
   mutable std::mutex mu_;
-  std::vector<JobEvent> events_;  // guarded by mu_; events_[i].seq == i + 1
+  const int64_t base_;             // seq of events_[i] is base_ + i + 1
+  std::vector<JobEvent> events_;  // guarded by mu_
   bool ended_ = false;            // guarded by mu_
   std::map<int64_t, Listener> listeners_;  // guarded by mu_
   int64_t next_listener_ = 1;              // guarded by mu_

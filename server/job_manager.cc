@@ -12,13 +12,16 @@
 namespace autoq::server {
 
 struct JobManager::Job {
+  explicit Job(int64_t first_seq)
+      : feed(std::make_shared<EventFeed>(first_seq)) {}
+
   std::mutex mu;
   JobRow row;  // guarded by mu
   int generation = -1;       // guarded by mu
   int generations = 0;       // guarded by mu
   int64_t computed = 0;      // guarded by mu
   int64_t cached = 0;        // guarded by mu
-  std::shared_ptr<EventFeed> feed = std::make_shared<EventFeed>();
+  const std::shared_ptr<EventFeed> feed;
   std::atomic<bool> cancelled{false};
 };
 
@@ -104,7 +107,7 @@ absl::StatusOr<std::shared_ptr<JobManager::Job>> JobManager::Find(
   absl::StatusOr<std::optional<JobRow>> row = store_->GetJob(job_id);
   if (!row.ok()) return row.status();
   if (!row->has_value() || (*row)->owner != owner) return NotFound(job_id);
-  auto job = std::make_shared<Job>();
+  auto job = std::make_shared<Job>(first_seq_);
   job->row = **row;
   FinalFront front;
   if (!job->row.results.empty() && front.ParseFromString(job->row.results)) {
@@ -130,11 +133,16 @@ absl::StatusOr<std::shared_ptr<JobManager::Job>> JobManager::Find(
 }
 
 absl::Status JobManager::Recover() {
+  // Event numbers of this start begin above all a previous start can have
+  // given (2^40 each), so watchers resuming across a restart miss nothing.
+  absl::StatusOr<int64_t> starts = store_->CountStart();
+  if (!starts.ok()) return starts.status();
+  first_seq_ = (std::min<int64_t>(*starts, int64_t{1} << 22) << 40) + 1;
   absl::StatusOr<std::vector<JobRow>> rows = store_->ListJobs("");
   if (!rows.ok()) return rows.status();
   for (const JobRow& row : *rows) {
     if (Ended(row.state)) continue;
-    auto job = std::make_shared<Job>();
+    auto job = std::make_shared<Job>(first_seq_);
     job->row = row;
     JobSpec spec;
     if (spec.ParseFromString(row.spec)) {
@@ -188,7 +196,7 @@ absl::StatusOr<JobStatus> JobManager::Submit(const std::string& owner,
   if (!check.ok()) return check.status();
   if (warnings != nullptr) *warnings = check->warnings;
 
-  auto job = std::make_shared<Job>();
+  auto job = std::make_shared<Job>(first_seq_);
   JobRow& row = job->row;
   row.job_id = NewJobId();
   row.owner = owner;

@@ -56,8 +56,8 @@ class JobManager {
   JobManager(const JobManager&) = delete;
   JobManager& operator=(const JobManager&) = delete;
 
-  // Restarts every stored job that is queued or running. Call once, before
-  // serving.
+  // Counts this server start in the store, then restarts every stored job
+  // that is queued or running. Call once, before serving.
   absl::Status Recover();
 
   // Validates (spec, model size, TorchScript, layers), stores the model and
@@ -107,6 +107,8 @@ class JobManager {
   TaskQueue* queue_;
   JobManagerOptions options_;
   std::atomic<bool> stopping_{false};
+  // Sequence number of each job feed's first event; set by Recover.
+  int64_t first_seq_ = 1;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Job>> jobs_;  // guarded by mu_
   std::vector<std::thread> threads_;                  // guarded by mu_

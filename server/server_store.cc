@@ -3,7 +3,6 @@
 #include <sqlite3.h>
 
 #include <filesystem>
-#include <limits>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -12,6 +11,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "qat/status_macros.h"
+#include "search/sqlite_statement.h"
 
 namespace autoq::server {
 namespace {
@@ -21,6 +21,7 @@ namespace {
 // UNAVAILABLE rather than stalling an RPC.
 constexpr int kBusyTimeoutMs = 5000;
 constexpr char kVersionKey[] = "server_schema_version";
+constexpr char kStartsKey[] = "server_starts";
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS models (
@@ -63,130 +64,10 @@ CREATE TABLE IF NOT EXISTS workers (
 );
 )sql";
 
-// SQLite's message for `rc`: the connection's own when it is about `rc`
-// (it names the table or constraint), the generic one otherwise.
-std::string SqliteMessage(sqlite3* db, int rc) {
-  if (db != nullptr && sqlite3_extended_errcode(db) == rc) {
-    return sqlite3_errmsg(db);
-  }
-  return sqlite3_errstr(rc);
-}
-
-absl::Status SqlError(sqlite3* db, int rc, const std::string& path,
-                      absl::string_view sql) {
-  std::string msg = absl::StrCat(path, ": ", SqliteMessage(db, rc));
-  if (!sql.empty()) absl::StrAppend(&msg, " (in: ", sql.substr(0, 60), ")");
-  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
-    return absl::AlreadyExistsError(msg);
-  }
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return absl::UnavailableError(msg);
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return absl::DataLossError(msg);
-    case SQLITE_FULL:
-      return absl::ResourceExhaustedError(msg);
-    case SQLITE_CANTOPEN:
-    case SQLITE_PERM:
-    case SQLITE_READONLY:
-      return absl::PermissionDeniedError(msg);
-    default:
-      return absl::InternalError(msg);
-  }
-}
-
-// A null pointer would bind SQL NULL; an empty string_view may carry one.
-const char* NonNull(absl::string_view v) { return v.empty() ? "" : v.data(); }
-
-// SQLite takes lengths as int, and a negative one means "up to the NUL".
-bool TooBig(absl::string_view v) {
-  return v.size() > static_cast<size_t>(std::numeric_limits<int>::max());
-}
-
-// One use of a cached prepared statement: parameters are bound in order
-// (a binding error surfaces at the next Step), and the statement is reset
-// and its bindings cleared when this goes out of scope, so it holds no read
-// transaction open and no pointer into the caller's data. Bound values are
-// not copied: they must outlive this object.
-class Statement {
- public:
-  Statement(sqlite3* db, const std::string& path, const char* sql,
-            sqlite3_stmt* stmt)
-      : db_(db), path_(path), sql_(sql), stmt_(stmt) {}
-  ~Statement() { Reset(); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  // Makes the statement ready to bind and run again.
-  void Reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-    next_ = 1;
-    bind_rc_ = SQLITE_OK;
-  }
-
-  Statement& Text(absl::string_view v) {
-    if (TooBig(v)) return Bound(SQLITE_TOOBIG);
-    return Bound(sqlite3_bind_text(stmt_, next_++, NonNull(v),
-                                   static_cast<int>(v.size()), SQLITE_STATIC));
-  }
-  Statement& Blob(absl::string_view v) {
-    if (TooBig(v)) return Bound(SQLITE_TOOBIG);
-    return Bound(sqlite3_bind_blob(stmt_, next_++, NonNull(v),
-                                   static_cast<int>(v.size()), SQLITE_STATIC));
-  }
-  Statement& Int(int64_t v) {
-    return Bound(sqlite3_bind_int64(stmt_, next_++, v));
-  }
-
-  // True while there is a row to read, false once done.
-  absl::StatusOr<bool> Step() {
-    if (bind_rc_ != SQLITE_OK) return SqlError(db_, bind_rc_, path_, sql_);
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return SqlError(db_, rc, path_, sql_);
-  }
-  // Runs a statement that returns no rows.
-  absl::Status Run() { return Step().status(); }
-
-  // Column `i` of the current row as bytes (TEXT or BLOB).
-  std::string Bytes(int i) const {
-    const void* p = sqlite3_column_blob(stmt_, i);
-    int n = sqlite3_column_bytes(stmt_, i);
-    return p == nullptr ? std::string()
-                        : std::string(static_cast<const char*>(p), n);
-  }
-  int64_t Int64(int i) const { return sqlite3_column_int64(stmt_, i); }
-
- private:
-  Statement& Bound(int rc) {
-    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
-    return *this;
-  }
-
-  sqlite3* db_;
-  const std::string& path_;
-  const char* sql_;
-  sqlite3_stmt* stmt_;
-  int next_ = 1;
-  int bind_rc_ = SQLITE_OK;
-};
-
-absl::Status Exec(sqlite3* db, const std::string& path, const char* sql) {
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  return rc == SQLITE_OK ? absl::OkStatus() : SqlError(db, rc, path, sql);
-}
-
-// Ends a failed transaction. SQLite has already rolled back after some
-// errors (a full disk, an I/O error); then there is nothing to end.
-void RollbackIfOpen(sqlite3* db) {
-  if (!sqlite3_get_autocommit(db)) {
-    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-}
+using search::Exec;
+using search::RollbackIfOpen;
+using search::SqlError;
+using search::Statement;
 
 // Bit-width lists as "8,4,2": readable in the sqlite3 shell.
 std::string EncodeInts(const std::vector<int>& v) {
@@ -614,6 +495,29 @@ absl::StatusOr<std::vector<WorkerRow>> ServerStore::ListWorkers() {
     w.registered_ms = s.Int64(3);
   }
   return workers;
+}
+
+// --- Server starts.
+
+absl::StatusOr<int64_t> ServerStore::CountStart() {
+  std::lock_guard<std::mutex> lock(mu_);
+  // One statement, so two servers starting on one file count both.
+  AUTOQ_STATEMENT_(s,
+                   "INSERT INTO meta (key, value) VALUES (?, '1') "
+                   "ON CONFLICT (key) DO UPDATE SET "
+                   "value = CAST(value AS INTEGER) + 1 "
+                   "RETURNING CAST(value AS INTEGER) - 1");
+  s.Text(kStartsKey);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return absl::InternalError(absl::StrCat(path_, ": no start count"));
+  const int64_t before = s.Int64(0);
+  ASSIGN_OR_RETURN(bool more, s.Step());  // completes (commits) the write
+  (void)more;
+  if (before < 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path_, ": negative ", kStartsKey, " in the meta table"));
+  }
+  return before;
 }
 
 #undef AUTOQ_STATEMENT_

@@ -124,6 +124,11 @@ class ServerStore {
   // By registration time, then id.
   absl::StatusOr<std::vector<WorkerRow>> ListWorkers();
 
+  // --- Server starts. Adds one to the count of starts kept in the meta
+  // table and returns the count before it (0 on a file no server has
+  // started on). The job manager bases event sequence numbers on it.
+  absl::StatusOr<int64_t> CountStart();
+
   const std::string& path() const { return path_; }
 
  private:

@@ -339,5 +339,17 @@ TEST_F(ServerStoreTest, SecondOpenOfTheSameFileSeesTheTables) {
   EXPECT_EQ(*second->GetModel("h"), "m");
 }
 
+TEST_F(ServerStoreTest, CountsServerStartsAcrossReopens) {
+  EXPECT_EQ(*store_->CountStart(), 0);
+  EXPECT_EQ(*store_->CountStart(), 1);
+  Reopen();
+  EXPECT_EQ(*store_->CountStart(), 2);
+  // A second connection to the file counts on the same number.
+  auto second = MustOpen();
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(*second->CountStart(), 3);
+  EXPECT_EQ(*store_->CountStart(), 4);
+}
+
 }  // namespace
 }  // namespace autoq::server

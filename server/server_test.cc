@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -228,6 +229,76 @@ TEST_F(ServerTest, ClientsSeeOnlyTheirOwnJobs) {
   EXPECT_TRUE(event.has_accepted());
   EXPECT_EQ(event.seq(), 1);
   ctx.TryCancel();
+}
+
+// Event numbers restart above the previous server's, so a watcher that
+// resumes from the last number it saw gets the restarted job's events, the
+// end included, rather than skipping as many as it had seen before.
+TEST_F(ServerTest, WatchResumesAcrossARestart) {
+  AUTOQ_REQUIRE_FIXTURE(Fixture("small_dscnn.pt"));
+  StartServer();
+  SubmitJobResponse submitted;
+  ASSERT_TRUE(Submit(kAlice, SmallSpec(),
+                     testing::ReadFile(Fixture("small_dscnn.pt")), &submitted)
+                  .ok());
+  const std::string id = submitted.status().job_id();
+
+  // Reads from `after_seq` until an event satisfies `stop`; returns it.
+  auto watch_until = [&](int64_t after_seq,
+                         const std::function<bool(const JobEvent&)>& stop) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kAlice);
+    WatchJobRequest request;
+    request.set_job_id(id);
+    request.set_after_seq(after_seq);
+    auto reader = jobs_->WatchJob(&ctx, request);
+    JobEvent event;
+    std::vector<JobEvent> seen;
+    while (reader->Read(&event)) {
+      seen.push_back(event);
+      if (stop(event)) break;
+    }
+    ctx.TryCancel();
+    reader->Finish();
+    return seen;
+  };
+  auto is_log = [](const JobEvent& e) { return !e.log().empty(); };
+
+  // No worker: the job waits for its float score. Its history so far.
+  std::vector<JobEvent> first =
+      watch_until(0, [](const JobEvent& e) { return e.has_accepted(); });
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].seq(), 1);
+
+  server_.reset();
+  StartServer();
+  std::vector<JobEvent> second = watch_until(first.back().seq(), is_log);
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_TRUE(second[0].has_accepted());
+  EXPECT_EQ(second[0].seq(), (int64_t{1} << 40) + 1);
+  EXPECT_EQ(second[1].log(), "resumed after a server restart");
+  {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kAlice);
+    CancelJobRequest request;
+    request.set_job_id(id);
+    JobStatus status;
+    ASSERT_TRUE(jobs_->CancelJob(&ctx, request, &status).ok());
+  }
+  std::vector<JobEvent> ended = watch_until(
+      second.back().seq(), [](const JobEvent& e) { return e.has_ended(); });
+  ASSERT_FALSE(ended.empty());
+  EXPECT_EQ(ended.back().ended().state(), JOB_CANCELLED);
+
+  // A third start serves the ended job from its stored row, again numbered
+  // above what the watcher saw.
+  server_.reset();
+  StartServer();
+  std::vector<JobEvent> third = watch_until(
+      ended.back().seq(), [](const JobEvent& e) { return e.has_ended(); });
+  ASSERT_FALSE(third.empty());
+  EXPECT_EQ(third.front().seq(), (int64_t{2} << 40) + 1);
+  EXPECT_EQ(third.back().ended().state(), JOB_CANCELLED);
 }
 
 TEST_F(ServerTest, OnlyTheLeaseHolderCanCompleteATask) {

@@ -182,7 +182,7 @@ WorkerServiceImpl::WorkerServiceImpl(ServerStore* store,
                                      const TokenAuth* auth, WorkPool pool,
                                      ServiceLimits limits, std::FILE* log)
     : state_(new State{store, results, queue, jobs, auth, std::move(pool),
-                       limits, log}) {
+                       limits, log, {true}, {}, {}, {}}) {
   // Workers registered before a restart get the restart grace (or a lease
   // period) to come back, as their leases do.
   absl::StatusOr<std::vector<WorkerRow>> rows = store->ListWorkers();
