@@ -160,10 +160,17 @@ listen = flag(args, "--listen") or "0.0.0.0:50051"
 lport = int(listen.rsplit(":", 1)[1])
 check(lport in ports.values(),
       f"server.yaml: --listen port {lport} is not a container port")
-probe = c.get("readinessProbe", {}).get("tcpSocket", {}).get("port")
-check(probe is not None, "server.yaml: no TCP readiness probe")
-check(ports.get(probe, probe) == lport,
-      f"server.yaml: the readiness probe checks {probe}, not {lport}")
+for kind in ("readinessProbe", "livenessProbe"):
+    # A gRPC probe (the server's health service) on the listen port, or a
+    # TCP one (clusters before 1.24, or a server with TLS).
+    p = c.get(kind, {})
+    probe = p.get("grpc", {}).get("port", p.get("tcpSocket", {}).get("port"))
+    if check(probe is not None, f"server.yaml: no gRPC or TCP {kind}"):
+        check(ports.get(probe, probe) == lport,
+              f"server.yaml: the {kind} checks {probe}, not {lport}")
+    if "grpc" in p:
+        check(not flag(args, "--tls-cert"),
+              f"server.yaml: a gRPC {kind} cannot speak TLS; use tcpSocket")
 db = flag(args, "--db")
 if check(db is not None, "server.yaml: no --db"):
     m, v = mounted(c, volumes, db)

@@ -12,6 +12,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
@@ -153,6 +154,8 @@ absl::StatusOr<std::unique_ptr<AutoqServer>> AutoqServer::Start(
     ssl.pem_key_cert_pairs.push_back({*key, *cert});
     credentials = grpc::SslServerCredentials(ssl);
   }
+  // Process-wide in gRPC: read when a server is built.
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, credentials, &impl->port);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
@@ -165,9 +168,15 @@ absl::StatusOr<std::unique_ptr<AutoqServer>> AutoqServer::Start(
         absl::StrCat("cannot listen on ", options.listen));
   }
 
+  // Ready for clients once the jobs are back, not merely listening.
+  grpc::HealthCheckServiceInterface* health =
+      impl->server->GetHealthCheckService();
+  if (health != nullptr) health->SetServingStatus(false);
+
   // Jobs restart only once the workers can reach us.
   absl::Status recovered = impl->jobs->Recover();
   if (!recovered.ok()) return recovered;
+  if (health != nullptr) health->SetServingStatus(true);
 
   impl->timer = std::make_unique<boost::asio::steady_timer>(impl->io);
   impl->Tick();
@@ -191,6 +200,11 @@ void AutoqServer::Shutdown() {
     impl_->shut_down = true;
   }
   Impl& s = *impl_;
+  // Load balancers and Kubernetes stop sending work first.
+  if (grpc::HealthCheckServiceInterface* health =
+          s.server->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+  }
   s.worker_service->StopLeasing();
   s.jobs->Shutdown();
   // In-flight calls (a completion being stored) get a few seconds.

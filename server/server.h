@@ -46,7 +46,11 @@ struct ServerOptions {
 class AutoqServer {
  public:
   // Opens the database (refusing files that are not AutoQ's), restores the
-  // queue and restarts unfinished jobs, then starts serving.
+  // queue and restarts unfinished jobs, then starts serving. Besides the
+  // job and worker APIs it serves the standard gRPC health service
+  // (grpc.health.v1.Health, no token needed, for Kubernetes probes and load
+  // balancers): SERVING once the jobs are restored, NOT_SERVING from the
+  // start of Shutdown.
   static absl::StatusOr<std::unique_ptr<AutoqServer>> Start(
       ServerOptions options, TokenAuth auth);
   ~AutoqServer();  // Shutdown()

@@ -5,9 +5,12 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
 
+#include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -67,6 +70,7 @@ class ServerTest : public ::testing::Test {
                                        grpc::InsecureChannelCredentials());
     jobs_ = JobService::NewStub(channel);
     workers_ = WorkerService::NewStub(channel);
+    channel_ = channel;
   }
 
   void Prepare(grpc::ClientContext* ctx, const std::string& token) {
@@ -109,6 +113,7 @@ class ServerTest : public ::testing::Test {
 
   TempDir tmp_;
   std::unique_ptr<AutoqServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<JobService::Stub> jobs_;
   std::unique_ptr<WorkerService::Stub> workers_;
 };
@@ -299,6 +304,44 @@ TEST_F(ServerTest, WatchResumesAcrossARestart) {
   ASSERT_FALSE(third.empty());
   EXPECT_EQ(third.front().seq(), (int64_t{2} << 40) + 1);
   EXPECT_EQ(third.back().ended().state(), JOB_CANCELLED);
+}
+
+// grpc.health.v1.Health/Check as a Kubernetes gRPC probe sends it: no
+// token, the service name in field 1. Returns the reply's bytes.
+grpc::Status HealthCheck(const std::shared_ptr<grpc::Channel>& channel,
+                         const std::string& service, std::string* reply) {
+  std::string request;
+  if (!service.empty()) {
+    request = absl::StrCat("\x0a", std::string(1, char(service.size())),
+                           service);
+  }
+  grpc::Slice slice(request);
+  grpc::ByteBuffer in(&slice, 1), out;
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                 &in, &out, [&](grpc::Status st) { done.set_value(st); });
+  grpc::Status st = done.get_future().get();
+  std::vector<grpc::Slice> slices;
+  reply->clear();
+  if (st.ok() && out.Dump(&slices).ok()) {
+    for (const grpc::Slice& s : slices) {
+      reply->append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+  }
+  return st;
+}
+
+TEST_F(ServerTest, AnswersHealthChecksWithoutAToken) {
+  StartServer();
+  std::string reply;
+  grpc::Status st = HealthCheck(channel_, "", &reply);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(reply, std::string("\x08\x01"));  // status: SERVING
+  st = HealthCheck(channel_, "no.such.Service", &reply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(ServerTest, OnlyTheLeaseHolderCanCompleteATask) {
