@@ -107,7 +107,7 @@ absl::StatusOr<std::shared_ptr<JobManager::Job>> JobManager::Find(
   absl::StatusOr<std::optional<JobRow>> row = store_->GetJob(job_id);
   if (!row.ok()) return row.status();
   if (!row->has_value() || (*row)->owner != owner) return NotFound(job_id);
-  auto job = std::make_shared<Job>(first_seq_);
+  auto job = std::make_shared<Job>(first_seq_.load());
   job->row = **row;
   FinalFront front;
   if (!job->row.results.empty() && front.ParseFromString(job->row.results)) {
@@ -142,7 +142,7 @@ absl::Status JobManager::Recover() {
   if (!rows.ok()) return rows.status();
   for (const JobRow& row : *rows) {
     if (Ended(row.state)) continue;
-    auto job = std::make_shared<Job>(first_seq_);
+    auto job = std::make_shared<Job>(first_seq_.load());
     job->row = row;
     JobSpec spec;
     if (spec.ParseFromString(row.spec)) {
@@ -196,7 +196,7 @@ absl::StatusOr<JobStatus> JobManager::Submit(const std::string& owner,
   if (!check.ok()) return check.status();
   if (warnings != nullptr) *warnings = check->warnings;
 
-  auto job = std::make_shared<Job>(first_seq_);
+  auto job = std::make_shared<Job>(first_seq_.load());
   JobRow& row = job->row;
   row.job_id = NewJobId();
   row.owner = owner;

@@ -107,8 +107,9 @@ class JobManager {
   TaskQueue* queue_;
   JobManagerOptions options_;
   std::atomic<bool> stopping_{false};
-  // Sequence number of each job feed's first event; set by Recover.
-  int64_t first_seq_ = 1;
+  // Sequence number of each job feed's first event; set by Recover, which
+  // runs while the server already listens (hence atomic).
+  std::atomic<int64_t> first_seq_{1};
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Job>> jobs_;  // guarded by mu_
   std::vector<std::thread> threads_;                  // guarded by mu_

@@ -94,6 +94,21 @@ class ServerTest : public ::testing::Test {
     return writer->Finish();
   }
 
+  // Submits SmallSpec() with the small fixture model as alice.
+  grpc::Status SubmitSmall(SubmitJobResponse* response) {
+    return Submit(kAlice, SmallSpec(),
+                  testing::ReadFile(Fixture("small_dscnn.pt")), response);
+  }
+
+  grpc::Status Cancel(const std::string& token, const std::string& job_id) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, token);
+    CancelJobRequest request;
+    request.set_job_id(job_id);
+    JobStatus status;
+    return jobs_->CancelJob(&ctx, request, &status);
+  }
+
   grpc::Status List(const std::string& token, ListJobsResponse* response) {
     grpc::ClientContext ctx;
     Prepare(&ctx, token);
@@ -174,9 +189,7 @@ TEST_F(ServerTest, ClientsSeeOnlyTheirOwnJobs) {
   AUTOQ_REQUIRE_FIXTURE(Fixture("small_dscnn.pt"));
   StartServer();
   SubmitJobResponse submitted;
-  ASSERT_TRUE(Submit(kAlice, SmallSpec(),
-                     testing::ReadFile(Fixture("small_dscnn.pt")), &submitted)
-                  .ok());
+  ASSERT_TRUE(SubmitSmall(&submitted).ok());
   const std::string id = submitted.status().job_id();
   EXPECT_EQ(submitted.status().owner(), "alice");
 
@@ -197,15 +210,7 @@ TEST_F(ServerTest, ClientsSeeOnlyTheirOwnJobs) {
     EXPECT_EQ(jobs_->GetJob(&ctx, request, &status).error_code(),
               grpc::StatusCode::NOT_FOUND);
   }
-  {
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kBob);
-    CancelJobRequest request;
-    request.set_job_id(id);
-    JobStatus status;
-    EXPECT_EQ(jobs_->CancelJob(&ctx, request, &status).error_code(),
-              grpc::StatusCode::NOT_FOUND);
-  }
+  EXPECT_EQ(Cancel(kBob, id).error_code(), grpc::StatusCode::NOT_FOUND);
   {
     grpc::ClientContext ctx;
     Prepare(&ctx, kBob);
@@ -243,9 +248,7 @@ TEST_F(ServerTest, WatchResumesAcrossARestart) {
   AUTOQ_REQUIRE_FIXTURE(Fixture("small_dscnn.pt"));
   StartServer();
   SubmitJobResponse submitted;
-  ASSERT_TRUE(Submit(kAlice, SmallSpec(),
-                     testing::ReadFile(Fixture("small_dscnn.pt")), &submitted)
-                  .ok());
+  ASSERT_TRUE(SubmitSmall(&submitted).ok());
   const std::string id = submitted.status().job_id();
 
   // Reads from `after_seq` until an event satisfies `stop`; returns it.
@@ -282,14 +285,7 @@ TEST_F(ServerTest, WatchResumesAcrossARestart) {
   EXPECT_TRUE(second[0].has_accepted());
   EXPECT_EQ(second[0].seq(), (int64_t{1} << 40) + 1);
   EXPECT_EQ(second[1].log(), "resumed after a server restart");
-  {
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kAlice);
-    CancelJobRequest request;
-    request.set_job_id(id);
-    JobStatus status;
-    ASSERT_TRUE(jobs_->CancelJob(&ctx, request, &status).ok());
-  }
+  ASSERT_TRUE(Cancel(kAlice, id).ok());
   std::vector<JobEvent> ended = watch_until(
       second.back().seq(), [](const JobEvent& e) { return e.has_ended(); });
   ASSERT_FALSE(ended.empty());
@@ -348,9 +344,7 @@ TEST_F(ServerTest, OnlyTheLeaseHolderCanCompleteATask) {
   AUTOQ_REQUIRE_FIXTURE(Fixture("small_dscnn.pt"));
   StartServer();
   SubmitJobResponse submitted;
-  ASSERT_TRUE(Submit(kAlice, SmallSpec(),
-                     testing::ReadFile(Fixture("small_dscnn.pt")), &submitted)
-                  .ok());
+  ASSERT_TRUE(SubmitSmall(&submitted).ok());
   const std::string holder = Register();
   const std::string other = Register();
 
