@@ -20,7 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "client/flags.h"
+#include "common/flags.h"
 #include "evaluator/dataset.h"
 #include "qat/model_analysis.h"
 #include "qat/process_tuning.h"
@@ -29,7 +29,7 @@
 
 namespace {
 
-using autoq::client::Flags;
+using autoq::Flags;
 using Clock = std::chrono::steady_clock;
 
 struct Batches {
@@ -80,7 +80,7 @@ double Median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  autoq::client::FlagSpec spec{
+  autoq::FlagSpec spec{
       {"model", "threads", "batch", "steps", "warmup", "repeats", "data"}, {}};
   auto flags = Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok() || !flags->Has("model")) {

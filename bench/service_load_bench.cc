@@ -35,18 +35,19 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "client/flags.h"
+#include "common/flags.h"
+#include "common/rpc_util.h"
+#include "evaluator/task.h"
 #include "proto/autoq.grpc.pb.h"
 #include "search/result_store.h"
 #include "server/auth.h"
-#include "server/rpc_util.h"
 #include "server/server.h"
 
 namespace autoq::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using server::PrepareContext;
+using autoq::PrepareContext;
 
 constexpr char kUsage[] =
     "usage: service_load_bench [--smoke] [flags]\n"
@@ -82,14 +83,14 @@ struct Options {
 };
 
 absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
-  client::FlagSpec spec;
+  autoq::FlagSpec spec;
   spec.with_value = {"workers",       "watchers",          "jobs",
                      "population",    "generations",       "model",
                      "lease-seconds", "work-threads",      "timeout-seconds",
                      "server",        "client-token-file", "worker-token-file"};
   spec.boolean = {"smoke", "help"};
-  absl::StatusOr<client::Flags> flags =
-      client::Flags::Parse(argc, argv, 1, spec);
+  absl::StatusOr<autoq::Flags> flags =
+      autoq::Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok()) return flags.status();
   if (flags->Has("help")) {
     std::fputs(kUsage, stdout);
@@ -157,8 +158,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 // they stand for.
 std::shared_ptr<grpc::Channel> OwnChannel(const std::string& target) {
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(server::kDefaultMaxMessageBytes);
-  args.SetMaxSendMessageSize(server::kDefaultMaxMessageBytes);
+  args.SetMaxReceiveMessageSize(autoq::kDefaultMaxMessageBytes);
+  args.SetMaxSendMessageSize(autoq::kDefaultMaxMessageBytes);
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
                                    args);
@@ -216,7 +217,7 @@ CompleteTaskRequest NoopCompletion(const std::string& worker_id,
   *r->mutable_wbits() = task.wbits();
   *r->mutable_abits() = task.abits();
   if (task.stage() == STAGE_FINAL) {
-    for (const char* name : {"model.pt", "weights.bin", "manifest.json"}) {
+    for (const char* name : evaluator::kFinalArtifacts) {
       NamedBytes* a = request.add_artifacts();
       a->set_name(name);
       a->set_data(absl::StrCat("no-op export ", name, " of ", task.key()));
@@ -473,9 +474,9 @@ absl::StatusOr<std::string> SubmitJob(JobService::Stub* stub,
   SubmitJobRequest request;
   *request.mutable_spec() = spec;
   bool ok = writer->Write(request);
-  for (size_t at = 0; ok && at < model.size(); at += server::kChunkBytes) {
+  for (size_t at = 0; ok && at < model.size(); at += autoq::kChunkBytes) {
     SubmitJobRequest chunk;
-    chunk.set_model_chunk(model.substr(at, server::kChunkBytes));
+    chunk.set_model_chunk(model.substr(at, autoq::kChunkBytes));
     ok = writer->Write(chunk);
   }
   writer->WritesDone();
@@ -496,7 +497,7 @@ absl::StatusOr<JobStatus> GetJob(JobService::Stub* stub,
   request.set_job_id(job_id);
   JobStatus status;
   grpc::Status st = stub->GetJob(&ctx, request, &status);
-  if (!st.ok()) return server::ToAbsl(st);
+  if (!st.ok()) return autoq::ToAbsl(st);
   return status;
 }
 
@@ -561,10 +562,10 @@ absl::StatusOr<int> Main(int argc, char** argv) {
     target = absl::StrCat("127.0.0.1:", in_process->port());
   } else {
     target = o.server;
-    absl::StatusOr<std::string> t = server::ReadTokenFile(o.client_token_file);
+    absl::StatusOr<std::string> t = autoq::ReadTokenFile(o.client_token_file);
     if (!t.ok()) return t.status();
     client_token = *t;
-    t = server::ReadTokenFile(o.worker_token_file);
+    t = autoq::ReadTokenFile(o.worker_token_file);
     if (!t.ok()) return t.status();
     worker_token = *t;
   }

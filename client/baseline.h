@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "evaluator/dataset.h"
 #include "qat/progress.h"
-#include "qat/trainer.h"
+#include "qat/recipe.h"
 
 namespace autoq::client {
 

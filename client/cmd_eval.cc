@@ -8,10 +8,10 @@
 #include "client/commands.h"
 #include "client/common.h"
 #include "client/recipe_flags.h"
+#include "common/status_macros.h"
 #include "evaluator/score.h"
 #include "qat/cost_model.h"
 #include "qat/model_analysis.h"
-#include "qat/status_macros.h"
 
 namespace autoq::client {
 namespace {

@@ -6,9 +6,9 @@
 #include "absl/strings/str_join.h"
 #include "client/commands.h"
 #include "client/common.h"
+#include "common/status_macros.h"
 #include "qat/cost_model.h"
 #include "qat/model_analysis.h"
-#include "qat/status_macros.h"
 
 namespace autoq::client {
 namespace {

@@ -8,7 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
 #include "client/service_common.h"
-#include "qat/status_macros.h"
+#include "common/status_macros.h"
 
 namespace autoq::client {
 namespace {

@@ -22,14 +22,14 @@
 #include "client/common.h"
 #include "client/job_client.h"
 #include "client/service_common.h"
+#include "common/rpc_util.h"
+#include "common/status_macros.h"
 #include "evaluator/dataset.h"
+#include "evaluator/job_config.h"
 #include "evaluator/worker.h"
 #include "qat/model_analysis.h"
-#include "qat/status_macros.h"
-#include "search/job_config.h"
 #include "search/report.h"
 #include "server/auth.h"
-#include "server/rpc_util.h"
 #include "server/server.h"
 
 namespace autoq::client {
@@ -51,7 +51,7 @@ constexpr char kHelp[] =
 // The local client's name: jobs of earlier runs on this database are its.
 constexpr char kLocalClient[] = "local";
 
-absl::Status EnsureBuiltinModel(const search::JobConfig& config) {
+absl::Status EnsureBuiltinModel(const evaluator::JobConfig& config) {
   if (config.builtin.empty() || std::filesystem::exists(config.model_path)) {
     return absl::OkStatus();
   }
@@ -78,7 +78,7 @@ absl::Status EnsureBuiltinModel(const search::JobConfig& config) {
 // The model and dataset are on this machine: check them here first, so a
 // bad file is reported by name before the service starts, and give the
 // server the input shape it cannot read from a dataset it never sees.
-absl::Status CheckLocally(search::JobConfig* config) {
+absl::Status CheckLocally(evaluator::JobConfig* config) {
   ASSIGN_OR_RETURN(torch::jit::Module model,
                    qat::LoadModel(config->model_path));
   (void)model;
@@ -98,7 +98,7 @@ absl::Status CheckLocally(search::JobConfig* config) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<JobSpec> SpecOf(const search::JobConfig& config) {
+absl::StatusOr<JobSpec> SpecOf(const evaluator::JobConfig& config) {
   JobSpec spec;
   auto st = google::protobuf::util::JsonStringToMessage(config.spec_json, &spec);
   if (!st.ok()) {
@@ -113,7 +113,7 @@ absl::StatusOr<JobSpec> SpecOf(const search::JobConfig& config) {
   return spec;
 }
 
-void PrintSummary(const search::JobConfig& config, const FinalFront& f) {
+void PrintSummary(const evaluator::JobConfig& config, const FinalFront& f) {
   std::vector<search::TableRow> rows;
   for (const auto* list : {&f.front(), &f.uniform()}) {
     for (const FrontPointInfo& p : *list) {
@@ -158,7 +158,7 @@ class LocalWorkers {
  public:
   ~LocalWorkers() { Stop(); }
 
-  absl::Status Start(const search::JobConfig& config, int port,
+  absl::Status Start(const evaluator::JobConfig& config, int port,
                      const std::string& token, bool verbose) {
     int cpu_workers = 0;
     for (const std::string& d : config.devices) cpu_workers += d == "cpu";
@@ -204,7 +204,7 @@ class LocalWorkers {
   std::vector<std::thread> threads_;
 };
 
-absl::Status RunLocalService(const search::JobConfig& config, bool quiet,
+absl::Status RunLocalService(const evaluator::JobConfig& config, bool quiet,
                              bool verbose) {
   ASSIGN_OR_RETURN(JobSpec spec, SpecOf(config));
   if (!config.output_dir.empty()) {
@@ -293,8 +293,8 @@ absl::Status RunRun(int argc, char** argv) {
     return absl::InvalidArgumentError(
         "expected one config file: autoq run CONFIG.json");
   }
-  ASSIGN_OR_RETURN(search::JobConfig config,
-                   search::LoadJobConfig(flags.positional()[0]));
+  ASSIGN_OR_RETURN(evaluator::JobConfig config,
+                   evaluator::LoadJobConfig(flags.positional()[0]));
   if (flags.Has("threads")) {
     ASSIGN_OR_RETURN(int64_t threads, flags.GetInt("threads", 0));
     if (threads < 1 || threads > 1024) {

@@ -11,9 +11,10 @@
 #include "absl/strings/str_cat.h"
 #include "client/commands.h"
 #include "client/service_common.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+#include "evaluator/job_config.h"
 #include "proto/autoq.pb.h"
-#include "qat/status_macros.h"
-#include "search/job_config.h"
 
 namespace autoq::client {
 namespace {
@@ -39,16 +40,13 @@ std::string Help() {
 // not empty), validated as `autoq run` would; errors name the file.
 absl::StatusOr<JobSpec> LoadSpec(const std::string& path,
                                  const std::string& model,
-                                 search::JobConfig* config) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::stringstream text;
-  text << in.rdbuf();
+                                 evaluator::JobConfig* config) {
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   JobSpec spec;
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
   auto parsed =
-      google::protobuf::util::JsonStringToMessage(text.str(), &spec, options);
+      google::protobuf::util::JsonStringToMessage(text, &spec, options);
   if (!parsed.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": invalid job spec: ", parsed.message().as_string()));
@@ -56,7 +54,7 @@ absl::StatusOr<JobSpec> LoadSpec(const std::string& path,
   if (!model.empty()) spec.mutable_model()->set_path(model);
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(spec, &json);
-  absl::StatusOr<search::JobConfig> c = search::ParseJobConfig(json);
+  absl::StatusOr<evaluator::JobConfig> c = evaluator::ParseJobConfig(json);
   if (!c.ok()) {
     return absl::Status(c.status().code(),
                         absl::StrCat(path, ": ", c.status().message()));
@@ -88,7 +86,7 @@ absl::Status RunSubmit(int argc, char** argv) {
   if (flags.Has("model") && flags.Get("model").empty()) {
     return absl::InvalidArgumentError("--model: empty path");
   }
-  search::JobConfig config;
+  evaluator::JobConfig config;
   ASSIGN_OR_RETURN(JobSpec job_spec,
                    LoadSpec(config_path, flags.Get("model"), &config));
   for (const std::string& w : config.warnings) {

@@ -8,12 +8,14 @@
 #include "client/commands.h"
 #include "client/common.h"
 #include "client/recipe_flags.h"
-#include "evaluator/builtin_model.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
 #include "evaluator/score.h"
+#include "qat/builtin_model.h"
 #include "qat/model_analysis.h"
 #include "qat/quantized_model.h"
-#include "qat/status_macros.h"
 #include "qat/torch_errors.h"
+#include "qat/trainer.h"
 
 namespace autoq::client {
 namespace {
@@ -40,12 +42,12 @@ absl::StatusOr<qat::QatResult> TrainBuiltinBaseline(
     const evaluator::DatasetSplits& data, const qat::QatRecipe& recipe,
     double width, c10::Device device, const std::string& out,
     const qat::ProgressOptions& progress) {
-  evaluator::BuiltinModelOptions mopts;
+  qat::BuiltinModelOptions mopts;
   mopts.in_channels = data.train.images.size(1);
   mopts.num_classes = std::max(data.train.num_classes, data.test.num_classes);
   mopts.width = width;
   mopts.seed = recipe.seed;
-  torch::jit::Module model = evaluator::MakeBuiltinModel(mopts);
+  torch::jit::Module model = qat::MakeBuiltinModel(mopts);
   std::vector<int64_t> shape(data.train.images.sizes().begin() + 1,
                              data.train.images.sizes().end());
   ASSIGN_OR_RETURN(qat::ModelAnalysis analysis, qat::AnalyzeModel(model, shape));
@@ -66,9 +68,9 @@ absl::StatusOr<qat::QatResult> TrainBuiltinBaseline(
     trained.to(c10::Device(c10::kCPU));
     std::filesystem::path path(out);
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-    const std::string tmp = out + ".tmp";
+    const std::string tmp = TempPathFor(out);
     trained.save(tmp);
-    std::filesystem::rename(tmp, out);
+    RETURN_IF_ERROR(RenameIntoPlace(tmp, out));
   } catch (const std::exception& e) {
     return absl::InternalError(
         absl::StrCat("cannot save ", out, ": ", qat::SummarizeTorchError(e)));

@@ -1,13 +1,13 @@
 #include "client/common.h"
 
-#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "qat/status_macros.h"
+#include "common/status_macros.h"
+#include "qat/device.h"
 
 namespace autoq::client {
 
@@ -27,20 +27,13 @@ absl::Status ApplyThreads(const Flags& flags) {
 }
 
 absl::StatusOr<c10::Device> ParseDevice(const Flags& flags) {
-  const std::string name = flags.Get("device", "cpu");
-  try {
-    c10::Device device(name);
-    if (device.is_cuda() && !at::hasCUDA()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "--device ", name,
-          ": this build of LibTorch has no CUDA (build against a CUDA "
-          "LibTorch on GPU nodes)"));
-    }
-    return device;
-  } catch (const std::exception&) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--device '", name, "' is not a device (expected cpu or cuda:N)"));
+  absl::StatusOr<c10::Device> device =
+      qat::ParseDevice(flags.Get("device", "cpu"));
+  if (!device.ok()) {
+    return absl::Status(device.status().code(),
+                        absl::StrCat("--", device.status().message()));
   }
+  return device;
 }
 
 std::string JsonString(const std::string& s) {

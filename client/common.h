@@ -7,7 +7,7 @@
 #include <c10/core/Device.h>
 
 #include "absl/status/statusor.h"
-#include "client/flags.h"
+#include "common/flags.h"
 
 namespace autoq::client {
 

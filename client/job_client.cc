@@ -1,7 +1,6 @@
 #include "client/job_client.h"
 
 #include <grpcpp/client_context.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,7 +14,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "server/rpc_util.h"
+#include "common/file_util.h"
+#include "common/rpc_util.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
 
 namespace autoq::client {
 namespace {
@@ -25,52 +27,10 @@ using std::chrono::milliseconds;
 // A download of unknown size gets this much more than the unary timeout.
 constexpr milliseconds kUnknownSizeTransfer = std::chrono::minutes(10);
 
-// Incremental SHA-256 (OpenSSL), hex digest.
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) {
-    ok_ = ctx_ != nullptr && EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
-  }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-
-  void Update(const std::string& data) {
-    ok_ = ok_ && EVP_DigestUpdate(ctx_, data.data(), data.size());
-  }
-  // Empty when OpenSSL failed (never matches an announced digest).
-  std::string HexDigest() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (!ok_ || !EVP_DigestFinal_ex(ctx_, md, &len)) return "";
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string hex(2 * len, '0');
-    for (unsigned int i = 0; i < len; ++i) {
-      hex[2 * i] = kHex[md[i] >> 4];
-      hex[2 * i + 1] = kHex[md[i] & 0xf];
-    }
-    return hex;
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-  bool ok_ = false;
-};
-
-// Codes after which reopening the watch stream can help.
+// Codes after which reopening the watch stream can help: a stream closed
+// without the job's end (OK), or any transient failure.
 bool Retryable(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:  // closed without the end: reopen
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-    case grpc::StatusCode::ABORTED:
-    case grpc::StatusCode::INTERNAL:
-    case grpc::StatusCode::UNKNOWN:
-    case grpc::StatusCode::CANCELLED:  // a server shutting down cancels
-      return true;
-    default:
-      return false;
-  }
+  return code == grpc::StatusCode::OK || IsTransient(code);
 }
 
 }  // namespace
@@ -118,7 +78,7 @@ absl::StatusOr<std::unique_ptr<JobClient>> JobClient::Create(
   if (options.timeout <= milliseconds(0)) {
     return absl::InvalidArgumentError("the timeout must be positive");
   }
-  absl::StatusOr<std::string> token = server::ReadTokenFile(options.token_file);
+  absl::StatusOr<std::string> token = autoq::ReadTokenFile(options.token_file);
   if (!token.ok()) {
     return absl::Status(
         token.status().code(),
@@ -126,11 +86,11 @@ absl::StatusOr<std::unique_ptr<JobClient>> JobClient::Create(
                      " (give a client token with --token-file or "
                      "$AUTOQ_TOKEN_FILE)"));
   }
-  server::ChannelOptions channel_options;
+  autoq::ChannelOptions channel_options;
   channel_options.target = options.server;
   channel_options.tls_ca_file = options.tls_ca_file;
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      server::MakeChannel(channel_options);
+      autoq::MakeChannel(channel_options);
   if (!channel.ok()) return channel.status();
   return std::make_unique<JobClient>(*std::move(channel), *std::move(token),
                                      options);
@@ -164,7 +124,7 @@ absl::Status JobClient::Explain(const grpc::Status& status) const {
           "the server at ", options_.server, " did not answer in time (", msg,
           "); a longer --timeout may help"));
     default:
-      return server::ToAbsl(status);
+      return autoq::ToAbsl(status);
   }
 }
 
@@ -172,7 +132,7 @@ milliseconds JobClient::TransferTimeout(int64_t bytes) const {
   if (bytes < 0) return options_.timeout + kUnknownSizeTransfer;
   return options_.timeout +
          milliseconds(1000 *
-                      (bytes / static_cast<int64_t>(server::kChunkBytes)));
+                      (bytes / static_cast<int64_t>(autoq::kChunkBytes)));
 }
 
 absl::StatusOr<SubmitJobResponse> JobClient::Submit(
@@ -188,14 +148,14 @@ absl::StatusOr<SubmitJobResponse> JobClient::Submit(
   const int64_t total = static_cast<int64_t>(size);
 
   grpc::ClientContext context;
-  server::PrepareContext(&context, token_, TransferTimeout(total));
+  autoq::PrepareContext(&context, token_, TransferTimeout(total));
   SubmitJobResponse response;
   std::unique_ptr<grpc::ClientWriter<SubmitJobRequest>> writer =
       stub_->SubmitJob(&context, &response);
   SubmitJobRequest request;
   *request.mutable_spec() = spec;
   bool open = writer->Write(request);
-  std::string buffer(server::kChunkBytes, '\0');
+  std::string buffer(autoq::kChunkBytes, '\0');
   int64_t sent = 0;
   while (open) {
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
@@ -228,7 +188,7 @@ absl::StatusOr<SubmitJobResponse> JobClient::Submit(
 
 absl::StatusOr<JobStatus> JobClient::GetJob(const std::string& job_id) const {
   grpc::ClientContext context;
-  server::PrepareContext(&context, token_, options_.timeout);
+  autoq::PrepareContext(&context, token_, options_.timeout);
   GetJobRequest request;
   request.set_job_id(job_id);
   JobStatus response;
@@ -239,7 +199,7 @@ absl::StatusOr<JobStatus> JobClient::GetJob(const std::string& job_id) const {
 
 absl::StatusOr<std::vector<JobStatus>> JobClient::ListJobs() const {
   grpc::ClientContext context;
-  server::PrepareContext(&context, token_, options_.timeout);
+  autoq::PrepareContext(&context, token_, options_.timeout);
   ListJobsResponse response;
   const grpc::Status status =
       stub_->ListJobs(&context, ListJobsRequest(), &response);
@@ -249,7 +209,7 @@ absl::StatusOr<std::vector<JobStatus>> JobClient::ListJobs() const {
 
 absl::StatusOr<JobStatus> JobClient::Cancel(const std::string& job_id) const {
   grpc::ClientContext context;
-  server::PrepareContext(&context, token_, options_.timeout);
+  autoq::PrepareContext(&context, token_, options_.timeout);
   CancelJobRequest request;
   request.set_job_id(job_id);
   JobStatus response;
@@ -261,7 +221,7 @@ absl::StatusOr<JobStatus> JobClient::Cancel(const std::string& job_id) const {
 absl::StatusOr<JobResults> JobClient::GetResults(
     const std::string& job_id) const {
   grpc::ClientContext context;
-  server::PrepareContext(&context, token_, options_.timeout);
+  autoq::PrepareContext(&context, token_, options_.timeout);
   GetJobRequest request;
   request.set_job_id(job_id);
   JobResults response;
@@ -280,7 +240,7 @@ absl::StatusOr<JobStatus> JobClient::Watch(const std::string& job_id,
   auto last_progress = std::chrono::steady_clock::now();
   for (;;) {
     grpc::ClientContext context;
-    server::PrepareContext(&context, token_, options.stream_window);
+    autoq::PrepareContext(&context, token_, options.stream_window);
     WatchJobRequest request;
     request.set_job_id(job_id);
     request.set_after_seq(last);
@@ -345,7 +305,7 @@ absl::StatusOr<int64_t> JobClient::Download(const std::string& job_id,
                                             const std::string& name,
                                             const std::string& dest_path,
                                             int64_t expected_bytes) const {
-  const std::string tmp = absl::StrCat(dest_path, ".part-", ::getpid());
+  const std::string tmp = TempPathFor(dest_path);
   std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
   if (!out) {
     return absl::PermissionDeniedError(absl::StrCat(tmp, ": cannot create"));
@@ -363,7 +323,7 @@ absl::StatusOr<int64_t> JobClient::Download(const std::string& job_id,
   };
 
   grpc::ClientContext context;
-  server::PrepareContext(&context, token_, TransferTimeout(expected_bytes));
+  autoq::PrepareContext(&context, token_, TransferTimeout(expected_bytes));
   DownloadArtifactRequest request;
   request.set_job_id(job_id);
   request.set_name(name);
@@ -425,12 +385,7 @@ absl::StatusOr<int64_t> JobClient::Download(const std::string& job_id,
   out.close();
   if (!out)
     return fail(absl::DataLossError(absl::StrCat(tmp, ": write failed")));
-  std::error_code ec;
-  std::filesystem::rename(tmp, dest_path, ec);
-  if (ec) {
-    return fail(absl::PermissionDeniedError(
-        absl::StrCat(dest_path, ": cannot write (", ec.message(), ")")));
-  }
+  RETURN_IF_ERROR(RenameIntoPlace(tmp, dest_path));
   return received;
 }
 

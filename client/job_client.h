@@ -82,7 +82,7 @@ class JobClient {
   const std::string& server() const { return options_.server; }
 
   // Uploads a job: `spec` first, then the file at `model_path` in chunks of
-  // server::kChunkBytes. `progress` (may be null) gets bytes sent so far and
+  // autoq::kChunkBytes. `progress` (may be null) gets bytes sent so far and
   // the file size after each chunk.
   using UploadProgress = std::function<void(int64_t sent, int64_t total)>;
   absl::StatusOr<SubmitJobResponse> Submit(

@@ -26,7 +26,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "server/rpc_util.h"
+#include "common/rpc_util.h"
+#include "common/sha256.h"
 #include "tests/testing.h"
 
 namespace autoq::client {
@@ -324,7 +325,7 @@ class FakeJobService final : public JobService::Service {
       return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such artifact");
     }
     const std::string& bytes = it->second;
-    const size_t chunk = server::kChunkBytes;
+    const size_t chunk = autoq::kChunkBytes;
     for (size_t off = 0; off == 0 || off < bytes.size(); off += chunk) {
       DataChunk c;
       c.set_data(bytes.substr(off, chunk));
@@ -463,7 +464,7 @@ TEST_F(JobClientTest, MissingTokenFileIsAnErrorNamingIt) {
 
 TEST_F(JobClientTest, SubmitStreamsTheSpecThenTheModelInChunks) {
   const std::string model =
-      RandomBytes(2 * server::kChunkBytes + 12345, /*seed=*/1);
+      RandomBytes(2 * autoq::kChunkBytes + 12345, /*seed=*/1);
   WriteFile(dir_.File("m.pt"), model);
   JobSpec spec;
   spec.set_name("tiny");
@@ -485,17 +486,17 @@ TEST_F(JobClientTest, SubmitStreamsTheSpecThenTheModelInChunks) {
   ASSERT_EQ(fake_.uploaded_chunks.size(), 3u);
   std::string joined;
   for (const std::string& c : fake_.uploaded_chunks) {
-    EXPECT_LE(c.size(), server::kChunkBytes);
+    EXPECT_LE(c.size(), autoq::kChunkBytes);
     joined += c;
   }
   EXPECT_EQ(joined, model);
   EXPECT_THAT(progress,
-              ElementsAre(server::kChunkBytes, 2 * server::kChunkBytes,
+              ElementsAre(autoq::kChunkBytes, 2 * autoq::kChunkBytes,
                           static_cast<int64_t>(model.size())));
 }
 
 TEST_F(JobClientTest, SubmitReportsTheServersRejection) {
-  WriteFile(dir_.File("m.pt"), RandomBytes(3 * server::kChunkBytes, 2));
+  WriteFile(dir_.File("m.pt"), RandomBytes(3 * autoq::kChunkBytes, 2));
   fake_.reject_upload = true;
   absl::StatusOr<SubmitJobResponse> r =
       Client()->Submit(JobSpec(), dir_.File("m.pt"));
@@ -663,7 +664,7 @@ TEST_F(JobClientTest, WatchStopsOnErrorsARetryCannotFix) {
 }
 
 TEST_F(JobClientTest, DownloadWritesVerifiedFilesKeepingTheirPaths) {
-  const std::string model = RandomBytes(server::kChunkBytes + 999, 3);
+  const std::string model = RandomBytes(autoq::kChunkBytes + 999, 3);
   fake_.artifacts["front.json"] = "{\"front\": []}\n";
   fake_.artifacts["front/front-1/model.pt"] = model;
   auto client = Client();
@@ -707,7 +708,7 @@ TEST_F(JobClientTest, DownloadNeverWritesNamesThatEscapeTheFolder) {
 
 TEST_F(JobClientTest, DownloadWithAWrongSha256LeavesNothingBehind) {
   fake_.artifacts["front/front-1/model.pt"] =
-      RandomBytes(server::kChunkBytes + 10, 4);
+      RandomBytes(autoq::kChunkBytes + 10, 4);
   fake_.corrupt_sha = true;
   const std::string out = dir_.File("out");
   absl::StatusOr<std::string> r =
@@ -971,7 +972,7 @@ TEST_F(JobClientTest, ListCancelAndResultsCommands) {
 }
 
 TEST_F(JobClientTest, DownloadCommandFetchesArtifactsAndRefusesEscapes) {
-  const std::string model = RandomBytes(server::kChunkBytes + 5, 8);
+  const std::string model = RandomBytes(autoq::kChunkBytes + 5, 8);
   fake_.artifacts["front.json"] = "{}";
   fake_.artifacts["front/front-1/model.pt"] = model;
   fake_.extra_listed["job-evil"] = {"../../evil.sh"};

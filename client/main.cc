@@ -13,9 +13,11 @@ constexpr char kUsage[] =
     "usage: autoq COMMAND [options]\n"
     "\n"
     "one machine:\n"
+#ifndef AUTOQ_CORE_ONLY
     "  run CONFIG.json [--threads N] [--quiet]\n"
     "      search per-layer bit-widths (NSGA-II + QAT), fine-tune and export\n"
     "      the Pareto front; results cached, resumable (see configs/)\n"
+#endif
     "  inspect MODEL.pt [--input C,H,W] [--json]\n"
     "      list the quantizable layers, BN folds, activations and MACs\n"
     "  eval --model M --data SPEC --bits 8,4,... [--abits ...]\n"
@@ -25,6 +27,7 @@ constexpr char kUsage[] =
     "  train-baseline [--data fashion-mnist] [--out model.pt] [--epochs N]\n"
     "      train the built-in small CNN and save it as TorchScript\n"
     "\n"
+#ifndef AUTOQ_CORE_ONLY
     "service (an autoq-server; --server HOST:PORT, --token-file F,\n"
     "--tls-ca F, --timeout SECONDS):\n"
     "  submit CONFIG.json [--model PATH] [--watch]\n"
@@ -40,6 +43,7 @@ constexpr char kUsage[] =
     "  download JOB [NAME ...] [-o DIR]\n"
     "      fetch exported models and reports (default: all, into ./JOB)\n"
     "\n"
+#endif
     "Run 'autoq COMMAND --help' for a command's options.\n";
 
 struct Command {
@@ -49,16 +53,18 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"run", autoq::client::RunRun, true},
     {"inspect", autoq::client::RunInspect, true},
     {"eval", autoq::client::RunEval, true},
     {"train-baseline", autoq::client::RunTrainBaseline, true},
+#ifndef AUTOQ_CORE_ONLY  // the QAT core alone: no search, no service
+    {"run", autoq::client::RunRun, true},
     {"submit", autoq::client::RunSubmit, false},
     {"watch", autoq::client::RunWatch, false},
     {"list", autoq::client::RunList, false},
     {"cancel", autoq::client::RunCancel, false},
     {"results", autoq::client::RunResults, false},
     {"download", autoq::client::RunDownload, false},
+#endif
 };
 
 }  // namespace

@@ -1,6 +1,6 @@
 #include "client/recipe_flags.h"
 
-#include "qat/status_macros.h"
+#include "common/status_macros.h"
 
 namespace autoq::client {
 

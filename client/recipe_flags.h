@@ -4,9 +4,9 @@
 #define AUTOQ_CLIENT_RECIPE_FLAGS_H_
 
 #include "absl/status/statusor.h"
-#include "client/flags.h"
+#include "common/flags.h"
 #include "evaluator/dataset.h"
-#include "qat/trainer.h"
+#include "qat/recipe.h"
 
 namespace autoq::client {
 

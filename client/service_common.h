@@ -15,8 +15,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "client/flags.h"
 #include "client/job_client.h"
+#include "common/flags.h"
 #include "proto/autoq.pb.h"
 
 namespace autoq::client {

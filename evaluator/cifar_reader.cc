@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "evaluator/dataset.h"
-#include "qat/status_macros.h"
 #include "qat/torch_errors.h"
 
 namespace autoq::evaluator {

@@ -22,7 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "qat/status_macros.h"
+#include "common/status_macros.h"
 #include "qat/torch_errors.h"
 
 namespace autoq::evaluator {

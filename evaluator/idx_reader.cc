@@ -10,8 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "evaluator/dataset.h"
-#include "qat/status_macros.h"
 #include "qat/torch_errors.h"
 
 namespace autoq::evaluator {

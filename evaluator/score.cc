@@ -3,8 +3,9 @@
 #include <ATen/ATen.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "qat/quantized_model.h"
-#include "qat/status_macros.h"
+#include "qat/trainer.h"
 
 namespace autoq::evaluator {
 namespace {

@@ -13,10 +13,10 @@
 #include "absl/status/statusor.h"
 #include "evaluator/dataset.h"
 #include "evaluator/metrics.h"
-#include "qat/model_analysis.h"
+#include "qat/model_info.h"
 #include "qat/progress.h"
 #include "qat/quant_config.h"
-#include "qat/trainer.h"
+#include "qat/recipe.h"
 
 namespace autoq::evaluator {
 

@@ -15,33 +15,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "evaluator/dataset.h"
-#include "qat/status_macros.h"
 #include "qat/torch_errors.h"
 
 namespace autoq::evaluator {
 namespace {
 
+// The file's bytes as pickle_load takes them. The dataset reader's file
+// check and errors (gzread passes a torch.save zip through unchanged).
 absl::StatusOr<std::vector<char>> ReadRaw(const std::string& path) {
-  std::error_code ec;
-  const auto st = std::filesystem::status(path, ec);
-  if (!std::filesystem::exists(st)) {
-    return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-  }
-  if (!std::filesystem::is_regular_file(st)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a regular file"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::PermissionDeniedError(absl::StrCat(path, ": cannot open"));
-  }
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
-                          std::istreambuf_iterator<char>());
-  if (in.bad()) {
-    return absl::DataLossError(absl::StrCat(path, ": read error"));
-  }
-  return bytes;
+  ASSIGN_OR_RETURN(std::string bytes, internal::ReadFileBytes(path));
+  return std::vector<char>(bytes.begin(), bytes.end());
 }
 
 std::string KeyName(const c10::IValue& key) {

@@ -21,16 +21,16 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/file_util.h"
+#include "common/rpc_util.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "evaluator/task_codec.h"
+#include "evaluator/task_runner.h"
 #include "evaluator/worker_job.h"
 #include "proto/autoq.grpc.pb.h"
 #include "proto/autoq.pb.h"
-#include "qat/status_macros.h"
-#include "search/chromosome.h"
-#include "search/evaluation.h"
-#include "search/local_pool.h"
-#include "search/result_store.h"
-#include "search/task_runner.h"
-#include "server/rpc_util.h"
+#include "qat/device.h"
 
 namespace autoq::evaluator {
 namespace {
@@ -49,23 +49,6 @@ double Since(Clock::time_point t) {
 template <typename T>
 T Clamp(T v, T lo, T hi) {
   return std::max(lo, std::min(v, hi));
-}
-
-// The server is unreachable, restarting or briefly overloaded: the same
-// call is worth repeating after a wait.
-bool IsTransient(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-    case grpc::StatusCode::CANCELLED:  // a server shutting down mid-call
-    case grpc::StatusCode::ABORTED:
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-    case grpc::StatusCode::INTERNAL:
-    case grpc::StatusCode::UNKNOWN:
-      return true;
-    default:
-      return false;
-  }
 }
 
 bool IsAuthError(grpc::StatusCode code) {
@@ -105,47 +88,6 @@ class Backoff {
   std::mt19937_64 rng_;
 };
 
-bool IsSha256Hex(const std::string& s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-// Writes `bytes` to a unique temporary name beside `path`, then renames
-// it: readers (other workers sharing the cache) never see half a file.
-absl::Status WriteFileAtomically(const std::string& path,
-                                 const std::string& bytes) {
-  static std::atomic<int> counter{0};
-  const std::string tmp =
-      absl::StrCat(path, ".tmp.", getpid(), ".", counter.fetch_add(1));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      return absl::InternalError(absl::StrCat(tmp, ": cannot write"));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    return absl::InternalError(
-        absl::StrCat(path, ": cannot write: ", ec.message()));
-  }
-  return absl::OkStatus();
-}
-
 std::string HostName() {
   char buf[256] = {};
   if (gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') {
@@ -154,37 +96,21 @@ std::string HostName() {
   return buf;
 }
 
-const char* StageName(autoq::TaskStage stage) {
-  switch (stage) {
-    case autoq::STAGE_FLOAT:
-      return "float";
-    case autoq::STAGE_SEARCH:
-      return "search";
-    case autoq::STAGE_FINAL:
-      return "final";
-    default:
-      return "unknown-stage";
-  }
+// A task's stage for log lines, whatever the server sent.
+const char* TaskStageName(int stage) {
+  absl::StatusOr<Stage> s = FromProtoStage(stage);
+  return s.ok() ? StageName(*s) : "unknown-stage";
 }
 
-absl::StatusOr<search::EvalTask> ToEvalTask(const autoq::Task& task) {
-  search::EvalTask eval;
+absl::StatusOr<EvalTask> ToEvalTask(const autoq::Task& task) {
+  EvalTask eval;
   eval.key = task.key();
-  switch (task.stage()) {
-    case autoq::STAGE_FLOAT:
-      eval.stage = search::Stage::kFloat;
-      break;
-    case autoq::STAGE_SEARCH:
-      eval.stage = search::Stage::kSearch;
-      break;
-    case autoq::STAGE_FINAL:
-      eval.stage = search::Stage::kFinal;
-      break;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("task ", task.task_id(), " has an unknown stage ",
-                       task.stage(), " (a newer server?)"));
+  absl::StatusOr<Stage> stage = FromProtoStage(task.stage());
+  if (!stage.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("task ", task.task_id(), ": ", stage.status().message()));
   }
+  eval.stage = *stage;
   if (task.abits_size() != task.wbits_size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("task ", task.task_id(), " has ", task.wbits_size(),
@@ -201,8 +127,8 @@ absl::StatusOr<search::EvalTask> ToEvalTask(const autoq::Task& task) {
 // shaped like a real result so the service can be tested end to end
 // without training. Layer i stands for 1024·(i+1) weights; fewer bits
 // cost accuracy quadratically, more in later layers.
-search::EvalRecord NoopRecord(const search::EvalTask& task) {
-  search::EvalRecord r;
+EvalRecord NoopRecord(const EvalTask& task) {
+  EvalRecord r;
   double val = 90.0;
   int64_t size = 0, bops = 0;
   for (size_t i = 0; i < task.bits.size(); ++i) {
@@ -219,7 +145,7 @@ search::EvalRecord NoopRecord(const search::EvalTask& task) {
   q.best_val_top1 = val;
   q.final_val_top1 = val;
   q.best_epoch = 0;
-  q.test_top1 = task.stage == search::Stage::kSearch ? -1.0 : val - 0.5;
+  q.test_top1 = task.stage == Stage::kSearch ? -1.0 : val - 0.5;
   q.size_bytes = size;
   q.bops = bops;
   qat::EpochStats epoch;
@@ -227,17 +153,17 @@ search::EvalRecord NoopRecord(const search::EvalTask& task) {
   epoch.acts_quantized = !task.bits.empty();
   q.curve.push_back(epoch);
   r.device = "noop";
-  if (task.stage == search::Stage::kFinal) {
-    std::string bits = search::FormatBits(task.bits);
-    r.artifacts.emplace_back(search::kTorchScriptArtifact,
+  if (task.stage == Stage::kFinal) {
+    std::string bits = qat::FormatBits(task.bits);
+    r.artifacts.emplace_back(kTorchScriptArtifact,
                              absl::StrCat("noop model ", bits, "\n"));
     std::string packed;
     for (const qat::LayerBits& b : task.bits) {
       packed.push_back(static_cast<char>(b.wbits));
     }
-    r.artifacts.emplace_back(search::kPackedArtifact, std::move(packed));
+    r.artifacts.emplace_back(kPackedArtifact, std::move(packed));
     r.artifacts.emplace_back(
-        search::kManifestArtifact,
+        kManifestArtifact,
         absl::StrCat("{\"noop\": true, \"bits\": \"", bits, "\"}\n"));
   }
   return r;
@@ -249,7 +175,7 @@ struct RunningTask {
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;  // guarded by mu
-  absl::StatusOr<search::EvalRecord> result =
+  absl::StatusOr<EvalRecord> result =
       absl::UnknownError("not run");  // guarded by mu until done
 };
 
@@ -318,21 +244,21 @@ class Worker::Impl {
   absl::Status HandleTask(const autoq::LeaseTaskResponse& lease,
                           const std::atomic<int>& stop);
   // Runs `eval` on a task thread and heartbeats `lease_id` until it ends.
-  Ending RunHeld(const autoq::Task& task, const search::EvalTask& eval,
+  Ending RunHeld(const autoq::Task& task, const EvalTask& eval,
                  const std::string& lease_id, const std::atomic<int>& stop,
-                 absl::StatusOr<search::EvalRecord>* result,
+                 absl::StatusOr<EvalRecord>* result,
                  absl::Status* fatal);
   // On the task thread: the model, the job's data, the fine-tune.
-  absl::StatusOr<search::EvalRecord> Execute(const autoq::Task& task,
-                                             const search::EvalTask& eval,
+  absl::StatusOr<EvalRecord> Execute(const autoq::Task& task,
+                                             const EvalTask& eval,
                                              const std::atomic<bool>* cancel);
   // The local path of the model `sha256`, fetched unless cached.
   absl::StatusOr<std::string> EnsureModel(const std::string& sha256,
                                           const std::atomic<bool>* cancel);
   // Sends the outcome until the server takes or refuses it.
   absl::Status Complete(const autoq::LeaseTaskResponse& lease,
-                        const search::EvalTask& eval,
-                        absl::StatusOr<search::EvalRecord> result,
+                        const EvalTask& eval,
+                        absl::StatusOr<EvalRecord> result,
                         const std::atomic<int>& stop, Clock::time_point start);
   void Unregister();
 
@@ -350,7 +276,7 @@ class Worker::Impl {
   // The last job's data, used by one task thread at a time (each task's
   // thread is joined before the next one starts).
   std::string job_key_;
-  std::shared_ptr<const search::JobData> job_data_;
+  std::shared_ptr<const JobData> job_data_;
 
   mutable std::mutex log_mu_;
   mutable std::mutex stats_mu_;
@@ -381,11 +307,11 @@ void Worker::Impl::FollowServerFile() {
   if (!now.ok()) return;  // being rewritten, or gone for now: try later
   const std::string was = server();
   if (*now == was) return;
-  server::ChannelOptions channel;
+  autoq::ChannelOptions channel;
   channel.target = *now;
   channel.tls_ca_file = options_.tls_ca_file;
   absl::StatusOr<std::shared_ptr<grpc::Channel>> ch =
-      server::MakeChannel(channel);
+      autoq::MakeChannel(channel);
   if (!ch.ok()) {
     Log(absl::StrCat("cannot connect to ", *now, " (from ",
                      options_.server_file, "): ", ch.status().message()));
@@ -432,7 +358,7 @@ absl::Status Worker::Impl::Register(const std::atomic<int>& stop, int level) {
     request.set_version(kVersion);
     autoq::RegisterWorkerResponse response;
     grpc::ClientContext context;
-    server::PrepareContext(&context, options_.token, options_.rpc_timeout);
+    autoq::PrepareContext(&context, options_.token, options_.rpc_timeout);
     const grpc::Status status =
         stub()->RegisterWorker(&context, request, &response);
     if (status.ok()) {
@@ -485,7 +411,7 @@ absl::Status Worker::Impl::Run(const std::atomic<int>& stop) {
     request.set_device(device_.str());
     autoq::LeaseTaskResponse response;
     grpc::ClientContext context;
-    server::PrepareContext(&context, options_.token, options_.rpc_timeout);
+    autoq::PrepareContext(&context, options_.token, options_.rpc_timeout);
     const grpc::Status rpc = stub()->LeaseTask(&context, request, &response);
     if (rpc.ok()) {
       Connected();
@@ -535,13 +461,13 @@ absl::Status Worker::Impl::HandleTask(const autoq::LeaseTaskResponse& lease,
                                       const std::atomic<int>& stop) {
   const auto start = Clock::now();
   const autoq::Task& task = lease.task();
-  absl::StatusOr<search::EvalTask> eval = ToEvalTask(task);
-  absl::StatusOr<search::EvalRecord> result = absl::UnknownError("not run");
+  absl::StatusOr<EvalTask> eval = ToEvalTask(task);
+  absl::StatusOr<EvalRecord> result = absl::UnknownError("not run");
   const std::string bits =
-      eval.ok() ? search::FormatBits(eval->bits) : std::string("?");
+      eval.ok() ? qat::FormatBits(eval->bits) : std::string("?");
   const std::string what =
       absl::StrCat("task ", task.task_id(), " (job ", task.job_id(), ") ",
-                   StageName(task.stage()), bits.empty() ? "" : " ", bits);
+                   TaskStageName(task.stage()), bits.empty() ? "" : " ", bits);
   if (!eval.ok()) {
     result = eval.status();
   } else if (options_.noop) {
@@ -561,17 +487,17 @@ absl::Status Worker::Impl::HandleTask(const autoq::LeaseTaskResponse& lease,
       return ending == Ending::kFatal ? fatal : absl::OkStatus();
     }
   }
-  if (!eval.ok()) eval = search::EvalTask{};
+  if (!eval.ok()) eval = EvalTask{};
   return Complete(lease, *eval, std::move(result), stop, start);
 }
 
 Worker::Impl::Ending Worker::Impl::RunHeld(
-    const autoq::Task& task, const search::EvalTask& eval,
+    const autoq::Task& task, const EvalTask& eval,
     const std::string& lease_id, const std::atomic<int>& stop,
-    absl::StatusOr<search::EvalRecord>* result, absl::Status* fatal) {
+    absl::StatusOr<EvalRecord>* result, absl::Status* fatal) {
   auto running = std::make_shared<RunningTask>();
   std::thread thread([this, running, &task, &eval] {
-    absl::StatusOr<search::EvalRecord> r =
+    absl::StatusOr<EvalRecord> r =
         Execute(task, eval, &running->cancel);
     std::lock_guard<std::mutex> lock(running->mu);
     running->result = std::move(r);
@@ -601,7 +527,7 @@ Worker::Impl::Ending Worker::Impl::RunHeld(
     request.add_lease_ids(lease_id);
     autoq::HeartbeatResponse response;
     grpc::ClientContext context;
-    server::PrepareContext(&context, options_.token, options_.rpc_timeout);
+    autoq::PrepareContext(&context, options_.token, options_.rpc_timeout);
     const grpc::Status rpc = stub()->Heartbeat(&context, request, &response);
     if (rpc.ok()) {
       Connected();
@@ -647,8 +573,8 @@ Worker::Impl::Ending Worker::Impl::RunHeld(
   return ending;
 }
 
-absl::StatusOr<search::EvalRecord> Worker::Impl::Execute(
-    const autoq::Task& task, const search::EvalTask& eval,
+absl::StatusOr<EvalRecord> Worker::Impl::Execute(
+    const autoq::Task& task, const EvalTask& eval,
     const std::atomic<bool>* cancel) {
   const std::string key =
       absl::StrCat(task.job_id(), "\n", task.model_sha256());
@@ -657,10 +583,10 @@ absl::StatusOr<search::EvalRecord> Worker::Impl::Execute(
     job_key_.clear();
     ASSIGN_OR_RETURN(std::string model_path,
                      EnsureModel(task.model_sha256(), cancel));
-    ASSIGN_OR_RETURN(search::JobConfig config,
-                     JobConfigFromSpec(task.spec(), model_path));
+    ASSIGN_OR_RETURN(JobConfig config,
+                     WorkerJobConfig(task.spec(), model_path));
     const auto start = Clock::now();
-    ASSIGN_OR_RETURN(std::shared_ptr<search::JobData> data,
+    ASSIGN_OR_RETURN(std::shared_ptr<JobData> data,
                      BuildJobData(config, model_path));
     Log(absl::StrFormat(
         "job %s: %d layers, %d train / %d val / %d test images (%.1f s)",
@@ -675,7 +601,7 @@ absl::StatusOr<search::EvalRecord> Worker::Impl::Execute(
   qat::ProgressOptions progress;
   progress.out = nullptr;  // one line per task, written by the worker
   progress.cancel = cancel;
-  return search::RunTask(*job_data_, eval, device_, progress);
+  return RunTask(*job_data_, eval, device_, progress);
 }
 
 absl::StatusOr<std::string> Worker::Impl::EnsureModel(
@@ -688,8 +614,8 @@ absl::StatusOr<std::string> Worker::Impl::EnsureModel(
       absl::StrCat(options_.model_cache_dir, "/", sha256, ".pt");
   std::error_code ec;
   if (std::filesystem::exists(path, ec)) {
-    absl::StatusOr<std::string> bytes = ReadWholeFile(path);
-    if (bytes.ok() && search::Sha256Hex(*bytes) == sha256) return path;
+    absl::StatusOr<std::string> bytes = autoq::ReadFile(path);
+    if (bytes.ok() && autoq::Sha256Hex(*bytes) == sha256) return path;
     Log(absl::StrCat("cached model ", path,
                      " does not match its hash: fetching it again"));
     std::filesystem::remove(path, ec);
@@ -708,7 +634,7 @@ absl::StatusOr<std::string> Worker::Impl::EnsureModel(
     autoq::FetchModelRequest request;
     request.set_sha256(sha256);
     grpc::ClientContext context;
-    server::PrepareContext(&context, options_.token, options_.fetch_timeout);
+    autoq::PrepareContext(&context, options_.token, options_.fetch_timeout);
     std::unique_ptr<grpc::ClientReader<autoq::DataChunk>> reader =
         stub()->FetchModel(&context, request);
     std::string bytes;
@@ -741,12 +667,12 @@ absl::StatusOr<std::string> Worker::Impl::EnsureModel(
                                                 bytes.size(), " bytes of ",
                                                 total));
       }
-      const std::string got = search::Sha256Hex(bytes);
+      const std::string got = autoq::Sha256Hex(bytes);
       if (got != sha256) {
         return absl::DataLossError(absl::StrCat(
             "FetchModel ", sha256, ": the bytes received hash to ", got));
       }
-      RETURN_IF_ERROR(WriteFileAtomically(path, bytes));
+      RETURN_IF_ERROR(autoq::WriteFileAtomic(path, bytes));
       Count(&WorkerStats::model_fetches);
       Log(absl::StrFormat("fetched model %s (%.1f KB) in %.1f s",
                           sha256.substr(0, 12), bytes.size() / 1024.0,
@@ -762,23 +688,23 @@ absl::StatusOr<std::string> Worker::Impl::EnsureModel(
 }
 
 absl::Status Worker::Impl::Complete(const autoq::LeaseTaskResponse& lease,
-                                    const search::EvalTask& eval,
-                                    absl::StatusOr<search::EvalRecord> result,
+                                    const EvalTask& eval,
+                                    absl::StatusOr<EvalRecord> result,
                                     const std::atomic<int>& stop,
                                     Clock::time_point start) {
   const autoq::Task& task = lease.task();
-  const std::string bits = search::FormatBits(eval.bits);
+  const std::string bits = qat::FormatBits(eval.bits);
   const std::string what =
       absl::StrCat("task ", task.task_id(), " (job ", task.job_id(), ") ",
-                   StageName(task.stage()), bits.empty() ? "" : " ", bits);
+                   TaskStageName(task.stage()), bits.empty() ? "" : " ", bits);
   autoq::CompleteTaskRequest request;
   request.set_lease_id(lease.lease_id());
   request.set_task_id(task.task_id());
   std::string summary;
   if (result.ok()) {
-    const search::EvalRecord& r = *result;
+    const EvalRecord& r = *result;
     request.mutable_result()->ParseFromString(
-        search::EncodeRecord(r, eval.bits));
+        EncodeRecord(r, eval.bits));
     for (const auto& [name, data] : r.artifacts) {
       autoq::NamedBytes* a = request.add_artifacts();
       a->set_name(name);
@@ -805,7 +731,7 @@ absl::Status Worker::Impl::Complete(const autoq::LeaseTaskResponse& lease,
     request.set_worker_id(worker_id_);
     autoq::CompleteTaskResponse response;
     grpc::ClientContext context;
-    server::PrepareContext(&context, options_.token,
+    autoq::PrepareContext(&context, options_.token,
                            request.artifacts_size() > 0 ? options_.fetch_timeout
                                                         : options_.rpc_timeout);
     const grpc::Status rpc = stub()->CompleteTask(&context, request, &response);
@@ -876,7 +802,7 @@ void Worker::Impl::Unregister() {
   grpc::ClientContext context;
   // Leaving must not hang on a server that is away: one short attempt (its
   // leases expire on their own otherwise).
-  server::PrepareContext(&context, options_.token,
+  autoq::PrepareContext(&context, options_.token,
                          std::min(options_.rpc_timeout, milliseconds(5000)));
   const grpc::Status rpc =
       stub()->UnregisterWorker(&context, request, &response);
@@ -922,7 +848,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
     return absl::InvalidArgumentError("no worker token");
   }
   ASSIGN_OR_RETURN(c10::Device device,
-                   search::ParseWorkerDevice(options.device));
+                   qat::ParseDevice(options.device));
   if (options.name.empty()) options.name = HostName();
   if (options.model_cache_dir.empty()) {
     options.model_cache_dir = DefaultModelCacheDir();
@@ -938,11 +864,11 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   options.fetch_timeout = Clamp<milliseconds>(
       options.fetch_timeout, options.rpc_timeout, milliseconds(86400000));
 
-  server::ChannelOptions channel;
+  autoq::ChannelOptions channel;
   channel.target = options.server;
   channel.tls_ca_file = options.tls_ca_file;
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> ch,
-                   server::MakeChannel(channel));
+                   autoq::MakeChannel(channel));
   auto impl = std::make_unique<Impl>(std::move(options), device,
                                      autoq::WorkerService::NewStub(ch));
   return std::unique_ptr<Worker>(new Worker(std::move(impl)));

@@ -1,19 +1,17 @@
 #include "evaluator/worker_job.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "evaluator/dataset.h"
 #include "qat/model_analysis.h"
-#include "qat/status_macros.h"
 
 namespace autoq::evaluator {
 
-absl::StatusOr<search::JobConfig> JobConfigFromSpec(
-    const autoq::JobSpec& spec, const std::string& model_path) {
+absl::StatusOr<JobConfig> WorkerJobConfig(const autoq::JobSpec& spec,
+                                           const std::string& model_path) {
   autoq::JobSpec local = spec;
   local.mutable_model()->set_path(model_path);
   // The model is here already: never train a built-in one in its place.
@@ -21,21 +19,12 @@ absl::StatusOr<search::JobConfig> JobConfigFromSpec(
   // Local workers and output folders are the submitting side's business.
   local.clear_workers();
   local.clear_output();
-  std::string json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  const auto printed =
-      google::protobuf::util::MessageToJsonString(local, &json, options);
-  if (!printed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the task's job spec cannot be read: ", printed.message().as_string()));
-  }
-  return search::ParseJobConfig(json);
+  return JobConfigFromSpec(local);
 }
 
-absl::StatusOr<std::shared_ptr<search::JobData>> BuildJobData(
-    const search::JobConfig& config, const std::string& model_path) {
-  auto job = std::make_shared<search::JobData>();
+absl::StatusOr<std::shared_ptr<JobData>> BuildJobData(
+    const JobConfig& config, const std::string& model_path) {
+  auto job = std::make_shared<JobData>();
   ASSIGN_OR_RETURN(job->model, qat::LoadModel(model_path));
   ASSIGN_OR_RETURN(DataSpec data_spec, ParseDataSpec(config.data_spec));
   SplitOptions split;

@@ -1,6 +1,6 @@
 // What a worker builds once per job before it runs the job's tasks: the
 // job's config from the spec a task carries, and the JobData (model,
-// analysis, dataset splits, recipes) that search::RunTask reads. The same
+// analysis, dataset splits, recipes) that RunTask reads. The same
 // steps as `autoq run`, for a model file that is already on this machine.
 //
 // Thread-safety: plain functions; they touch no shared state (LibTorch's
@@ -12,9 +12,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "evaluator/job_config.h"
+#include "evaluator/task_runner.h"
 #include "proto/autoq.pb.h"
-#include "search/job_config.h"
-#include "search/task_runner.h"
 
 namespace autoq::evaluator {
 
@@ -22,8 +22,8 @@ namespace autoq::evaluator {
 // read from `model_path`. The spec's model path, builtin, workers and
 // output belong to the submitting machine and are ignored. Errors name the
 // spec field.
-absl::StatusOr<search::JobConfig> JobConfigFromSpec(
-    const autoq::JobSpec& spec, const std::string& model_path);
+absl::StatusOr<JobConfig> WorkerJobConfig(const autoq::JobSpec& spec,
+                                           const std::string& model_path);
 
 // Loads the model at `model_path` (config.model_path is ignored) and the
 // dataset of `config` with its split options, analyzes the model at the
@@ -31,8 +31,8 @@ absl::StatusOr<search::JobConfig> JobConfigFromSpec(
 // scheme and recipes. Fails, naming the file or path, when the model or the
 // dataset cannot be read, and when the dataset has more classes than the
 // model outputs.
-absl::StatusOr<std::shared_ptr<search::JobData>> BuildJobData(
-    const search::JobConfig& config, const std::string& model_path);
+absl::StatusOr<std::shared_ptr<JobData>> BuildJobData(
+    const JobConfig& config, const std::string& model_path);
 
 }  // namespace autoq::evaluator
 

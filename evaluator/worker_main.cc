@@ -11,10 +11,10 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "client/flags.h"
+#include "common/flags.h"
+#include "common/rpc_util.h"
 #include "evaluator/worker.h"
 #include "qat/process_tuning.h"
-#include "server/rpc_util.h"
 
 namespace {
 
@@ -72,13 +72,13 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
-  autoq::client::FlagSpec spec;
+  autoq::FlagSpec spec;
   spec.with_value = {"server", "server-file", "token-file",
                      "device", "name",        "cache-dir",
                      "tls-ca", "threads",     "max-tasks"};
   spec.boolean = {"noop", "quiet"};
-  absl::StatusOr<autoq::client::Flags> flags =
-      autoq::client::Flags::Parse(argc, argv, 1, spec);
+  absl::StatusOr<autoq::Flags> flags =
+      autoq::Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok()) {
     return Fail(
         absl::StrCat(flags.status().message(), " (see autoq-worker --help)"));
@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
   }
   options.max_tasks = *max_tasks;
   absl::StatusOr<std::string> token =
-      autoq::server::ReadTokenFile(flags->Get("token-file"));
+      autoq::ReadTokenFile(flags->Get("token-file"));
   if (!token.ok()) return Fail(std::string(token.status().message()));
   options.token = *token;
 

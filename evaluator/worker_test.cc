@@ -29,10 +29,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/sha256.h"
 #include "proto/autoq.grpc.pb.h"
 #include "proto/autoq.pb.h"
 #include "qat/model_analysis.h"
-#include "search/result_store.h"
 #include "tests/testing.h"
 
 extern char** environ;
@@ -306,7 +306,7 @@ class WorkerTest : public ::testing::Test {
   // Loads the fixture model into the fake's store; returns its hash.
   std::string AddModel() {
     model_bytes_ = testing::ReadFile(Fixture(kModel));
-    const std::string sha = search::Sha256Hex(model_bytes_);
+    const std::string sha = autoq::Sha256Hex(model_bytes_);
     std::lock_guard<std::mutex> lock(state_.mu);
     state_.models[sha] = model_bytes_;
     return sha;

@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "qat/model_analysis.h"
+#include "qat/model_info.h"
 #include "qat/quant_config.h"
 
 namespace autoq::qat {

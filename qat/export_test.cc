@@ -18,7 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "evaluator/builtin_model.h"
+#include "qat/builtin_model.h"
 #include "qat/cost_model.h"
 #include "qat/graph_layers.h"
 #include "qat/test_models.h"
@@ -316,7 +316,7 @@ class BuiltinExportTest : public ::testing::TestWithParam<SchemeCase> {};
 TEST_P(BuiltinExportTest, TorchScriptAndPackedMatchTheModel) {
   const SchemeCase& c = GetParam();
   at::manual_seed(21);
-  torch::jit::Module m = evaluator::MakeBuiltinModel({});
+  torch::jit::Module m = qat::MakeBuiltinModel({});
   m.eval();
   auto a = AnalyzeModel(m, {1, 28, 28});
   ASSERT_TRUE(a.ok()) << a.status();
@@ -424,7 +424,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(ExportTest, UncalibratedActivationsAreAnError) {
-  torch::jit::Module m = evaluator::MakeBuiltinModel({});
+  torch::jit::Module m = qat::MakeBuiltinModel({});
   m.eval();
   auto a = AnalyzeModel(m, {1, 28, 28});
   ASSERT_TRUE(a.ok());
@@ -447,7 +447,7 @@ TEST(ExportTest, UncalibratedActivationsAreAnError) {
 }
 
 TEST(ExportTest, FloatModelIsRejected) {
-  torch::jit::Module m = evaluator::MakeBuiltinModel({});
+  torch::jit::Module m = qat::MakeBuiltinModel({});
   auto a = AnalyzeModel(m, {1, 28, 28});
   ASSERT_TRUE(a.ok());
   auto q = QuantizedModel::Create(m, *a, {});

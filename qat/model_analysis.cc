@@ -10,10 +10,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/status_macros.h"
 #include "qat/graph_layers.h"
-#include "qat/status_macros.h"
 #include "qat/site_op.h"
 #include "qat/torch_errors.h"
 
@@ -44,34 +44,6 @@ class ShapeRecorder : public SiteHook {
 };
 
 }  // namespace
-
-std::string LayerKindName(LayerKind k) {
-  switch (k) {
-    case LayerKind::kConv:
-      return "conv";
-    case LayerKind::kDepthwise:
-      return "depthwise";
-    case LayerKind::kPointwise:
-      return "pointwise";
-    case LayerKind::kLinear:
-      return "linear";
-  }
-  return "?";
-}
-
-int ModelAnalysis::num_genes() const {
-  int n = 0;
-  for (const LayerInfo& l : layers) n += l.masked ? 0 : 1;
-  return n;
-}
-
-std::vector<const LayerInfo*> ModelAnalysis::genes() const {
-  std::vector<const LayerInfo*> out;
-  for (const LayerInfo& l : layers) {
-    if (!l.masked) out.push_back(&l);
-  }
-  return out;
-}
 
 absl::StatusOr<torch::jit::Module> LoadModel(const std::string& path) {
   std::error_code ec;
@@ -156,19 +128,6 @@ absl::StatusOr<ModelAnalysis> AnalyzeModel(
     if (!l.masked) analysis.total_macs += l.macs;
   }
   return analysis;
-}
-
-absl::StatusOr<std::vector<int64_t>> ParseShape(absl::string_view s) {
-  std::vector<int64_t> shape;
-  for (absl::string_view tok : absl::StrSplit(s, ',')) {
-    int64_t d = 0;
-    if (!absl::SimpleAtoi(tok, &d) || d <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bad input shape '", s, "': expected positive integers like 1,28,28"));
-    }
-    shape.push_back(d);
-  }
-  return shape;
 }
 
 }  // namespace autoq::qat

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "evaluator/builtin_model.h"
+#include "qat/builtin_model.h"
 #include "tests/testing.h"
 
 namespace autoq::qat {
@@ -102,7 +102,7 @@ TEST(ModelAnalysisTest, MobileNetV2KindsAndMacs) {
 }
 
 TEST(ModelAnalysisTest, BuiltinModel) {
-  auto a = AnalyzeModel(evaluator::MakeBuiltinModel(), {1, 28, 28});
+  auto a = AnalyzeModel(qat::MakeBuiltinModel(), {1, 28, 28});
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->layers.size(), 12u);
   EXPECT_EQ(a->num_genes(), 12);
@@ -135,7 +135,7 @@ TEST(ModelAnalysisTest, BadModelsGetClearErrors) {
   EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(a.status().message().find("no quantizable layer"), std::string::npos);
 
-  auto wrong_shape = AnalyzeModel(evaluator::MakeBuiltinModel(), {3, 5, 5});
+  auto wrong_shape = AnalyzeModel(qat::MakeBuiltinModel(), {3, 5, 5});
   EXPECT_EQ(wrong_shape.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(wrong_shape.status().message().find("rejects input shape [3,5,5]"),
             std::string::npos)

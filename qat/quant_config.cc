@@ -1,5 +1,7 @@
 #include "qat/quant_config.h"
 
+#include <algorithm>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -82,6 +84,19 @@ std::string FormatBitList(const std::vector<int>& bits) {
   return absl::StrJoin(bits, ",", [](std::string* out, int b) {
     absl::StrAppend(out, b == 0 ? std::string("f") : absl::StrCat(b));
   });
+}
+
+std::string FormatBits(const std::vector<LayerBits>& bits) {
+  std::vector<int> w, a;
+  for (const LayerBits& b : bits) {
+    w.push_back(b.wbits);
+    a.push_back(b.abits);
+  }
+  std::string out = FormatBitList(w);
+  const bool same_a =
+      std::all_of(a.begin(), a.end(), [&](int v) { return v == a.front(); });
+  if (!same_a) absl::StrAppend(&out, " a:", FormatBitList(a));
+  return out;
 }
 
 }  // namespace autoq::qat

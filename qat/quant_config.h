@@ -68,6 +68,10 @@ absl::StatusOr<std::vector<int>> ParseBitList(absl::string_view s,
 // Formats bits as "8,4,4,8" (0 shows as "f").
 std::string FormatBitList(const std::vector<int>& bits);
 
+// "8,4,4,8" for weight bits, plus " a:8,4,4,8" when the activation bits
+// differ between layers.
+std::string FormatBits(const std::vector<LayerBits>& bits);
+
 }  // namespace autoq::qat
 
 #endif  // AUTOQ_QAT_QUANT_CONFIG_H_

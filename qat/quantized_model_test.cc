@@ -3,8 +3,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "evaluator/builtin_model.h"
 #include "qat/bn_fold.h"
+#include "qat/builtin_model.h"
 #include "qat/graph_layers.h"
 #include "qat/test_models.h"
 #include "qat/trainer.h"
@@ -16,7 +16,7 @@ namespace {
 using ::autoq::qat::test_util::RandomizeBatchNorms;
 
 torch::jit::Module Builtin() {
-  torch::jit::Module m = evaluator::MakeBuiltinModel({});
+  torch::jit::Module m = qat::MakeBuiltinModel({});
   m.eval();
   return m;
 }

@@ -8,7 +8,7 @@
 
 namespace autoq::search {
 
-Encoding::Encoding(int num_layers, const SearchOptions& options)
+Encoding::Encoding(int num_layers, const evaluator::SearchOptions& options)
     : num_layers_(num_layers),
       min_bits_(options.min_bits),
       max_bits_(options.max_bits),
@@ -88,19 +88,6 @@ std::vector<std::vector<int>> Encoding::InitialPopulation(
     }
   }
   return pop;
-}
-
-std::string FormatBits(const std::vector<qat::LayerBits>& bits) {
-  std::vector<int> w, a;
-  for (const qat::LayerBits& b : bits) {
-    w.push_back(b.wbits);
-    a.push_back(b.abits);
-  }
-  std::string out = qat::FormatBitList(w);
-  const bool same_a =
-      std::all_of(a.begin(), a.end(), [&](int v) { return v == a.front(); });
-  if (!same_a) absl::StrAppend(&out, " a:", qat::FormatBitList(a));
-  return out;
 }
 
 }  // namespace autoq::search

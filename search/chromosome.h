@@ -14,15 +14,15 @@
 #include <string>
 #include <vector>
 
+#include "evaluator/job_config.h"
 #include "qat/quant_config.h"
-#include "search/job_config.h"
 
 namespace autoq::search {
 
 class Encoding {
  public:
   // `num_layers`: genes of the model analysis (unmasked layers).
-  Encoding(int num_layers, const SearchOptions& options);
+  Encoding(int num_layers, const evaluator::SearchOptions& options);
 
   int num_layers() const { return num_layers_; }
   // Length of a chromosome.
@@ -53,10 +53,6 @@ class Encoding {
   bool pinned_;  // first and last layer at 8 bits
   std::vector<int> free_layers_;
 };
-
-// "8,4,4,8" for weight bits, plus "/a8,4,4,8" when activation bits are not
-// all equal to the weight bits' common activation value.
-std::string FormatBits(const std::vector<qat::LayerBits>& bits);
 
 }  // namespace autoq::search
 

@@ -5,6 +5,8 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "common/sha256.h"
+#include "evaluator/task_codec.h"
 #include "proto/autoq.pb.h"
 #include "search/chromosome.h"
 
@@ -15,89 +17,15 @@ namespace {
 // older cached values are not reused for it.
 constexpr int kKeyVersion = 1;
 
-const char* StageName(Stage s) {
-  switch (s) {
-    case Stage::kSearch:
-      return "search";
-    case Stage::kFinal:
-      return "final";
-    case Stage::kFloat:
-      return "float";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
-std::string EncodeRecord(const EvalRecord& record,
-                         const std::vector<qat::LayerBits>& bits) {
-  EvalResult r;
-  const qat::QatResult& q = record.qat;
-  r.set_best_val_top1(q.best_val_top1);
-  r.set_best_epoch(q.best_epoch);
-  r.set_final_val_top1(q.final_val_top1);
-  r.set_test_top1(q.test_top1);
-  for (const qat::EpochStats& e : q.curve) {
-    EpochRecord* er = r.add_curve();
-    er->set_epoch(e.epoch);
-    er->set_lr(e.lr);
-    er->set_train_loss(e.train_loss);
-    er->set_train_top1(e.train_top1);
-    er->set_val_top1(e.val_top1);
-    er->set_acts_quantized(e.acts_quantized);
-    er->set_seconds(e.seconds);
-  }
-  r.set_size_bytes(q.size_bytes);
-  r.set_bops(q.bops);
-  r.set_train_seconds(q.train_seconds);
-  r.set_wall_seconds(q.wall_seconds);
-  r.set_device(record.device);
-  for (const qat::LayerBits& b : bits) {
-    r.add_wbits(b.wbits);
-    r.add_abits(b.abits);
-  }
-  std::string out;
-  r.SerializeToString(&out);
-  return out;
-}
-
-absl::StatusOr<EvalRecord> DecodeRecord(const std::string& value) {
-  EvalResult r;
-  if (!r.ParseFromString(value)) {
-    return absl::DataLossError("a cached result does not parse");
-  }
-  EvalRecord record;
-  qat::QatResult& q = record.qat;
-  q.best_val_top1 = r.best_val_top1();
-  q.best_epoch = r.best_epoch();
-  q.final_val_top1 = r.final_val_top1();
-  q.test_top1 = r.test_top1();
-  for (const EpochRecord& er : r.curve()) {
-    qat::EpochStats e;
-    e.epoch = er.epoch();
-    e.lr = er.lr();
-    e.train_loss = er.train_loss();
-    e.train_top1 = er.train_top1();
-    e.val_top1 = er.val_top1();
-    e.acts_quantized = er.acts_quantized();
-    e.seconds = er.seconds();
-    q.curve.push_back(e);
-  }
-  q.size_bytes = r.size_bytes();
-  q.bops = r.bops();
-  q.train_seconds = r.train_seconds();
-  q.wall_seconds = r.wall_seconds();
-  record.device = r.device();
-  return record;
-}
-
-CachedEvaluation::CachedEvaluation(ResultStore* store, Evaluator* evaluator,
+CachedEvaluation::CachedEvaluation(ResultStore* store, evaluator::Evaluator* evaluator,
                                    KeyContext keys)
     : store_(store), evaluator_(evaluator), keys_(std::move(keys)) {}
 
 std::string CachedEvaluation::Key(
-    Stage stage, const std::vector<qat::LayerBits>& bits) const {
-  if (stage == Stage::kFloat) {
+    evaluator::Stage stage, const std::vector<qat::LayerBits>& bits) const {
+  if (stage == evaluator::Stage::kFloat) {
     // The float scores depend on the model and the data alone: no recipe,
     // no bits; every job on the same model and split shares them.
     return Sha256Hex(absl::StrCat(
@@ -111,7 +39,7 @@ std::string CachedEvaluation::Key(
   return Sha256Hex(absl::StrCat(
       "autoq-result-v", kKeyVersion, "\nmodel=", keys_.model_digest,
       "\ndata=", keys_.data, "\nstage=", StageName(stage), "\nrecipe=",
-      stage == Stage::kSearch ? keys_.search_stage : keys_.final_stage,
+      stage == evaluator::Stage::kSearch ? keys_.search_stage : keys_.final_stage,
       "\nbits=", bit_text));
 }
 
@@ -120,14 +48,14 @@ absl::StatusOr<std::optional<std::string>> CachedEvaluation::Artifact(
   return store_->GetArtifact(key, name);
 }
 
-absl::StatusOr<std::vector<EvalRecord>> CachedEvaluation::Evaluate(
-    Stage stage, const std::vector<std::vector<qat::LayerBits>>& batch,
+absl::StatusOr<std::vector<evaluator::EvalRecord>> CachedEvaluation::Evaluate(
+    evaluator::Stage stage, const std::vector<std::vector<qat::LayerBits>>& batch,
     const EvalProgress& progress) {
-  std::vector<EvalRecord> out(batch.size());
+  std::vector<evaluator::EvalRecord> out(batch.size());
   std::vector<std::string> keys(batch.size());
   std::map<std::string, size_t> first_of;  // key -> its first entry
   std::vector<size_t> repeats;             // entries equal to an earlier one
-  std::vector<EvalTask> tasks;
+  std::vector<evaluator::EvalTask> tasks;
   std::vector<size_t> task_entry;
   size_t finished = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -140,7 +68,7 @@ absl::StatusOr<std::vector<EvalRecord>> CachedEvaluation::Evaluate(
     absl::StatusOr<std::optional<std::string>> hit = store_->Get(keys[i]);
     if (!hit.ok()) return hit.status();
     bool usable = hit->has_value();
-    if (usable && stage == Stage::kFinal) {
+    if (usable && stage == evaluator::Stage::kFinal) {
       // A final result is only whole with its exports.
       absl::StatusOr<std::vector<std::string>> names =
           store_->ListArtifacts(keys[i]);
@@ -148,11 +76,11 @@ absl::StatusOr<std::vector<EvalRecord>> CachedEvaluation::Evaluate(
       usable = !names->empty();
     }
     if (!usable) {
-      tasks.push_back(EvalTask{keys[i], stage, batch[i]});
+      tasks.push_back(evaluator::EvalTask{keys[i], stage, batch[i]});
       task_entry.push_back(i);
       continue;
     }
-    absl::StatusOr<EvalRecord> record = DecodeRecord(**hit);
+    absl::StatusOr<evaluator::EvalRecord> record = evaluator::DecodeRecord(**hit);
     if (!record.ok()) return record.status();
     out[i] = *std::move(record);
     ++stats_.cached;
@@ -164,7 +92,7 @@ absl::StatusOr<std::vector<EvalRecord>> CachedEvaluation::Evaluate(
   absl::Status first_error;
   const auto start = std::chrono::steady_clock::now();
   if (!tasks.empty()) {
-    evaluator_->Run(tasks, [&](size_t t, absl::StatusOr<EvalRecord> result) {
+    evaluator_->Run(tasks, [&](size_t t, absl::StatusOr<evaluator::EvalRecord> result) {
       absl::Status st = result.status();
       // Exports first: a stored final result implies its artifacts.
       if (st.ok()) {
@@ -179,7 +107,7 @@ absl::StatusOr<std::vector<EvalRecord>> CachedEvaluation::Evaluate(
         summary.size_bytes = result->qat.size_bytes;
         summary.wall_seconds = result->qat.wall_seconds;
         summary.device = result->device;
-        st = store_->Put(tasks[t].key, EncodeRecord(*result, tasks[t].bits),
+        st = store_->Put(tasks[t].key, evaluator::EncodeRecord(*result, tasks[t].bits),
                          summary);
       }
       std::lock_guard<std::mutex> lock(mu);

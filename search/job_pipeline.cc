@@ -7,10 +7,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "qat/status_macros.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "evaluator/task.h"
 #include "search/chromosome.h"
 #include "search/problem.h"
-#include "search/task_runner.h"
 
 namespace autoq::search {
 namespace {
@@ -39,7 +40,7 @@ std::string SchemeText(const qat::QuantScheme& s) {
                       ";bn_fold=", qat::BnFoldName(s.bn_fold));
 }
 
-std::string SearchText(const SearchOptions& o) {
+std::string SearchText(const evaluator::SearchOptions& o) {
   return absl::StrCat(
       "population=", o.population, ";crossover=", o.crossover,
       ";mutation=", o.mutation, ";eta_c=", o.eta_c, ";eta_m=", o.eta_m,
@@ -51,7 +52,7 @@ std::string SearchText(const SearchOptions& o) {
 
 // The identity of a search: its checkpoints are stored under this key, so
 // a rerun of the same job resumes where it stopped.
-std::string SearchKey(const KeyContext& keys, const SearchOptions& options,
+std::string SearchKey(const KeyContext& keys, const evaluator::SearchOptions& options,
                       int genes) {
   return Sha256Hex(absl::StrCat("autoq-search-v1\n", keys.model_digest, "\n",
                                 keys.data, "\n", keys.search_stage, "\n",
@@ -71,8 +72,8 @@ class Reporter {
   }
 
   // `log_name` null: no task line (the float model has its own line).
-  void Evaluation(Stage stage, const char* log_name,
-                  const std::vector<qat::LayerBits>& bits, const EvalRecord& r,
+  void Evaluation(evaluator::Stage stage, const char* log_name,
+                  const std::vector<qat::LayerBits>& bits, const evaluator::EvalRecord& r,
                   bool cached, size_t done, size_t total) {
     std::lock_guard<std::mutex> lock(mu_);
     if (log_ != nullptr && log_name != nullptr) {
@@ -83,7 +84,7 @@ class Reporter {
         std::fprintf(log_, " test %6.2f%%", r.qat.test_top1);
       }
       std::fprintf(log_, "  %8.1f KB  %6.1f s  %s\n", r.qat.size_bytes / 1024.0,
-                   cached ? 0.0 : r.qat.wall_seconds, FormatBits(bits).c_str());
+                   cached ? 0.0 : r.qat.wall_seconds, qat::FormatBits(bits).c_str());
       std::fflush(log_);
     }
     if (observer_ != nullptr) {
@@ -104,7 +105,7 @@ class Reporter {
 
 FrontPoint MakePoint(const std::string& label, bool uniform,
                      const std::vector<qat::LayerBits>& bits,
-                     const EvalRecord& final_record, double search_val) {
+                     const evaluator::EvalRecord& final_record, double search_val) {
   FrontPoint p;
   p.label = label;
   p.uniform = uniform;
@@ -124,8 +125,7 @@ FrontPoint MakePoint(const std::string& label, bool uniform,
 absl::Status CheckExports(ResultStore& store, const FrontPoint& p) {
   ASSIGN_OR_RETURN(std::vector<std::string> names,
                    store.ListArtifacts(p.result_key));
-  for (const char* name :
-       {kTorchScriptArtifact, kPackedArtifact, kManifestArtifact}) {
+  for (const char* name : evaluator::kFinalArtifacts) {
     if (std::find(names.begin(), names.end(), name) == names.end()) {
       return absl::DataLossError(absl::StrCat("the export ", name, " of ",
                                               p.label,
@@ -137,7 +137,7 @@ absl::Status CheckExports(ResultStore& store, const FrontPoint& p) {
 
 }  // namespace
 
-KeyContext MakeKeyContext(const JobConfig& config,
+KeyContext MakeKeyContext(const evaluator::JobConfig& config,
                           const std::string& model_digest) {
   KeyContext keys;
   keys.model_digest = model_digest;
@@ -156,8 +156,19 @@ KeyContext MakeKeyContext(const JobConfig& config,
   return keys;
 }
 
+double JobSummary::search_overhead() const {
+  if (search_seconds <= 0) return 0;
+  return std::max(0.0, search_seconds - search_evaluator_seconds) /
+         search_seconds;
+}
+
+double JobSummary::cache_hit_rate() const {
+  const int64_t total = computed + cached;
+  return total == 0 ? 0.0 : static_cast<double>(cached) / total;
+}
+
 absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
-                                       Evaluator* evaluator, ResultStore* store,
+                                       evaluator::Evaluator* evaluator, ResultStore* store,
                                        PipelineObserver* observer,
                                        std::FILE* log,
                                        const std::atomic<bool>* cancelled) {
@@ -167,7 +178,7 @@ absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
         "RunPipeline needs a config, an analysis, an evaluator and a store");
   }
   const auto start = Clock::now();
-  const JobConfig& config = *inputs.config;
+  const evaluator::JobConfig& config = *inputs.config;
   const qat::ModelAnalysis& analysis = *inputs.analysis;
   const int genes = analysis.num_genes();
   Reporter reporter(observer, log);
@@ -189,11 +200,11 @@ absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
   double float_val = 0, float_test = -1;
   {
     CachedEvaluation float_evaluation(store, evaluator, keys);
-    absl::StatusOr<std::vector<EvalRecord>> records = float_evaluation.Evaluate(
-        Stage::kFloat, std::vector<std::vector<qat::LayerBits>>(1),
-        [&](size_t, const EvalRecord& r, bool cached, size_t done,
+    absl::StatusOr<std::vector<evaluator::EvalRecord>> records = float_evaluation.Evaluate(
+        evaluator::Stage::kFloat, std::vector<std::vector<qat::LayerBits>>(1),
+        [&](size_t, const evaluator::EvalRecord& r, bool cached, size_t done,
             size_t total) {
-          reporter.Evaluation(Stage::kFloat, nullptr, {}, r, cached, done,
+          reporter.Evaluation(evaluator::Stage::kFloat, nullptr, {}, r, cached, done,
                               total);
         });
     if (!records.ok()) return failed(records.status());
@@ -220,9 +231,9 @@ absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
       encoding, &analysis, config.scheme.granularity, config.search, float_val,
       &evaluation);
   objectives->set_progress([&](const std::vector<qat::LayerBits>& bits,
-                               const EvalRecord& r, bool cached, size_t done,
+                               const evaluator::EvalRecord& r, bool cached, size_t done,
                                size_t total) {
-    reporter.Evaluation(Stage::kSearch, "candidate", bits, r, cached, done,
+    reporter.Evaluation(evaluator::Stage::kSearch, "candidate", bits, r, cached, done,
                         total);
   });
   SearchContext ctx;
@@ -274,11 +285,11 @@ absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
                  config.final_front.recipe.epochs);
     std::fflush(log);
   }
-  absl::StatusOr<std::vector<EvalRecord>> finals = evaluation.Evaluate(
-      Stage::kFinal, batch,
-      [&](size_t i, const EvalRecord& r, bool cached, size_t done,
+  absl::StatusOr<std::vector<evaluator::EvalRecord>> finals = evaluation.Evaluate(
+      evaluator::Stage::kFinal, batch,
+      [&](size_t i, const evaluator::EvalRecord& r, bool cached, size_t done,
           size_t total) {
-        reporter.Evaluation(Stage::kFinal, "final", batch[i], r, cached, done,
+        reporter.Evaluation(evaluator::Stage::kFinal, "final", batch[i], r, cached, done,
                             total);
       });
   if (!finals.ok()) return failed(finals.status());
@@ -302,7 +313,7 @@ absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
             : absl::StrCat("front-", i + 1);
     FrontPoint p =
         MakePoint(label, uniform, batch[i], (*finals)[i], search_val[i]);
-    p.result_key = evaluation.Key(Stage::kFinal, batch[i]);
+    p.result_key = evaluation.Key(evaluator::Stage::kFinal, batch[i]);
     RETURN_IF_ERROR(CheckExports(*store, p));
     (uniform ? report.uniform : report.front).push_back(std::move(p));
   }

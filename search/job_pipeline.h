@@ -2,8 +2,8 @@
 // model, run the NSGA-II search, fine-tune the final front (and the uniform
 // configurations), and assemble the report. No files are written here:
 // results and exports go to the result store, the report is returned, and
-// progress goes to an observer. `autoq run` (search/job_runner.h) and the
-// service's job manager (server/) both run jobs through this.
+// progress goes to an observer. The service's job manager (server/) runs
+// every job through this; `autoq run` is that service in one process.
 //
 // Thread-safety: one RunPipeline per job; the observer is called from the
 // calling thread and from the evaluator's callback threads (not at once:
@@ -19,16 +19,34 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "qat/model_analysis.h"
+#include "evaluator/job_config.h"
+#include "qat/model_info.h"
 #include "qat/quant_config.h"
 #include "search/evaluation.h"
-#include "search/job_config.h"
-#include "search/job_runner.h"
 #include "search/report.h"
 #include "search/result_store.h"
 #include "search/search_driver.h"
 
 namespace autoq::search {
+
+// What a job did; RunPipeline fills it.
+struct JobSummary {
+  FrontReport report;
+  FrontComparison comparison;
+  int generations_done = 0;
+  int resumed_from = -1;
+  // Evaluations of the search and of the final stage.
+  int64_t computed = 0;
+  int64_t cached = 0;
+  int64_t repeated = 0;
+  double search_seconds = 0;
+  double search_evaluator_seconds = 0;  // inside the evaluator (QAT)
+  double final_seconds = 0;
+  double total_seconds = 0;
+  // Search wall time outside the evaluator / search wall time.
+  double search_overhead() const;
+  double cache_hit_rate() const;
+};
 
 // GenerationPoint and GenerationInfo (a generation's front, as
 // OnGeneration gets it) are declared in search/search_driver.h.
@@ -47,9 +65,9 @@ class PipelineObserver {
   // the final points (kFinal). `done` of `total` entries of the current
   // batch are finished. The record's artifacts are already stored (and
   // cleared).
-  virtual void OnEvaluation(Stage stage,
+  virtual void OnEvaluation(evaluator::Stage stage,
                             const std::vector<qat::LayerBits>& bits,
-                            const EvalRecord& record, bool cached, size_t done,
+                            const evaluator::EvalRecord& record, bool cached, size_t done,
                             size_t total) {}
   // After each generation, and once for the checkpoint a resumed search
   // starts from (info.restored).
@@ -60,7 +78,7 @@ class PipelineObserver {
 // analysis (the search needs the layers and their costs; training happens
 // in the evaluator).
 struct PipelineInputs {
-  const JobConfig* config = nullptr;
+  const evaluator::JobConfig* config = nullptr;
   std::string model_digest;  // SHA-256 of the model file's bytes
   const qat::ModelAnalysis* analysis = nullptr;
   // Printed to `log` right after the job's first line (the model and its
@@ -83,14 +101,14 @@ struct PipelineInputs {
 // Several pipelines may share one `store` (it is thread-safe); `evaluator`
 // gets one Run call at a time from this pipeline.
 absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
-                                       Evaluator* evaluator, ResultStore* store,
+                                       evaluator::Evaluator* evaluator, ResultStore* store,
                                        PipelineObserver* observer,
                                        std::FILE* log,
                                        const std::atomic<bool>* cancelled);
 
 // The cache keys' context of a job (the model digest, data, recipes and
 // scheme of each stage): equal contexts share results.
-KeyContext MakeKeyContext(const JobConfig& config,
+KeyContext MakeKeyContext(const evaluator::JobConfig& config,
                           const std::string& model_digest);
 
 // The report files as bytes: front.json, front.csv, front.svg (the point

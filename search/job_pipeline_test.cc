@@ -37,8 +37,8 @@ class RecordingObserver : public PipelineObserver {
     phases.emplace_back(phase);
     Leave();
   }
-  void OnEvaluation(Stage stage, const std::vector<qat::LayerBits>& bits,
-                    const EvalRecord& record, bool cached, size_t done,
+  void OnEvaluation(evaluator::Stage stage, const std::vector<qat::LayerBits>& bits,
+                    const evaluator::EvalRecord& record, bool cached, size_t done,
                     size_t total) override {
     Enter();
     // Long enough for the fake evaluator's threads to collide if the
@@ -46,7 +46,7 @@ class RecordingObserver : public PipelineObserver {
     std::this_thread::sleep_for(std::chrono::microseconds(300));
     ++evaluations[stage];
     if (cached) ++cached_evaluations[stage];
-    if (stage == Stage::kFloat) {
+    if (stage == evaluator::Stage::kFloat) {
       EXPECT_TRUE(bits.empty());
       float_val = record.qat.best_val_top1;
     } else {
@@ -65,11 +65,11 @@ class RecordingObserver : public PipelineObserver {
   }
 
   std::vector<std::string> phases;
-  std::map<Stage, int> evaluations, cached_evaluations;
+  std::map<evaluator::Stage, int> evaluations, cached_evaluations;
   std::vector<GenerationInfo> generations;
   double float_val = -1;
   std::function<void(const GenerationInfo&)> on_generation;
-  std::function<void(Stage)> on_evaluation;
+  std::function<void(evaluator::Stage)> on_evaluation;
   bool overlapped = false;
 
  private:
@@ -115,7 +115,7 @@ class PipelineTest : public ::testing::Test {
     store_ = *std::move(store);
   }
 
-  absl::StatusOr<JobSummary> Run(Evaluator* evaluator,
+  absl::StatusOr<JobSummary> Run(evaluator::Evaluator* evaluator,
                                  PipelineObserver* observer,
                                  std::FILE* log = nullptr,
                                  const std::atomic<bool>* cancelled = nullptr) {
@@ -138,7 +138,7 @@ class PipelineTest : public ::testing::Test {
 
   ::autoq::testing::TempDir dir_;
   qat::ModelAnalysis analysis_;
-  JobConfig config_;
+  evaluator::JobConfig config_;
   std::unique_ptr<ResultStore> store_;
 };
 
@@ -152,8 +152,8 @@ TEST_F(PipelineTest, RunsEveryPhaseAndReportsEveryEvaluation) {
   EXPECT_THAT(observer.phases, ElementsAre("float", "search", "final", "done"));
 
   // The float model went through the evaluator, once.
-  EXPECT_EQ(evaluator.runs(Stage::kFloat), 1);
-  EXPECT_EQ(observer.evaluations[Stage::kFloat], 1);
+  EXPECT_EQ(evaluator.runs(evaluator::Stage::kFloat), 1);
+  EXPECT_EQ(observer.evaluations[evaluator::Stage::kFloat], 1);
   EXPECT_DOUBLE_EQ(observer.float_val, 90.0);
   const FrontReport& report = summary->report;
   EXPECT_DOUBLE_EQ(report.float_val_top1, 90.0);
@@ -193,15 +193,15 @@ TEST_F(PipelineTest, RunsEveryPhaseAndReportsEveryEvaluation) {
 
   // Every entry of every batch was reported; the computed ones are the
   // evaluator's runs beside the float model.
-  EXPECT_EQ(observer.evaluations[Stage::kSearch] +
-                observer.evaluations[Stage::kFinal],
+  EXPECT_EQ(observer.evaluations[evaluator::Stage::kSearch] +
+                observer.evaluations[evaluator::Stage::kFinal],
             summary->computed + summary->cached + summary->repeated);
-  EXPECT_EQ(evaluator.runs(Stage::kSearch) + evaluator.runs(Stage::kFinal),
+  EXPECT_EQ(evaluator.runs(evaluator::Stage::kSearch) + evaluator.runs(evaluator::Stage::kFinal),
             summary->computed);
   EXPECT_EQ(evaluator.max_runs_of_one_key(), 1);
   ASSERT_FALSE(report.front.empty());
   ASSERT_EQ(report.uniform.size(), 7u);  // 2..8 bits
-  EXPECT_EQ(static_cast<size_t>(observer.evaluations[Stage::kFinal]),
+  EXPECT_EQ(static_cast<size_t>(observer.evaluations[evaluator::Stage::kFinal]),
             report.front.size() + report.uniform.size());
   EXPECT_EQ(summary->generations_done, kGenerations);
   EXPECT_EQ(summary->resumed_from, -1);
@@ -212,7 +212,7 @@ TEST_F(PipelineTest, RunsEveryPhaseAndReportsEveryEvaluation) {
                         MakeKeyContext(config_, "digest"));
   for (const auto* list : {&report.front, &report.uniform}) {
     for (const FrontPoint& p : *list) {
-      EXPECT_EQ(p.result_key, keys.Key(Stage::kFinal, Bits(p))) << p.label;
+      EXPECT_EQ(p.result_key, keys.Key(evaluator::Stage::kFinal, Bits(p))) << p.label;
       auto model = store_->GetArtifact(p.result_key, "model.pt");
       ASSERT_TRUE(model.ok()) << model.status();
       EXPECT_EQ(model->value_or(""), "ts") << p.label;
@@ -258,9 +258,9 @@ TEST_F(PipelineTest, SecondRunAnswersEverythingFromTheCache) {
   EXPECT_GT(second->cached, 0);
   EXPECT_EQ(second->resumed_from, kGenerations);
   EXPECT_THAT(observer.phases, ElementsAre("float", "search", "final", "done"));
-  EXPECT_EQ(observer.cached_evaluations[Stage::kFloat], 1);
-  EXPECT_EQ(observer.cached_evaluations[Stage::kFinal],
-            observer.evaluations[Stage::kFinal]);
+  EXPECT_EQ(observer.cached_evaluations[evaluator::Stage::kFloat], 1);
+  EXPECT_EQ(observer.cached_evaluations[evaluator::Stage::kFinal],
+            observer.evaluations[evaluator::Stage::kFinal]);
 
   // The restored generation is announced once, with the same front.
   ASSERT_EQ(observer.generations.size(), 1u);
@@ -301,7 +301,7 @@ TEST_F(PipelineTest, CancelledBetweenGenerationsThenResumed) {
   EXPECT_EQ(summary.status().message(), "job cancelled");
   EXPECT_THAT(observer.phases, ElementsAre("float", "search"));
   EXPECT_EQ(observer.generations.size(), 2u);
-  EXPECT_EQ(evaluator.runs(Stage::kFinal), 0);
+  EXPECT_EQ(evaluator.runs(evaluator::Stage::kFinal), 0);
 
   // The finished generations are kept: a rerun goes on from generation 1.
   RecordingObserver resumed_observer;
@@ -328,7 +328,7 @@ TEST_F(PipelineTest, CancelledBeforeTheFinalBatch) {
   ASSERT_EQ(summary.status().code(), absl::StatusCode::kCancelled)
       << summary.status();
   EXPECT_THAT(observer.phases, ElementsAre("float", "search"));
-  EXPECT_EQ(evaluator.runs(Stage::kFinal), 0);
+  EXPECT_EQ(evaluator.runs(evaluator::Stage::kFinal), 0);
 }
 
 TEST_F(PipelineTest, TasksFailingAfterCancellationEndTheJobAsCancelled) {
@@ -337,8 +337,8 @@ TEST_F(PipelineTest, TasksFailingAfterCancellationEndTheJobAsCancelled) {
   std::atomic<bool> cancelled{false};
   // Cancelled during generation 1's batch; its remaining tasks fail as a
   // remote evaluator fails them.
-  observer.on_evaluation = [&](Stage stage) {
-    if (stage == Stage::kSearch && observer.generations.size() == 1 &&
+  observer.on_evaluation = [&](evaluator::Stage stage) {
+    if (stage == evaluator::Stage::kSearch && observer.generations.size() == 1 &&
         !cancelled) {
       cancelled = true;
       evaluator.set_fail_all(true, absl::CancelledError("task cancelled"));
@@ -349,7 +349,7 @@ TEST_F(PipelineTest, TasksFailingAfterCancellationEndTheJobAsCancelled) {
   ASSERT_EQ(summary.status().code(), absl::StatusCode::kCancelled)
       << summary.status();
   EXPECT_EQ(summary.status().message(), "job cancelled");
-  EXPECT_EQ(evaluator.runs(Stage::kFinal), 0);
+  EXPECT_EQ(evaluator.runs(evaluator::Stage::kFinal), 0);
 }
 
 TEST_F(PipelineTest, FailuresWithoutCancellationAreReportedAsTheyAre) {
@@ -385,28 +385,28 @@ TEST_F(PipelineTest, RenderedReportEqualsTheWrittenFiles) {
 }
 
 TEST(MakeKeyContextTest, FloatKeysDependOnTheModelAndDataOnly) {
-  JobConfig a;
+  evaluator::JobConfig a;
   a.data_spec = "fashion-mnist";
-  JobConfig b = a;
+  evaluator::JobConfig b = a;
   b.search_recipe.epochs = a.search_recipe.epochs + 1;
   b.final_front.recipe.lr = a.final_front.recipe.lr * 2;
   b.scheme.granularity = qat::Granularity::kPerChannelSymmetric;
-  JobConfig c = a;
+  evaluator::JobConfig c = a;
   c.val_size = a.val_size + 1;
-  auto key = [](const JobConfig& config, const std::string& digest,
-                Stage stage) {
+  auto key = [](const evaluator::JobConfig& config, const std::string& digest,
+                evaluator::Stage stage) {
     CachedEvaluation e(nullptr, nullptr, MakeKeyContext(config, digest));
-    return e.Key(stage, stage == Stage::kFloat
+    return e.Key(stage, stage == evaluator::Stage::kFloat
                             ? std::vector<qat::LayerBits>{}
                             : std::vector<qat::LayerBits>(3, {4, 8}));
   };
-  EXPECT_EQ(key(a, "m", Stage::kFloat), key(b, "m", Stage::kFloat));
-  EXPECT_NE(key(a, "m", Stage::kFloat), key(c, "m", Stage::kFloat));
-  EXPECT_NE(key(a, "m", Stage::kFloat), key(a, "n", Stage::kFloat));
-  EXPECT_NE(key(a, "m", Stage::kSearch), key(b, "m", Stage::kSearch));
-  EXPECT_NE(key(a, "m", Stage::kFinal), key(b, "m", Stage::kFinal));
-  EXPECT_NE(key(a, "m", Stage::kFloat), key(a, "m", Stage::kSearch));
-  EXPECT_NE(key(a, "m", Stage::kSearch), key(a, "m", Stage::kFinal));
+  EXPECT_EQ(key(a, "m", evaluator::Stage::kFloat), key(b, "m", evaluator::Stage::kFloat));
+  EXPECT_NE(key(a, "m", evaluator::Stage::kFloat), key(c, "m", evaluator::Stage::kFloat));
+  EXPECT_NE(key(a, "m", evaluator::Stage::kFloat), key(a, "n", evaluator::Stage::kFloat));
+  EXPECT_NE(key(a, "m", evaluator::Stage::kSearch), key(b, "m", evaluator::Stage::kSearch));
+  EXPECT_NE(key(a, "m", evaluator::Stage::kFinal), key(b, "m", evaluator::Stage::kFinal));
+  EXPECT_NE(key(a, "m", evaluator::Stage::kFloat), key(a, "m", evaluator::Stage::kSearch));
+  EXPECT_NE(key(a, "m", evaluator::Stage::kSearch), key(a, "m", evaluator::Stage::kFinal));
 }
 
 }  // namespace

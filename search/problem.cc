@@ -22,7 +22,7 @@ pagmo::vector_double ToDecisionVector(const std::vector<int>& genes) {
 
 Objectives::Objectives(Encoding encoding, const qat::ModelAnalysis* analysis,
                        qat::Granularity granularity,
-                       const SearchOptions& options, double float_val_top1,
+                       const evaluator::SearchOptions& options, double float_val_top1,
                        CachedEvaluation* evaluation)
     : encoding_(std::move(encoding)),
       analysis_(analysis),
@@ -59,16 +59,16 @@ absl::StatusOr<std::vector<std::vector<double>>> Objectives::Score(
   }
   EvalProgress progress;
   if (progress_) {
-    progress = [&](size_t j, const EvalRecord& r, bool cached, size_t done,
+    progress = [&](size_t j, const evaluator::EvalRecord& r, bool cached, size_t done,
                    size_t total) {
       progress_(to_score[j], r, cached, done, total);
     };
   }
-  absl::StatusOr<std::vector<EvalRecord>> records =
-      evaluation_->Evaluate(Stage::kSearch, to_score, progress);
+  absl::StatusOr<std::vector<evaluator::EvalRecord>> records =
+      evaluation_->Evaluate(evaluator::Stage::kSearch, to_score, progress);
   if (!records.ok()) return records.status();
   for (size_t j = 0; j < records->size(); ++j) {
-    const EvalRecord& r = (*records)[j];
+    const evaluator::EvalRecord& r = (*records)[j];
     const size_t i = scored_index[j];
     out[i] = {float_val_top1_ - r.qat.best_val_top1,
               r.qat.size_bytes / 1024.0};
@@ -78,7 +78,7 @@ absl::StatusOr<std::vector<std::vector<double>>> Objectives::Score(
   return out;
 }
 
-const EvalRecord* Objectives::Find(const std::vector<int>& genes) const {
+const evaluator::EvalRecord* Objectives::Find(const std::vector<int>& genes) const {
   auto it = records_.find(genes);
   return it == records_.end() ? nullptr : &it->second;
 }

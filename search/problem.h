@@ -20,10 +20,10 @@
 #include <pagmo/types.hpp>
 
 #include "absl/status/statusor.h"
-#include "qat/model_analysis.h"
+#include "evaluator/job_config.h"
+#include "qat/model_info.h"
 #include "search/chromosome.h"
 #include "search/evaluation.h"
-#include "search/job_config.h"
 
 namespace autoq::search {
 
@@ -34,7 +34,7 @@ namespace autoq::search {
 class Objectives {
  public:
   Objectives(Encoding encoding, const qat::ModelAnalysis* analysis,
-             qat::Granularity granularity, const SearchOptions& options,
+             qat::Granularity granularity, const evaluator::SearchOptions& options,
              double float_val_top1, CachedEvaluation* evaluation);
 
   const Encoding& encoding() const { return encoding_; }
@@ -48,11 +48,11 @@ class Objectives {
       const std::vector<std::vector<int>>& batch);
 
   // The record of a chromosome scored earlier in this process, or null.
-  const EvalRecord* Find(const std::vector<int>& genes) const;
+  const evaluator::EvalRecord* Find(const std::vector<int>& genes) const;
 
   // Called for every finished entry of a batch (for progress lines).
   using Progress = std::function<void(const std::vector<qat::LayerBits>& bits,
-                                      const EvalRecord& record, bool cached,
+                                      const evaluator::EvalRecord& record, bool cached,
                                       size_t finished, size_t total)>;
   void set_progress(Progress progress) { progress_ = std::move(progress); }
 
@@ -69,7 +69,7 @@ class Objectives {
   double float_val_top1_;
   CachedEvaluation* evaluation_;
   Progress progress_;
-  std::map<std::vector<int>, EvalRecord> records_;
+  std::map<std::vector<int>, evaluator::EvalRecord> records_;
   absl::Status last_error_;
 };
 

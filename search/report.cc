@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "common/file_util.h"
 #include "search/pareto.h"
 
 namespace autoq::search {
@@ -65,32 +66,6 @@ std::string CsvAccuracy(double v) { return v < 0 ? "" : CsvNumber(v); }
 
 }  // namespace
 
-namespace report_internal {
-
-absl::Status WriteFileAtomically(const std::string& path,
-                                 const std::string& contents) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) {
-    return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot write"));
-  }
-  const bool written =
-      std::fwrite(contents.data(), 1, contents.size(), f) == contents.size();
-  const int write_errno = errno;
-  if (std::fclose(f) != 0 || !written) {
-    const int e = written ? errno : write_errno;
-    std::remove(tmp.c_str());
-    return absl::ErrnoToStatus(e, absl::StrCat(path, ": cannot write"));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    return absl::ErrnoToStatus(e, absl::StrCat(path, ": cannot replace"));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace report_internal
 
 FrontComparison CompareWithUniform(const FrontReport& report) {
   FrontComparison c;
@@ -265,7 +240,7 @@ std::string RenderFrontJson(const FrontReport& r) {
 }
 
 absl::Status WriteFrontJson(const FrontReport& r, const std::string& path) {
-  return report_internal::WriteFileAtomically(path, RenderFrontJson(r));
+  return WriteFileAtomic(path, RenderFrontJson(r));
 }
 
 std::string RenderFrontCsv(const FrontReport& r) {
@@ -297,7 +272,7 @@ std::string RenderFrontCsv(const FrontReport& r) {
 }
 
 absl::Status WriteFrontCsv(const FrontReport& r, const std::string& path) {
-  return report_internal::WriteFileAtomically(path, RenderFrontCsv(r));
+  return WriteFileAtomic(path, RenderFrontCsv(r));
 }
 
 }  // namespace autoq::search

@@ -105,14 +105,6 @@ absl::Status WriteFrontCsv(const FrontReport& report, const std::string& path);
 std::string RenderFrontSvg(const FrontReport& report);
 absl::Status WriteFrontSvg(const FrontReport& report, const std::string& path);
 
-namespace report_internal {
-
-// Writes `contents` to path + ".tmp" and renames it onto `path`. Shared by
-// the writers above.
-absl::Status WriteFileAtomically(const std::string& path,
-                                 const std::string& contents);
-
-}  // namespace report_internal
 
 }  // namespace autoq::search
 

@@ -11,6 +11,8 @@
 #include "absl/strings/string_view.h"
 #include "search/report.h"
 
+#include "common/file_util.h"
+
 namespace autoq::search {
 namespace {
 
@@ -484,7 +486,7 @@ std::string RenderFrontSvg(const FrontReport& r) {
 }
 
 absl::Status WriteFrontSvg(const FrontReport& r, const std::string& path) {
-  return report_internal::WriteFileAtomically(path, RenderFrontSvg(r));
+  return WriteFileAtomic(path, RenderFrontSvg(r));
 }
 
 }  // namespace autoq::search

@@ -1,6 +1,5 @@
 #include "search/result_store.h"
 
-#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include <cstdint>
@@ -15,7 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "qat/status_macros.h"
+#include "common/status_macros.h"
 #include "search/sqlite_statement.h"
 
 namespace autoq::search {
@@ -151,25 +150,6 @@ absl::StatusOr<int> ReadSchemaVersion(sqlite3* db, const std::string& path) {
 }
 
 }  // namespace
-
-std::string Sha256Hex(absl::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) !=
-      1) {
-    // Only a broken OpenSSL gets here; an empty or wrong hash would make
-    // unrelated results share a cache key, so do not go on.
-    std::fprintf(stderr, "autoq: OpenSSL SHA-256 failed\n");
-    std::abort();
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex(2 * len, '0');
-  for (unsigned int i = 0; i < len; ++i) {
-    hex[2 * i] = kHex[md[i] >> 4];
-    hex[2 * i + 1] = kHex[md[i] & 0xf];
-  }
-  return hex;
-}
 
 ResultStore::ResultStore(std::string path, sqlite3* db)
     : path_(std::move(path)), db_(db) {}

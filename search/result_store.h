@@ -31,9 +31,6 @@ struct sqlite3;
 
 namespace autoq::search {
 
-// Lowercase hex SHA-256 of `data` (64 characters).
-std::string Sha256Hex(absl::string_view data);
-
 // Queryable columns stored beside a result's opaque value, so a database can
 // be inspected with the sqlite3 shell without decoding values.
 struct ResultSummary {

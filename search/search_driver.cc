@@ -155,7 +155,7 @@ std::vector<size_t> FrontIndices(
   return front;
 }
 
-absl::StatusOr<SearchOutcome> RunSearch(const SearchOptions& options,
+absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,
                                         Objectives& objectives,
                                         const CachedEvaluation& evaluation,
                                         ResultStore& store,

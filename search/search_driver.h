@@ -16,10 +16,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "qat/model_analysis.h"
+#include "evaluator/job_config.h"
+#include "qat/model_info.h"
 #include "qat/quant_config.h"
 #include "search/evaluation.h"
-#include "search/job_config.h"
 #include "search/problem.h"
 #include "search/result_store.h"
 
@@ -75,7 +75,7 @@ struct SearchContext {
   const std::atomic<bool>* cancelled = nullptr;
 };
 
-absl::StatusOr<SearchOutcome> RunSearch(const SearchOptions& options,
+absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,
                                         Objectives& objectives,
                                         const CachedEvaluation& evaluation,
                                         ResultStore& store,

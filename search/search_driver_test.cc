@@ -21,7 +21,7 @@ using testing::FakeAnalysis;
 using testing::FakeEvaluator;
 
 TEST(EncodingTest, UniformAndPinned) {
-  SearchOptions o;
+  evaluator::SearchOptions o;
   o.pin_first_last = true;
   Encoding e(5, o);
   EXPECT_EQ(e.dimension(), 3);
@@ -37,7 +37,7 @@ TEST(EncodingTest, UniformAndPinned) {
 }
 
 TEST(EncodingTest, ActivationGenes) {
-  SearchOptions o;
+  evaluator::SearchOptions o;
   o.search_activation_bits = true;
   Encoding e(3, o);
   EXPECT_EQ(e.dimension(), 6);
@@ -46,11 +46,11 @@ TEST(EncodingTest, ActivationGenes) {
   EXPECT_EQ(bits[0].abits, 5);
   EXPECT_EQ(bits[2].abits, 7);
   EXPECT_EQ(e.UniformBits(4)[1].abits, 4);
-  EXPECT_EQ(FormatBits(bits), "2,3,4 a:5,6,7");
+  EXPECT_EQ(qat::FormatBits(bits), "2,3,4 a:5,6,7");
 }
 
 TEST(EncodingTest, InitialPopulationStartsWithUniformConfigs) {
-  SearchOptions o;
+  evaluator::SearchOptions o;
   Encoding e(6, o);
   std::vector<std::vector<int>> pop = e.InitialPopulation(16, 7);
   ASSERT_EQ(pop.size(), 16u);
@@ -69,9 +69,9 @@ class SearchTest : public ::testing::Test {
     return KeyContext{"model", "data", "search-recipe", "final-recipe"};
   }
 
-  absl::StatusOr<SearchOutcome> Search(ResultStore* store, Evaluator* ev,
+  absl::StatusOr<SearchOutcome> Search(ResultStore* store, evaluator::Evaluator* ev,
                                        int generations, EvalStats* stats) {
-    SearchOptions o;
+    evaluator::SearchOptions o;
     o.population = 8;
     o.generations = generations;
     o.seed = 3;
@@ -100,22 +100,22 @@ TEST_F(SearchTest, CacheAnswersRepeatsAndNeverRunsAKeyTwice) {
   ASSERT_TRUE(store.ok()) << store.status();
   CachedEvaluation evaluation(store->get(), &evaluator_, Keys());
   std::vector<qat::LayerBits> a(6, {4, 8}), b(6, {6, 8});
-  auto first = evaluation.Evaluate(Stage::kSearch, {a, b, a, a});
+  auto first = evaluation.Evaluate(evaluator::Stage::kSearch, {a, b, a, a});
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(evaluator_.runs(), 2);
   EXPECT_EQ(evaluation.stats().repeated, 2);
   EXPECT_DOUBLE_EQ((*first)[0].qat.best_val_top1, (*first)[3].qat.best_val_top1);
-  auto second = evaluation.Evaluate(Stage::kSearch, {b, a});
+  auto second = evaluation.Evaluate(evaluator::Stage::kSearch, {b, a});
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(evaluator_.runs(), 2);
   EXPECT_EQ(evaluation.stats().cached, 2);
   EXPECT_DOUBLE_EQ((*second)[1].qat.best_val_top1, (*first)[0].qat.best_val_top1);
   // A final-stage key differs from the search key of the same bits.
-  EXPECT_NE(evaluation.Key(Stage::kSearch, a), evaluation.Key(Stage::kFinal, a));
-  auto final_stage = evaluation.Evaluate(Stage::kFinal, {a});
+  EXPECT_NE(evaluation.Key(evaluator::Stage::kSearch, a), evaluation.Key(evaluator::Stage::kFinal, a));
+  auto final_stage = evaluation.Evaluate(evaluator::Stage::kFinal, {a});
   ASSERT_TRUE(final_stage.ok());
   EXPECT_EQ(evaluator_.runs(), 3);
-  auto artifact = evaluation.Artifact(evaluation.Key(Stage::kFinal, a), "model.pt");
+  auto artifact = evaluation.Artifact(evaluation.Key(evaluator::Stage::kFinal, a), "model.pt");
   ASSERT_TRUE(artifact.ok());
   EXPECT_EQ(artifact->value_or(""), "ts");
 }
@@ -125,9 +125,9 @@ TEST_F(SearchTest, FailedBatchKeepsTheFinishedResults) {
   ASSERT_TRUE(store.ok());
   CachedEvaluation evaluation(store->get(), &evaluator_, Keys());
   std::vector<qat::LayerBits> a(6, {4, 8}), b(6, {6, 8});
-  ASSERT_TRUE(evaluation.Evaluate(Stage::kSearch, {a}).ok());
+  ASSERT_TRUE(evaluation.Evaluate(evaluator::Stage::kSearch, {a}).ok());
   evaluator_.set_fail_all(true);
-  auto failed = evaluation.Evaluate(Stage::kSearch, {a, b});
+  auto failed = evaluation.Evaluate(evaluator::Stage::kSearch, {a, b});
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.status().code(), absl::StatusCode::kResourceExhausted);
   evaluator_.set_fail_all(false);
@@ -183,7 +183,7 @@ TEST_F(SearchTest, ResumesFromTheLastCheckpointWithoutRecomputing) {
 TEST_F(SearchTest, OverBudgetConfigurationsAreNotTrained) {
   auto store = ResultStore::Open(dir_.path() + "/b.db");
   ASSERT_TRUE(store.ok());
-  SearchOptions o;
+  evaluator::SearchOptions o;
   o.size_budget_bytes = qat::ComputeCost(analysis_, std::vector<qat::LayerBits>(6, {4, 8}),
                                          qat::Granularity::kPerTensorAffine)
                             .size_bytes;

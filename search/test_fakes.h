@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "qat/cost_model.h"
-#include "qat/model_analysis.h"
+#include "qat/model_info.h"
 #include "search/evaluation.h"
 
 namespace autoq::search::testing {
@@ -45,12 +45,12 @@ inline qat::ModelAnalysis FakeAnalysis(int n) {
 // points have fake exports. Counts every task it runs; can be told to fail.
 // Runs each task of a batch on its own thread, as remote workers would
 // report them.
-class FakeEvaluator : public Evaluator {
+class FakeEvaluator : public evaluator::Evaluator {
  public:
   explicit FakeEvaluator(const qat::ModelAnalysis* analysis)
       : analysis_(analysis) {}
 
-  void Run(const std::vector<EvalTask>& tasks, const Callback& done) override {
+  void Run(const std::vector<evaluator::EvalTask>& tasks, const Callback& done) override {
     std::vector<std::thread> threads;
     for (size_t t = 0; t < tasks.size(); ++t) {
       threads.emplace_back([&, t] { done(t, Score(tasks[t])); });
@@ -58,7 +58,7 @@ class FakeEvaluator : public Evaluator {
     for (std::thread& th : threads) th.join();
   }
 
-  absl::StatusOr<EvalRecord> Score(const EvalTask& task) {
+  absl::StatusOr<evaluator::EvalRecord> Score(const evaluator::EvalTask& task) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++runs_;
@@ -71,10 +71,10 @@ class FakeEvaluator : public Evaluator {
       const double sensitivity = 4.0 / (1.0 + i);
       loss += sensitivity * std::pow(2.0, 2 - task.bits[i].wbits) * 4;
     }
-    EvalRecord r;
+    evaluator::EvalRecord r;
     r.device = "fake";
     r.qat.wall_seconds = 0.001;
-    if (task.stage == Stage::kFloat) {
+    if (task.stage == evaluator::Stage::kFloat) {
       r.qat.best_val_top1 = 90.0;
       r.qat.test_top1 = 89.5;
       r.qat.size_bytes = analysis_->float_size_bytes;
@@ -82,15 +82,15 @@ class FakeEvaluator : public Evaluator {
     }
     r.qat.best_val_top1 = std::max(10.0, 90.0 - loss);
     r.qat.test_top1 =
-        task.stage == Stage::kFinal ? r.qat.best_val_top1 - 0.5 : -1;
+        task.stage == evaluator::Stage::kFinal ? r.qat.best_val_top1 - 0.5 : -1;
     qat::ModelCost cost = qat::ComputeCost(*analysis_, task.bits,
                                            qat::Granularity::kPerTensorAffine);
     r.qat.size_bytes = cost.size_bytes;
     r.qat.bops = cost.bops;
-    if (task.stage == Stage::kFinal) {
-      r.artifacts.emplace_back("model.pt", "ts");
-      r.artifacts.emplace_back("weights.bin", "w");
-      r.artifacts.emplace_back("manifest.json", "{}");
+    if (task.stage == evaluator::Stage::kFinal) {
+      r.artifacts.emplace_back(evaluator::kTorchScriptArtifact, "ts");
+      r.artifacts.emplace_back(evaluator::kPackedArtifact, "w");
+      r.artifacts.emplace_back(evaluator::kManifestArtifact, "{}");
     }
     return r;
   }
@@ -99,7 +99,7 @@ class FakeEvaluator : public Evaluator {
     std::lock_guard<std::mutex> lock(mu_);
     return runs_;
   }
-  int runs(Stage stage) {
+  int runs(evaluator::Stage stage) {
     std::lock_guard<std::mutex> lock(mu_);
     return runs_by_stage_[stage];
   }
@@ -123,7 +123,7 @@ class FakeEvaluator : public Evaluator {
   std::mutex mu_;
   int runs_ = 0;
   std::map<std::string, int> runs_by_key_;
-  std::map<Stage, int> runs_by_stage_;
+  std::map<evaluator::Stage, int> runs_by_stage_;
   bool fail_all_ = false;
   absl::Status fail_status_;
 };

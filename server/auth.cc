@@ -8,7 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "search/result_store.h"
+#include "common/sha256.h"
 
 namespace autoq::server {
 namespace {
@@ -71,7 +71,7 @@ absl::Status TokenAuth::Add(Role role, absl::string_view name,
   }
   const bool inserted =
       by_digest_
-          .emplace(search::Sha256Hex(token), Principal{role, std::string(name)})
+          .emplace(autoq::Sha256Hex(token), Principal{role, std::string(name)})
           .second;
   if (!inserted) {
     return absl::InvalidArgumentError(
@@ -93,7 +93,7 @@ absl::StatusOr<Principal> TokenAuth::Authenticate(
   }
   const absl::string_view token =
       absl::StripAsciiWhitespace(authorization.substr(kBearer.size()));
-  auto it = by_digest_.find(search::Sha256Hex(token));
+  auto it = by_digest_.find(autoq::Sha256Hex(token));
   if (it == by_digest_.end()) {
     return absl::UnauthenticatedError("unknown token");
   }

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "server/rpc_util.h"
+#include "common/rpc_util.h"
 
 namespace autoq::server {
 

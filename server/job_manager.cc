@@ -5,9 +5,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/rpc_util.h"
+#include "common/sha256.h"
 #include "search/result_store.h"
 #include "server/job_run.h"
-#include "server/rpc_util.h"
 
 namespace autoq::server {
 
@@ -202,7 +203,7 @@ absl::StatusOr<JobStatus> JobManager::Submit(const std::string& owner,
   row.owner = owner;
   row.name = spec.name();
   row.spec = spec.SerializeAsString();
-  row.model_sha256 = search::Sha256Hex(model_bytes);
+  row.model_sha256 = autoq::Sha256Hex(model_bytes);
   row.model_bytes = static_cast<int64_t>(model_bytes.size());
   row.state = JOB_QUEUED;
   row.phase = "queued";
@@ -396,7 +397,7 @@ absl::StatusOr<JobResults> JobManager::Results(const std::string& owner,
     ArtifactInfo* info = out.add_artifacts();
     info->set_name(name);
     info->set_size_bytes(static_cast<int64_t>((*bytes)->size()));
-    info->set_sha256(search::Sha256Hex(**bytes));
+    info->set_sha256(autoq::Sha256Hex(**bytes));
   }
   return out;
 }

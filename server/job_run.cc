@@ -1,16 +1,17 @@
 #include "server/job_run.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <cstdio>
 #include <mutex>
 #include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "evaluator/job_config.h"
+#include "evaluator/task.h"
+#include "evaluator/task_codec.h"
 #include "qat/model_analysis.h"
-#include "qat/status_macros.h"
-#include "search/job_config.h"
 #include "search/job_pipeline.h"
 #include "search/result_store.h"
 #include "server/remote_evaluator.h"
@@ -18,16 +19,9 @@
 namespace autoq::server {
 namespace {
 
-absl::StatusOr<search::JobConfig> ConfigOf(const JobSpec& spec) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  auto st = google::protobuf::util::MessageToJsonString(spec, &json, options);
-  if (!st.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("job spec: ", st.message().as_string()));
-  }
-  absl::StatusOr<search::JobConfig> config = search::ParseJobConfig(json);
+absl::StatusOr<evaluator::JobConfig> ConfigOf(const JobSpec& spec) {
+  absl::StatusOr<evaluator::JobConfig> config =
+      evaluator::JobConfigFromSpec(spec);
   if (!config.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("job spec: ", config.status().message()));
@@ -38,7 +32,7 @@ absl::StatusOr<search::JobConfig> ConfigOf(const JobSpec& spec) {
 // The server never reads the dataset (it lives on the workers' nodes), so
 // the input shape comes from the spec or from the dataset kind.
 absl::StatusOr<std::vector<int64_t>> InputShape(
-    const search::JobConfig& config) {
+    const evaluator::JobConfig& config) {
   if (!config.input_shape.empty()) return config.input_shape;
   const std::string& d = config.data_spec;
   auto kind_is = [&](absl::string_view k) {
@@ -58,7 +52,7 @@ struct LoadedModel {
   qat::ModelAnalysis analysis;
 };
 
-absl::StatusOr<LoadedModel> LoadAndAnalyze(const search::JobConfig& config,
+absl::StatusOr<LoadedModel> LoadAndAnalyze(const evaluator::JobConfig& config,
                                            const std::string& bytes) {
   LoadedModel m;
   ASSIGN_OR_RETURN(m.module, qat::LoadModelFromBytes(bytes, "the model"));
@@ -95,18 +89,6 @@ FrontPointInfo PointInfo(const search::FrontPoint& p) {
   return info;
 }
 
-TaskStage ToProtoStage(search::Stage s) {
-  switch (s) {
-    case search::Stage::kFloat:
-      return STAGE_FLOAT;
-    case search::Stage::kSearch:
-      return STAGE_SEARCH;
-    case search::Stage::kFinal:
-      return STAGE_FINAL;
-  }
-  return STAGE_UNSPECIFIED;
-}
-
 class EventObserver : public search::PipelineObserver {
  public:
   explicit EventObserver(const JobRunContext& ctx) : ctx_(ctx) {}
@@ -115,13 +97,13 @@ class EventObserver : public search::PipelineObserver {
     if (ctx_.on_phase) ctx_.on_phase(std::string(phase));
   }
 
-  void OnEvaluation(search::Stage stage,
+  void OnEvaluation(evaluator::Stage stage,
                     const std::vector<qat::LayerBits>& bits,
-                    const search::EvalRecord& r, bool cached, size_t done,
+                    const evaluator::EvalRecord& r, bool cached, size_t done,
                     size_t total) override {
     JobEvent e;
     EvaluationDone* ev = e.mutable_evaluation();
-    ev->set_stage(ToProtoStage(stage));
+    ev->set_stage(evaluator::ToProtoStage(stage));
     FrontPointInfo* p = ev->mutable_point();
     for (const qat::LayerBits& b : bits) {
       p->add_wbits(b.wbits);
@@ -234,7 +216,7 @@ std::string ReportKey(const std::string& job_id) {
 
 absl::StatusOr<JobCheck> CheckJob(const JobSpec& spec,
                                   const std::string& model_bytes) {
-  ASSIGN_OR_RETURN(search::JobConfig config, ConfigOf(spec));
+  ASSIGN_OR_RETURN(evaluator::JobConfig config, ConfigOf(spec));
   ASSIGN_OR_RETURN(LoadedModel model, LoadAndAnalyze(config, model_bytes));
   JobCheck check;
   check.warnings = config.warnings;
@@ -243,14 +225,14 @@ absl::StatusOr<JobCheck> CheckJob(const JobSpec& spec,
 }
 
 absl::StatusOr<FinalFront> RunServiceJob(const JobRunContext& ctx) {
-  ASSIGN_OR_RETURN(search::JobConfig config, ConfigOf(ctx.spec));
+  ASSIGN_OR_RETURN(evaluator::JobConfig config, ConfigOf(ctx.spec));
   ASSIGN_OR_RETURN(LoadedModel model, LoadAndAnalyze(config, ctx.model_bytes));
-  std::unique_ptr<search::Evaluator> evaluator =
+  std::unique_ptr<evaluator::Evaluator> evaluator =
       MakeRemoteEvaluator(ctx.queue, ctx.results, ctx.job_id, ctx.stop,
                           ctx.cancelled);
   search::PipelineInputs inputs;
   inputs.config = &config;
-  inputs.model_digest = search::Sha256Hex(ctx.model_bytes);
+  inputs.model_digest = autoq::Sha256Hex(ctx.model_bytes);
   inputs.analysis = &model.analysis;
   EventObserver observer(ctx);
   LogStream log(ctx);
@@ -264,9 +246,9 @@ absl::StatusOr<FinalFront> RunServiceJob(const JobRunContext& ctx) {
     for (search::FrontPoint& p : *list) {
       const std::string dir =
           absl::StrCat(p.uniform ? "uniform/" : "front/", p.label, "/");
-      p.torchscript_file = dir + "model.pt";
-      p.packed_file = dir + "weights.bin";
-      p.manifest_file = dir + "manifest.json";
+      p.torchscript_file = dir + evaluator::kTorchScriptArtifact;
+      p.packed_file = dir + evaluator::kPackedArtifact;
+      p.manifest_file = dir + evaluator::kManifestArtifact;
     }
   }
   ASSIGN_OR_RETURN(search::ReportFiles files, search::RenderReport(report));

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "search/result_store.h"
-#include "server/rpc_util.h"
+#include "common/rpc_util.h"
+#include "common/sha256.h"
 #include "server/services.h"
 
 namespace autoq::server {
@@ -332,7 +332,7 @@ class BytesReactor : public grpc::ServerWriteReactor<DataChunk> {
       if (!bytes.ok()) return Finish(ToGrpc(bytes.status()));
       bytes_ = *std::move(bytes);
       chunk_.set_total_bytes(static_cast<int64_t>(bytes_.size()));
-      chunk_.set_sha256(search::Sha256Hex(bytes_));
+      chunk_.set_sha256(autoq::Sha256Hex(bytes_));
       WriteNextLocked();
     });
   }

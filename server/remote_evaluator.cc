@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "evaluator/task_codec.h"
 #include "proto/autoq.pb.h"
 #include "search/evaluation.h"
 #include "search/result_store.h"
@@ -13,30 +14,18 @@
 namespace autoq::server {
 namespace {
 
-int ToTaskStage(search::Stage stage) {
-  switch (stage) {
-    case search::Stage::kFloat:
-      return STAGE_FLOAT;
-    case search::Stage::kSearch:
-      return STAGE_SEARCH;
-    case search::Stage::kFinal:
-      return STAGE_FINAL;
-  }
-  return STAGE_UNSPECIFIED;
-}
-
 // Shared with the queue's waiters, which may outlive a Run call that
 // stopped early: they then find `closed` and drop their result.
 struct BatchState {
   std::mutex mu;
   std::condition_variable cv;
-  const search::Evaluator::Callback* done = nullptr;  // valid while !closed
+  const evaluator::Evaluator::Callback* done = nullptr;  // valid while !closed
   std::vector<bool> finished;
   size_t remaining = 0;
   bool closed = false;
 };
 
-class RemoteEvaluator : public search::Evaluator {
+class RemoteEvaluator : public evaluator::Evaluator {
  public:
   RemoteEvaluator(TaskQueue* queue, search::ResultStore* results,
                   std::string job_id, const std::atomic<bool>* stop,
@@ -47,7 +36,7 @@ class RemoteEvaluator : public search::Evaluator {
         stop_(stop),
         cancelled_(cancelled) {}
 
-  void Run(const std::vector<search::EvalTask>& tasks,
+  void Run(const std::vector<evaluator::EvalTask>& tasks,
            const Callback& done) override {
     auto state = std::make_shared<BatchState>();
     state->done = &done;
@@ -57,7 +46,7 @@ class RemoteEvaluator : public search::Evaluator {
       TaskSpec spec;
       spec.key = tasks[i].key;
       spec.job_id = job_id_;
-      spec.stage = ToTaskStage(tasks[i].stage);
+      spec.stage = evaluator::ToProtoStage(tasks[i].stage);
       for (const qat::LayerBits& b : tasks[i].bits) {
         spec.wbits.push_back(b.wbits);
         spec.abits.push_back(b.abits);
@@ -104,9 +93,9 @@ class RemoteEvaluator : public search::Evaluator {
   // The stored result of `key`; a final one counts only with its exports,
   // as in the search's cache lookup.
   absl::StatusOr<std::optional<std::string>> Lookup(const std::string& key,
-                                                    search::Stage stage) {
+                                                    evaluator::Stage stage) {
     absl::StatusOr<std::optional<std::string>> hit = results_->Get(key);
-    if (!hit.ok() || !hit->has_value() || stage != search::Stage::kFinal) {
+    if (!hit.ok() || !hit->has_value() || stage != evaluator::Stage::kFinal) {
       return hit;
     }
     absl::StatusOr<std::vector<std::string>> names =
@@ -118,9 +107,9 @@ class RemoteEvaluator : public search::Evaluator {
 
   static void Deliver(BatchState& state, size_t index, absl::Status status,
                       const std::string& encoded) {
-    absl::StatusOr<search::EvalRecord> record =
-        status.ok() ? search::DecodeRecord(encoded)
-                    : absl::StatusOr<search::EvalRecord>(status);
+    absl::StatusOr<evaluator::EvalRecord> record =
+        status.ok() ? evaluator::DecodeRecord(encoded)
+                    : absl::StatusOr<evaluator::EvalRecord>(status);
     std::lock_guard<std::mutex> lock(state.mu);
     if (state.closed || state.finished[index]) return;
     state.finished[index] = true;
@@ -138,7 +127,7 @@ class RemoteEvaluator : public search::Evaluator {
 
 }  // namespace
 
-std::unique_ptr<search::Evaluator> MakeRemoteEvaluator(
+std::unique_ptr<evaluator::Evaluator> MakeRemoteEvaluator(
     TaskQueue* queue, search::ResultStore* results, std::string job_id,
     const std::atomic<bool>* stop, const std::atomic<bool>* cancelled) {
   return std::make_unique<RemoteEvaluator>(queue, results, std::move(job_id),

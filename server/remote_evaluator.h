@@ -12,8 +12,10 @@
 
 #include "server/task_queue.h"
 
-namespace autoq::search {
+namespace autoq::evaluator {
 class Evaluator;
+}
+namespace autoq::search {
 class ResultStore;
 }
 
@@ -28,7 +30,7 @@ namespace autoq::server {
 // start. When `*cancelled` becomes true, Run withdraws the job's tasks from
 // the queue and reports CANCELLED for the unfinished ones. Either may be
 // null.
-std::unique_ptr<search::Evaluator> MakeRemoteEvaluator(
+std::unique_ptr<evaluator::Evaluator> MakeRemoteEvaluator(
     TaskQueue* queue, search::ResultStore* results, std::string job_id,
     const std::atomic<bool>* stop, const std::atomic<bool>* cancelled);
 

@@ -18,9 +18,10 @@
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/rpc_util.h"
 #include "search/result_store.h"
 #include "server/job_manager.h"
-#include "server/rpc_util.h"
 #include "server/server_store.h"
 #include "server/services.h"
 #include "server/task_queue.h"
@@ -28,13 +29,6 @@
 namespace autoq::server {
 namespace {
 
-absl::StatusOr<std::string> ReadPem(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 }  // namespace
 
@@ -146,9 +140,9 @@ absl::StatusOr<std::unique_ptr<AutoqServer>> AutoqServer::Start(
   if (options.tls_cert_file.empty()) {
     credentials = grpc::InsecureServerCredentials();
   } else {
-    absl::StatusOr<std::string> cert = ReadPem(options.tls_cert_file);
+    absl::StatusOr<std::string> cert = ReadFile(options.tls_cert_file);
     if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = ReadPem(options.tls_key_file);
+    absl::StatusOr<std::string> key = ReadFile(options.tls_key_file);
     if (!key.ok()) return key.status();
     grpc::SslServerCredentialsOptions ssl;
     ssl.pem_key_cert_pairs.push_back({*key, *cert});

@@ -7,7 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "absl/strings/str_cat.h"
-#include "client/flags.h"
+#include "common/flags.h"
 #include "server/auth.h"
 #include "server/server.h"
 
@@ -35,8 +35,8 @@ constexpr char kHelp[] =
     "  SIGTERM/SIGINT: stop taking work, finish storing, exit 0.\n";
 
 absl::Status Main(int argc, char** argv) {
-  using autoq::client::Flags;
-  autoq::client::FlagSpec spec{
+  using autoq::Flags;
+  autoq::FlagSpec spec{
       {"listen", "db", "client-tokens", "worker-tokens", "tls-cert",
        "tls-key", "max-model-mb", "max-message-mb", "max-jobs-per-client",
        "lease-seconds", "heartbeat-seconds", "restart-grace-seconds"},

@@ -10,7 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "qat/status_macros.h"
+#include "common/status_macros.h"
 #include "search/sqlite_statement.h"
 
 namespace autoq::server {

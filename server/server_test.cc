@@ -17,11 +17,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/rpc_util.h"
+#include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "proto/autoq.grpc.pb.h"
 #include "search/result_store.h"
 #include "server/auth.h"
-#include "server/rpc_util.h"
 #include "server/server_store.h"
 #include "tests/testing.h"
 
@@ -181,7 +182,7 @@ TEST_F(ServerTest, BadUploadsAreRefusedAndNothingIsStored) {
   ASSERT_TRUE(results.ok());
   auto store = ServerStore::Open(tmp_.File("server.db"));
   ASSERT_TRUE(store.ok()) << store.status();
-  EXPECT_FALSE(*(*store)->HasModel(search::Sha256Hex(model)));
+  EXPECT_FALSE(*(*store)->HasModel(autoq::Sha256Hex(model)));
   EXPECT_TRUE((*store)->ListJobs("")->empty());
 }
 

@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "qat/status_macros.h"
+#include "common/status_macros.h"
 
 namespace autoq::server {
 namespace {

@@ -11,8 +11,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/rpc_util.h"
 #include "search/result_store.h"
-#include "server/rpc_util.h"
 #include "server/services.h"
 
 namespace autoq::server {

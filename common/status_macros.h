@@ -1,7 +1,7 @@
 // Status propagation helpers used across AutoQ. Abseil ships no public
 // RETURN_IF_ERROR / ASSIGN_OR_RETURN, so the project defines its own here.
-#ifndef AUTOQ_QAT_STATUS_MACROS_H_
-#define AUTOQ_QAT_STATUS_MACROS_H_
+#ifndef AUTOQ_COMMON_STATUS_MACROS_H_
+#define AUTOQ_COMMON_STATUS_MACROS_H_
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -23,4 +23,4 @@
   if (!tmp.ok()) return tmp.status();                \
   lhs = std::move(tmp).value()
 
-#endif  // AUTOQ_QAT_STATUS_MACROS_H_
+#endif  // AUTOQ_COMMON_STATUS_MACROS_H_

@@ -2,14 +2,14 @@
 // CNN (depthwise-separable blocks with BN and ReLU) for 1x28x28 images,
 // built directly as a TorchScript module so it is trained, quantized and
 // saved exactly like a user's model.
-#ifndef AUTOQ_EVALUATOR_BUILTIN_MODEL_H_
-#define AUTOQ_EVALUATOR_BUILTIN_MODEL_H_
+#ifndef AUTOQ_QAT_BUILTIN_MODEL_H_
+#define AUTOQ_QAT_BUILTIN_MODEL_H_
 
 #include <cstdint>
 
 #include <torch/csrc/jit/api/module.h>
 
-namespace autoq::evaluator {
+namespace autoq::qat {
 
 struct BuiltinModelOptions {
   int64_t in_channels = 1;
@@ -23,6 +23,6 @@ struct BuiltinModelOptions {
 // quantizable layers, 11 BN folds. Returned in training mode.
 torch::jit::Module MakeBuiltinModel(const BuiltinModelOptions& options = {});
 
-}  // namespace autoq::evaluator
+}  // namespace autoq::qat
 
-#endif  // AUTOQ_EVALUATOR_BUILTIN_MODEL_H_
+#endif  // AUTOQ_QAT_BUILTIN_MODEL_H_

@@ -1,7 +1,7 @@
 // A small command-line parser for `autoq` subcommands: --name value,
 // --name=value and boolean --name; unknown flags are errors.
-#ifndef AUTOQ_CLIENT_FLAGS_H_
-#define AUTOQ_CLIENT_FLAGS_H_
+#ifndef AUTOQ_COMMON_FLAGS_H_
+#define AUTOQ_COMMON_FLAGS_H_
 
 #include <map>
 #include <set>
@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace autoq::client {
+namespace autoq {
 
 struct FlagSpec {
   std::set<std::string> with_value;  // names without "--"
@@ -34,6 +34,6 @@ class Flags {
   std::vector<std::string> positional_;
 };
 
-}  // namespace autoq::client
+}  // namespace autoq
 
-#endif  // AUTOQ_CLIENT_FLAGS_H_
+#endif  // AUTOQ_COMMON_FLAGS_H_

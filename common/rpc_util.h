@@ -3,8 +3,8 @@
 // (plain or TLS), put the bearer token and a deadline on each call.
 //
 // Thread-safety: free functions, reentrant.
-#ifndef AUTOQ_SERVER_RPC_UTIL_H_
-#define AUTOQ_SERVER_RPC_UTIL_H_
+#ifndef AUTOQ_COMMON_RPC_UTIL_H_
+#define AUTOQ_COMMON_RPC_UTIL_H_
 
 #include <chrono>
 #include <cstdint>
@@ -18,7 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace autoq::server {
+namespace autoq {
 
 // Largest message either side accepts by default (CompleteTask carries a
 // final point's exports). The server's limit is configurable.
@@ -44,6 +44,11 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
 void PrepareContext(grpc::ClientContext* context, const std::string& token,
                     std::chrono::milliseconds timeout);
 
+// The server is unreachable, restarting or briefly overloaded (gRPC also
+// answers RESOURCE_EXHAUSTED when it sheds load): the same call is worth
+// repeating after a wait. Every client retries on exactly these codes.
+bool IsTransient(grpc::StatusCode code);
+
 // gRPC status <-> absl::Status (same codes, same message).
 absl::Status ToAbsl(const grpc::Status& status);
 grpc::Status ToGrpc(const absl::Status& status);
@@ -51,6 +56,6 @@ grpc::Status ToGrpc(const absl::Status& status);
 // Unix time in milliseconds.
 int64_t UnixMillis();
 
-}  // namespace autoq::server
+}  // namespace autoq
 
-#endif  // AUTOQ_SERVER_RPC_UTIL_H_
+#endif  // AUTOQ_COMMON_RPC_UTIL_H_

@@ -1,4 +1,4 @@
-#include "search/job_config.h"
+#include "evaluator/job_config.h"
 
 #include <cctype>
 #include <cmath>
@@ -9,11 +9,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
 #include "proto/autoq.pb.h"
-#include "qat/model_analysis.h"
-#include "qat/status_macros.h"
+#include "qat/model_info.h"
 
-namespace autoq::search {
+namespace autoq::evaluator {
 namespace {
 
 absl::Status Bad(absl::string_view field, absl::string_view why) {
@@ -252,12 +253,23 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view json) {
   return c;
 }
 
+absl::StatusOr<JobConfig> JobConfigFromSpec(const autoq::JobSpec& spec) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  const auto printed =
+      google::protobuf::util::MessageToJsonString(spec, &json, options);
+  if (!printed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the job spec cannot be read: ",
+                     printed.message().as_string()));
+  }
+  return ParseJobConfig(json);
+}
+
 absl::StatusOr<JobConfig> LoadJobConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  absl::StatusOr<JobConfig> c = ParseJobConfig(buffer.str());
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  absl::StatusOr<JobConfig> c = ParseJobConfig(text);
   if (!c.ok()) {
     return absl::Status(c.status().code(),
                         absl::StrCat(path, ": ", c.status().message()));
@@ -265,4 +277,4 @@ absl::StatusOr<JobConfig> LoadJobConfig(const std::string& path) {
   return c;
 }
 
-}  // namespace autoq::search
+}  // namespace autoq::evaluator

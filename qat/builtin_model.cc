@@ -1,4 +1,4 @@
-#include "evaluator/builtin_model.h"
+#include "qat/builtin_model.h"
 
 #include <ATen/ATen.h>
 
@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
-namespace autoq::evaluator {
+namespace autoq::qat {
 namespace {
 
 using torch::jit::Module;
@@ -123,4 +123,4 @@ def forward(self, x):
   return net;
 }
 
-}  // namespace autoq::evaluator
+}  // namespace autoq::qat

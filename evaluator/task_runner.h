@@ -1,10 +1,10 @@
 // What a worker does with one task: the QAT fine-tune of one bit-width
 // configuration (and, for a final point, its test score and exports).
-// Shared by the local worker pool and, later, the service's workers.
+// autoq-worker runs every task through it.
 //
 // Thread-safety: RunTask only reads `job`; concurrent calls are safe.
-#ifndef AUTOQ_SEARCH_TASK_RUNNER_H_
-#define AUTOQ_SEARCH_TASK_RUNNER_H_
+#ifndef AUTOQ_EVALUATOR_TASK_RUNNER_H_
+#define AUTOQ_EVALUATOR_TASK_RUNNER_H_
 
 #include <cstdint>
 
@@ -13,13 +13,13 @@
 
 #include "absl/status/statusor.h"
 #include "evaluator/dataset.h"
-#include "qat/model_analysis.h"
+#include "evaluator/task.h"
+#include "qat/model_info.h"
 #include "qat/progress.h"
 #include "qat/quant_config.h"
-#include "qat/trainer.h"
-#include "search/evaluation.h"
+#include "qat/recipe.h"
 
-namespace autoq::search {
+namespace autoq::evaluator {
 
 // Everything a task needs besides its bits; read-only once built.
 struct JobData {
@@ -34,11 +34,6 @@ struct JobData {
   qat::BnFold final_bn_fold = qat::BnFold::kApproximate;
 };
 
-// Names of the artifacts of a final point.
-inline constexpr char kTorchScriptArtifact[] = "model.pt";
-inline constexpr char kPackedArtifact[] = "weights.bin";
-inline constexpr char kManifestArtifact[] = "manifest.json";
-
 // Runs `task` on `device`. Search tasks score on the validation split only;
 // final tasks also score the test split and export the model; float tasks
 // (no bits) score the unmodified model on the validation and test splits.
@@ -46,6 +41,6 @@ absl::StatusOr<EvalRecord> RunTask(const JobData& job, const EvalTask& task,
                                    c10::Device device,
                                    const qat::ProgressOptions& progress = {});
 
-}  // namespace autoq::search
+}  // namespace autoq::evaluator
 
-#endif  // AUTOQ_SEARCH_TASK_RUNNER_H_
+#endif  // AUTOQ_EVALUATOR_TASK_RUNNER_H_

@@ -1,8 +1,8 @@
-#include "client/flags.h"
+#include "common/flags.h"
 
 #include <gtest/gtest.h>
 
-namespace autoq::client {
+namespace autoq {
 namespace {
 
 absl::StatusOr<Flags> ParseArgs(std::vector<std::string> args) {
@@ -33,4 +33,4 @@ TEST(FlagsTest, RejectsUnknownMissingAndMalformed) {
 }
 
 }  // namespace
-}  // namespace autoq::client
+}  // namespace autoq

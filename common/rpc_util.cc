@@ -1,4 +1,4 @@
-#include "server/rpc_util.h"
+#include "common/rpc_util.h"
 
 #include <fstream>
 #include <sstream>
@@ -7,30 +7,34 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/ascii.h"
+#include "common/file_util.h"
 
-namespace autoq::server {
-namespace {
-
-absl::StatusOr<std::string> ReadAll(const std::string& path,
-                                    const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(what, " ", path, ": cannot open"));
+namespace autoq {
+bool IsTransient(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::CANCELLED:  // a server shutting down mid-call
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::UNKNOWN:
+      return true;
+    default:
+      return false;
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
 }
 
-}  // namespace
-
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadAll(path, "token file");
-  if (!text.ok()) return text.status();
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) {
+    return absl::Status(text.status().code(),
+                        absl::StrCat("token file ", text.status().message()));
+  }
   for (absl::string_view line : absl::StrSplit(*text, '\n')) {
     line = absl::StripAsciiWhitespace(line);
     if (!line.empty()) return std::string(line);
@@ -48,8 +52,11 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
   if (options.tls_ca_file.empty()) {
     credentials = grpc::InsecureChannelCredentials();
   } else {
-    absl::StatusOr<std::string> ca = ReadAll(options.tls_ca_file, "TLS CA file");
-    if (!ca.ok()) return ca.status();
+    absl::StatusOr<std::string> ca = ReadFile(options.tls_ca_file);
+    if (!ca.ok()) {
+      return absl::Status(ca.status().code(),
+                          absl::StrCat("TLS CA file ", ca.status().message()));
+    }
     grpc::SslCredentialsOptions ssl;
     ssl.pem_root_certs = *ca;
     credentials = grpc::SslCredentials(ssl);
@@ -86,4 +93,4 @@ int64_t UnixMillis() {
       .count();
 }
 
-}  // namespace autoq::server
+}  // namespace autoq

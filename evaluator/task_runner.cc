@@ -1,16 +1,17 @@
-#include "search/task_runner.h"
+#include "evaluator/task_runner.h"
 
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "evaluator/score.h"
 #include "qat/export.h"
 #include "qat/quantized_model.h"
-#include "qat/status_macros.h"
+#include "qat/trainer.h"
 #include "qat/tensor_dataset.h"
 #include "qat/torch_errors.h"
 
-namespace autoq::search {
+namespace autoq::evaluator {
 namespace {
 
 double Since(std::chrono::steady_clock::time_point t) {
@@ -88,4 +89,4 @@ absl::StatusOr<EvalRecord> RunTask(const JobData& job, const EvalTask& task,
   return record;
 }
 
-}  // namespace autoq::search
+}  // namespace autoq::evaluator

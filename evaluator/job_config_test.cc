@@ -1,9 +1,9 @@
-#include "search/job_config.h"
+#include "evaluator/job_config.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-namespace autoq::search {
+namespace autoq::evaluator {
 namespace {
 
 using ::testing::HasSubstr;
@@ -136,4 +136,4 @@ TEST(JobConfigTest, ShippedConfigsParse) {
 }
 
 }  // namespace
-}  // namespace autoq::search
+}  // namespace autoq::evaluator

@@ -4,8 +4,8 @@
 //
 // Errors name the field ("search.population: 3 is not ...") so a user can
 // fix the config file. Thread-safety: plain functions and values.
-#ifndef AUTOQ_SEARCH_JOB_CONFIG_H_
-#define AUTOQ_SEARCH_JOB_CONFIG_H_
+#ifndef AUTOQ_EVALUATOR_JOB_CONFIG_H_
+#define AUTOQ_EVALUATOR_JOB_CONFIG_H_
 
 #include <cstdint>
 #include <string>
@@ -14,9 +14,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "qat/quant_config.h"
-#include "qat/trainer.h"
+#include "qat/recipe.h"
 
-namespace autoq::search {
+namespace autoq {
+class JobSpec;  // proto/autoq.proto
+}  // namespace autoq
+
+namespace autoq::evaluator {
 
 struct SearchOptions {
   int population = 8;   // a multiple of 4, >= 8 (pagmo's NSGA-II)
@@ -77,9 +81,14 @@ struct JobConfig {
 // defaults. Relative paths stay relative to the working directory.
 absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view json);
 
+// The config of a JobSpec message (a submission, a task's spec): printed to
+// its JSON form and parsed by ParseJobConfig, so both paths validate and
+// default alike.
+absl::StatusOr<JobConfig> JobConfigFromSpec(const autoq::JobSpec& spec);
+
 // Reads and parses a config file; errors name the file.
 absl::StatusOr<JobConfig> LoadJobConfig(const std::string& path);
 
-}  // namespace autoq::search
+}  // namespace autoq::evaluator
 
-#endif  // AUTOQ_SEARCH_JOB_CONFIG_H_
+#endif  // AUTOQ_EVALUATOR_JOB_CONFIG_H_

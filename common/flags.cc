@@ -1,10 +1,10 @@
-#include "client/flags.h"
+#include "common/flags.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
-namespace autoq::client {
+namespace autoq {
 
 absl::StatusOr<Flags> Flags::Parse(int argc, char** argv, int first,
                                    const FlagSpec& spec) {
@@ -74,4 +74,4 @@ absl::StatusOr<double> Flags::GetDouble(const std::string& name,
   return v;
 }
 
-}  // namespace autoq::client
+}  // namespace autoq

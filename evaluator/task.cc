@@ -1,0 +1,24 @@
+#include "evaluator/task.h"
+
+namespace autoq::evaluator {
+
+const char* StageName(Stage stage) {
+  switch (stage) {
+    case Stage::kSearch:
+      return "search";
+    case Stage::kFinal:
+      return "final";
+    case Stage::kFloat:
+      return "float";
+  }
+  return "unknown";
+}
+
+bool IsFinalArtifact(const std::string& name) {
+  for (const char* n : kFinalArtifacts) {
+    if (name == n) return true;
+  }
+  return false;
+}
+
+}  // namespace autoq::evaluator
