@@ -167,6 +167,231 @@ double JobSummary::cache_hit_rate() const {
   return total == 0 ? 0.0 : static_cast<double>(cached) / total;
 }
 
+namespace {
+
+// The final fine-tune's batch: the front points first, then the uniform
+// configurations (when compared).
+struct FinalBatch {
+  std::vector<std::vector<qat::LayerBits>> bits;
+  std::vector<double> search_val;  // the search's score; -1 for uniform
+  size_t front_points = 0;
+};
+
+// One job, phase by phase. The phases share the keys, the evaluation cache
+// of the search and final stages, and the summary they fill in.
+class Pipeline {
+ public:
+  Pipeline(const PipelineInputs& inputs, evaluator::Evaluator* evaluator,
+           ResultStore* store, PipelineObserver* observer, std::FILE* log,
+           const std::atomic<bool>* cancelled)
+      : inputs_(inputs),
+        config_(*inputs.config),
+        analysis_(*inputs.analysis),
+        genes_(analysis_.num_genes()),
+        evaluator_(evaluator),
+        store_(store),
+        log_(log),
+        cancelled_(cancelled),
+        reporter_(observer, log),
+        keys_(MakeKeyContext(config_, inputs.model_digest)),
+        encoding_(genes_, config_.search),
+        evaluation_(store, evaluator, keys_) {}
+
+  absl::StatusOr<JobSummary> Run();
+
+ private:
+  bool IsCancelled() const {
+    return cancelled_ != nullptr && cancelled_->load();
+  }
+  // Remote evaluators fail the tasks of a cancelled job: the job reports
+  // the cancellation, not the failed tasks.
+  absl::Status Failed(const absl::Status& status) const {
+    return IsCancelled() ? absl::CancelledError("job cancelled") : status;
+  }
+
+  absl::Status ScoreFloat();
+  absl::StatusOr<SearchOutcome> Search();
+  FinalBatch MakeFinalBatch(const SearchOutcome& outcome) const;
+  absl::StatusOr<std::vector<evaluator::EvalRecord>> FineTuneFinal(
+      const FinalBatch& batch);
+  absl::Status AssembleReport(const FinalBatch& batch,
+                              const std::vector<evaluator::EvalRecord>& finals);
+
+  const PipelineInputs& inputs_;
+  const evaluator::JobConfig& config_;
+  const qat::ModelAnalysis& analysis_;
+  const int genes_;
+  evaluator::Evaluator* const evaluator_;
+  ResultStore* const store_;
+  std::FILE* const log_;
+  const std::atomic<bool>* const cancelled_;
+  Reporter reporter_;
+  const KeyContext keys_;
+  const Encoding encoding_;
+  CachedEvaluation evaluation_;  // the search and final stages
+  double float_val_ = 0, float_test_ = -1;
+  JobSummary summary_;
+};
+
+absl::StatusOr<JobSummary> Pipeline::Run() {
+  const auto start = Clock::now();
+  if (IsCancelled()) return absl::CancelledError("job cancelled");
+  RETURN_IF_ERROR(ScoreFloat());
+
+  if (IsCancelled()) return absl::CancelledError("job cancelled");
+  reporter_.Phase("search");
+  absl::StatusOr<SearchOutcome> outcome = Search();
+  if (!outcome.ok()) return outcome.status();
+
+  if (IsCancelled()) return absl::CancelledError("job cancelled");
+  reporter_.Phase("final");
+  const auto final_start = Clock::now();
+  const FinalBatch batch = MakeFinalBatch(*outcome);
+  absl::StatusOr<std::vector<evaluator::EvalRecord>> finals = FineTuneFinal(batch);
+  if (!finals.ok()) return finals.status();
+  summary_.final_seconds = Since(final_start);
+
+  RETURN_IF_ERROR(AssembleReport(batch, *finals));
+  summary_.total_seconds = Since(start);
+  reporter_.Phase("done");
+  return std::move(summary_);
+}
+
+// The float model: the reference of every accuracy loss. Counted apart
+// from the search and final evaluations of the summary.
+absl::Status Pipeline::ScoreFloat() {
+  reporter_.Phase("float");
+  CachedEvaluation float_evaluation(store_, evaluator_, keys_);
+  absl::StatusOr<std::vector<evaluator::EvalRecord>> records = float_evaluation.Evaluate(
+      evaluator::Stage::kFloat, std::vector<std::vector<qat::LayerBits>>(1),
+      [&](size_t, const evaluator::EvalRecord& r, bool cached, size_t done, size_t total) {
+        reporter_.Evaluation(evaluator::Stage::kFloat, nullptr, {}, r, cached, done,
+                             total);
+      });
+  if (!records.ok()) return Failed(records.status());
+  float_val_ = records->front().qat.best_val_top1;
+  float_test_ = records->front().qat.test_top1;
+  if (log_ != nullptr) {
+    std::fprintf(log_,
+                 "job %s: %s, %d quantizable layers, float %.1f KB, val top-1 "
+                 "%.2f%%, test top-1 %.2f%%\n%s",
+                 config_.name.c_str(), config_.model_path.c_str(), genes_,
+                 analysis_.float_size_bytes / 1024.0, float_val_, float_test_,
+                 inputs_.log_setup.c_str());
+    std::fflush(log_);
+  }
+  return absl::OkStatus();
+}
+
+// The NSGA-II search, resumed from its checkpoint when there is one.
+absl::StatusOr<SearchOutcome> Pipeline::Search() {
+  auto objectives = std::make_shared<Objectives>(
+      encoding_, &analysis_, config_.scheme.granularity, config_.search,
+      float_val_, &evaluation_);
+  objectives->set_progress([&](const std::vector<qat::LayerBits>& bits,
+                               const evaluator::EvalRecord& r, bool cached, size_t done,
+                               size_t total) {
+    reporter_.Evaluation(evaluator::Stage::kSearch, "candidate", bits, r, cached, done,
+                         total);
+  });
+  SearchContext ctx;
+  ctx.job_key = SearchKey(keys_, config_.search, genes_);
+  ctx.float_val_top1 = float_val_;
+  ctx.float_size_bytes = analysis_.float_size_bytes;
+  ctx.log = log_;
+  ctx.analysis = &analysis_;
+  ctx.granularity = config_.scheme.granularity;
+  ctx.on_generation = [&](const GenerationInfo& info) {
+    reporter_.Generation(info);
+  };
+  ctx.cancelled = cancelled_;
+  const auto search_start = Clock::now();
+  absl::StatusOr<SearchOutcome> outcome =
+      RunSearch(config_.search, *objectives, evaluation_, *store_, ctx);
+  if (!outcome.ok()) return Failed(outcome.status());
+  summary_.search_seconds = Since(search_start);
+  summary_.search_evaluator_seconds = evaluation_.stats().evaluator_seconds;
+  summary_.generations_done = outcome->generations_done;
+  summary_.resumed_from = outcome->resumed_from;
+  return outcome;
+}
+
+FinalBatch Pipeline::MakeFinalBatch(const SearchOutcome& outcome) const {
+  FinalBatch batch;
+  for (size_t i : outcome.front) {
+    batch.bits.push_back(encoding_.Decode(outcome.population[i]));
+    batch.search_val.push_back(float_val_ - outcome.fitness[i][0]);
+  }
+  batch.front_points = batch.bits.size();
+  if (config_.final_front.compare_uniform) {
+    for (int b = config_.search.min_bits; b <= config_.search.max_bits; ++b) {
+      batch.bits.push_back(encoding_.UniformBits(b));
+      batch.search_val.push_back(-1);
+    }
+  }
+  return batch;
+}
+
+// The final fine-tune of the front (and of the uniform configurations).
+absl::StatusOr<std::vector<evaluator::EvalRecord>> Pipeline::FineTuneFinal(
+    const FinalBatch& batch) {
+  if (log_ != nullptr) {
+    std::fprintf(
+        log_, "\n== final fine-tune: %zu front points%s, %d epochs each\n",
+        batch.front_points,
+        config_.final_front.compare_uniform
+            ? absl::StrCat(" + ", batch.bits.size() - batch.front_points,
+                           " uniform configurations")
+                  .c_str()
+            : "",
+        config_.final_front.recipe.epochs);
+    std::fflush(log_);
+  }
+  absl::StatusOr<std::vector<evaluator::EvalRecord>> finals = evaluation_.Evaluate(
+      evaluator::Stage::kFinal, batch.bits,
+      [&](size_t i, const evaluator::EvalRecord& r, bool cached, size_t done,
+          size_t total) {
+        reporter_.Evaluation(evaluator::Stage::kFinal, "final", batch.bits[i], r, cached,
+                             done, total);
+      });
+  if (!finals.ok()) return Failed(finals.status());
+  return finals;
+}
+
+// The report: every final point, its exports checked present in the store.
+absl::Status Pipeline::AssembleReport(const FinalBatch& batch,
+                                      const std::vector<evaluator::EvalRecord>& finals) {
+  FrontReport& report = summary_.report;
+  report.job_name = config_.name;
+  for (const qat::LayerInfo* l : analysis_.genes()) {
+    report.layer_names.push_back(l->module_path);
+  }
+  report.float_val_top1 = float_val_;
+  report.float_test_top1 = float_test_;
+  report.float_size_bytes = analysis_.float_size_bytes;
+  for (size_t i = 0; i < batch.bits.size(); ++i) {
+    const bool uniform = i >= batch.front_points;
+    const std::string label =
+        uniform ? absl::StrCat("uniform-",
+                               config_.search.min_bits +
+                                   static_cast<int>(i - batch.front_points))
+                : absl::StrCat("front-", i + 1);
+    FrontPoint p = MakePoint(label, uniform, batch.bits[i], finals[i],
+                             batch.search_val[i]);
+    p.result_key = evaluation_.Key(evaluator::Stage::kFinal, batch.bits[i]);
+    RETURN_IF_ERROR(CheckExports(*store_, p));
+    (uniform ? report.uniform : report.front).push_back(std::move(p));
+  }
+  summary_.comparison = CompareWithUniform(report);
+  const EvalStats& stats = evaluation_.stats();
+  summary_.computed = stats.computed;
+  summary_.cached = stats.cached;
+  summary_.repeated = stats.repeated;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
                                        evaluator::Evaluator* evaluator, ResultStore* store,
                                        PipelineObserver* observer,
@@ -325,6 +550,7 @@ absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
   summary.total_seconds = Since(start);
   reporter.Phase("done");
   return summary;
+  return Pipeline(inputs, evaluator, store, observer, log, cancelled).Run();
 }
 
 absl::StatusOr<ReportFiles> RenderReport(const FrontReport& report) {

@@ -182,68 +182,59 @@ std::string Line(double x1, double y1, double x2, double y2,
                       Px(x2), "\" y2=\"", Px(y2), "\" ", attrs, "/>\n");
 }
 
-}  // namespace
-
-std::string RenderFrontSvg(const FrontReport& r) {
-  const FrontComparison cmp = CompareWithUniform(r);
-  const std::vector<const FrontPoint*> front = Measured(r.front);
-  const std::vector<const FrontPoint*> uniform = Measured(r.uniform);
-
-  size_t genes = r.layer_names.size();
+// Where everything goes. Plots left, legends in a right column; the
+// bottom chart grows with the number of front points (its legend) and
+// leaves room below for the rotated layer labels.
+struct Layout {
+  size_t genes = 0;  // columns of the bit-width chart
+  size_t bars = 0;   // front points: one bar each per column
   int max_bits = 8;
-  for (const FrontPoint& p : r.front) {
-    genes = std::max(genes, p.wbits.size());
-    for (int b : p.wbits) max_bits = std::max(max_bits, b);
-  }
-  const size_t bars = r.front.size();
-  const double min_group = std::max(18.0, bars * 6.0 + 8);
+  std::vector<std::string> layer_labels;  // "3 layer1.0.conv", per gene
+  double width = 0, height = 0;
+  double px0 = 0, px1 = 0;  // plot area of both panels
+  double top_y0 = 70, top_y1 = 390;
+  double bottom_title_y = 0, bot_y0 = 0, bot_y1 = 0;
+};
 
-  std::vector<std::string> layer_labels;
+Layout ComputeLayout(const FrontReport& r) {
+  Layout l;
+  l.genes = r.layer_names.size();
+  for (const FrontPoint& p : r.front) {
+    l.genes = std::max(l.genes, p.wbits.size());
+    for (int b : p.wbits) l.max_bits = std::max(l.max_bits, b);
+  }
+  l.bars = r.front.size();
+  const double min_group = std::max(18.0, l.bars * 6.0 + 8);
+
   size_t label_chars = 0;
-  for (size_t i = 0; i < genes; ++i) {
+  for (size_t i = 0; i < l.genes; ++i) {
     std::string name =
         i < r.layer_names.size() ? r.layer_names[i] : std::string("layer");
     if (name.size() > 32) name = name.substr(0, 31) + "~";
-    layer_labels.push_back(absl::StrCat(i, " ", name));
-    label_chars = std::max(label_chars, layer_labels.back().size());
+    l.layer_labels.push_back(absl::StrCat(i, " ", name));
+    label_chars = std::max(label_chars, l.layer_labels.back().size());
   }
   // Rotated (-45 degrees) layer labels reach about 4.6 px per character
   // down and to the left; the left margin keeps the first one on the page.
   const double label_reach = label_chars * 4.6;
 
-  // Layout: plots left, legends in a right column.
   const double left = std::max(80.0, label_reach - min_group / 2 + 10);
   const double legend_w = 240;
-  const double width =
-      std::max(900.0, left + legend_w + 20 + genes * min_group);
-  const double px0 = left, px1 = width - legend_w;
-  const double top_y0 = 70, top_y1 = 390;
+  l.width = std::max(900.0, left + legend_w + 20 + l.genes * min_group);
+  l.px0 = left;
+  l.px1 = l.width - legend_w;
+  l.bottom_title_y = l.top_y1 + 75;
+  l.bot_y0 = l.bottom_title_y + 25;
+  l.bot_y1 = l.bot_y0 + std::max(180.0, l.bars * 18.0 + 10);
+  l.height = l.bot_y1 + 30 + label_reach + 20;
+  return l;
+}
 
-  const double bottom_title_y = top_y1 + 75;
-  const double bot_y0 = bottom_title_y + 25;
-  const double bot_y1 = bot_y0 + std::max(180.0, bars * 18.0 + 10);
-  const double height = bot_y1 + 30 + label_reach + 20;
-
-  std::string s = absl::StrCat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"", Px(width),
-      "\" height=\"", Px(height), "\" viewBox=\"0 0 ", Px(width), " ",
-      Px(height),
-      "\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n",
-      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
-  absl::StrAppend(&s,
-                  Text(20, 26, absl::StrCat("AutoQ Pareto front: ", r.job_name),
-                       "font-size=\"17\" font-weight=\"bold\""));
-  absl::StrAppend(
-      &s, Text(20, 46,
-               absl::StrFormat(
-                   "Test top-1 vs. size after the final fine-tune. "
-                   "Hypervolume (normalized loss x size, ref (1,1)): front "
-                   "%.4f, uniform %.4f",
-                   cmp.front_hypervolume, cmp.uniform_hypervolume),
-               "fill=\"#333\""));
-
-  // --- Top panel: accuracy against size.
-  double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+// The size axis of the scatter panel, in KB: logarithmic when the sizes
+// span more than a decade.
+Axis SizeAxis(const std::vector<const FrontPoint*>& front,
+              const std::vector<const FrontPoint*>& uniform) {
+  double xmin = INFINITY, xmax = -INFINITY;
   for (const auto* list : {&front, &uniform}) {
     for (const FrontPoint* p : *list) {
       xmin = std::min(xmin, Kb(p->size_bytes));
@@ -255,10 +246,19 @@ std::string RenderFrontSvg(const FrontReport& r) {
     xmin = 0;
     xmax = 1;
   }
-  // A collapsed low-bit uniform model (say 10 %) would squeeze the front
-  // into a sliver, so the accuracy axis spans the front and the float model,
-  // plus the uniform points no farther below the front than the front's own
-  // distance to float. Lower points are pinned to the bottom edge.
+  return has_points && xmax > 10 * xmin ? LogAxis(xmin, xmax)
+                                        : LinearAxis(xmin, xmax);
+}
+
+// The accuracy axis of the scatter panel. A collapsed low-bit uniform model
+// (say 10 %) would squeeze the front into a sliver, so the axis spans the
+// front and the float model, plus the uniform points no farther below the
+// front than the front's own distance to float. Lower points are pinned to
+// the bottom edge.
+Axis AccuracyAxis(const FrontReport& r,
+                  const std::vector<const FrontPoint*>& front,
+                  const std::vector<const FrontPoint*>& uniform) {
+  double ymin = INFINITY, ymax = -INFINITY;
   double reference = r.float_test_top1 > 0 ? r.float_test_top1 : -INFINITY;
   for (const FrontPoint* p : front) {
     ymin = std::min(ymin, p->test_top1);
@@ -280,209 +280,311 @@ std::string RenderFrontSvg(const FrontReport& r) {
     ymin = 0;
     ymax = 100;
   }
-  const Axis xa = has_points && xmax > 10 * xmin ? LogAxis(xmin, xmax)
-                                                 : LinearAxis(xmin, xmax);
-  const Axis ya = LinearAxis(ymin, ymax);
-  auto X = [&](double kb) { return xa.Map(kb, px0, px1); };
-  // Below the axis: pinned just above the bottom edge.
-  auto Y = [&](double top1) {
-    return top1 < ya.lo ? top_y1 - 6 : ya.Map(top1, top_y1, top_y0);
-  };
+  return LinearAxis(ymin, ymax);
+}
 
-  for (double t : xa.ticks) {
-    absl::StrAppend(
-        &s, Line(X(t), top_y0, X(t), top_y1, "stroke=\"#eee\""),
-        Line(X(t), top_y1, X(t), top_y1 + 5, "stroke=\"#333\""),
-        Text(X(t), top_y1 + 18, xa.Label(t), "text-anchor=\"middle\""));
+// One rendering of a report: the layout and the scatter panel's axes are
+// fixed up front, then each phase appends its elements to the document.
+class FrontSvg {
+ public:
+  explicit FrontSvg(const FrontReport& r)
+      : r_(r),
+        cmp_(CompareWithUniform(r)),
+        front_(Measured(r.front)),
+        uniform_(Measured(r.uniform)),
+        l_(ComputeLayout(r)),
+        has_points_(!front_.empty() || !uniform_.empty()),
+        xa_(SizeAxis(front_, uniform_)),
+        ya_(AccuracyAxis(r, front_, uniform_)) {}
+
+  std::string Render() {
+    Header();
+    ScatterFrame();
+    ScatterPoints();
+    ScatterLegend();
+    BitsChart();
+    absl::StrAppend(&s_, "</svg>\n");
+    return std::move(s_);
   }
-  for (double t : ya.ticks) {
+
+ private:
+  // Scatter panel coordinates. Accuracies below the axis are pinned just
+  // above the bottom edge.
+  double X(double kb) const { return xa_.Map(kb, l_.px0, l_.px1); }
+  double Y(double top1) const {
+    return top1 < ya_.lo ? l_.top_y1 - 6 : ya_.Map(top1, l_.top_y1, l_.top_y0);
+  }
+  // Bit-width chart coordinate.
+  double BY(double bits) const {
+    return l_.bot_y1 - bits / l_.max_bits * (l_.bot_y1 - l_.bot_y0);
+  }
+
+  void Header();
+  void ScatterFrame();
+  void FloatLine();
+  std::string Polyline(const std::vector<const FrontPoint*>& pts,
+                       const char* color) const;
+  void ScatterPoints();
+  void ScatterLegend();
+  void BitsChart();
+  void BitsGrid();
+  void BitsColumn(size_t i, double gw);
+  void BitsLegend();
+
+  const FrontReport& r_;
+  const FrontComparison cmp_;
+  const std::vector<const FrontPoint*> front_, uniform_;
+  const Layout l_;
+  const bool has_points_;  // any measured point in the scatter panel
+  const Axis xa_, ya_;
+  std::string s_;
+};
+
+void FrontSvg::Header() {
+  absl::StrAppend(
+      &s_, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"", Px(l_.width),
+      "\" height=\"", Px(l_.height), "\" viewBox=\"0 0 ", Px(l_.width), " ",
+      Px(l_.height),
+      "\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n",
+      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
+  absl::StrAppend(
+      &s_, Text(20, 26, absl::StrCat("AutoQ Pareto front: ", r_.job_name),
+                "font-size=\"17\" font-weight=\"bold\""));
+  absl::StrAppend(
+      &s_, Text(20, 46,
+                absl::StrFormat(
+                    "Test top-1 vs. size after the final fine-tune. "
+                    "Hypervolume (normalized loss x size, ref (1,1)): front "
+                    "%.4f, uniform %.4f",
+                    cmp_.front_hypervolume, cmp_.uniform_hypervolume),
+                "fill=\"#333\""));
+}
+
+// Grid, ticks, frame and axis titles of the scatter panel, and the float
+// model's accuracy line.
+void FrontSvg::ScatterFrame() {
+  const double px0 = l_.px0, px1 = l_.px1, top_y0 = l_.top_y0,
+               top_y1 = l_.top_y1;
+  for (double t : xa_.ticks) {
     absl::StrAppend(
-        &s, Line(px0, Y(t), px1, Y(t), "stroke=\"#eee\""),
+        &s_, Line(X(t), top_y0, X(t), top_y1, "stroke=\"#eee\""),
+        Line(X(t), top_y1, X(t), top_y1 + 5, "stroke=\"#333\""),
+        Text(X(t), top_y1 + 18, xa_.Label(t), "text-anchor=\"middle\""));
+  }
+  for (double t : ya_.ticks) {
+    absl::StrAppend(
+        &s_, Line(px0, Y(t), px1, Y(t), "stroke=\"#eee\""),
         Line(px0 - 5, Y(t), px0, Y(t), "stroke=\"#333\""),
-        Text(px0 - 8, Y(t) + 4, ya.Label(t), "text-anchor=\"end\""));
+        Text(px0 - 8, Y(t) + 4, ya_.Label(t), "text-anchor=\"end\""));
   }
   absl::StrAppend(
-      &s,
+      &s_,
       absl::StrCat("<rect x=\"", Px(px0), "\" y=\"", Px(top_y0), "\" width=\"",
                    Px(px1 - px0), "\" height=\"", Px(top_y1 - top_y0),
                    "\" fill=\"none\" stroke=\"#333\"/>\n"),
       Text((px0 + px1) / 2, top_y1 + 38,
-           xa.log ? "size (KB, log scale)" : "size (KB)",
+           xa_.log ? "size (KB, log scale)" : "size (KB)",
            "text-anchor=\"middle\""),
       Text(0, 0, "test top-1 (%)",
            absl::StrCat("text-anchor=\"middle\" transform=\"translate(",
                         Px(px0 - 56), ",", Px((top_y0 + top_y1) / 2),
                         ") rotate(-90)\"")));
-  if (!has_points) {
+  if (!has_points_) {
     absl::StrAppend(
-        &s, Text((px0 + px1) / 2, (top_y0 + top_y1) / 2, "no measured points",
-                 "text-anchor=\"middle\" fill=\"#888\""));
+        &s_, Text((px0 + px1) / 2, (top_y0 + top_y1) / 2, "no measured points",
+                  "text-anchor=\"middle\" fill=\"#888\""));
   }
-  if (r.float_test_top1 > 0) {
-    const double y = Y(r.float_test_top1);
-    absl::StrAppend(
-        &s,
-        Line(px0, y, px1, y,
-             "stroke=\"#555\" stroke-width=\"1.5\" stroke-dasharray=\"6,4\""),
-        Text(px1 - 4, y - 5,
-             absl::StrFormat("float %.2f %%", r.float_test_top1),
-             "text-anchor=\"end\" fill=\"#555\""));
+  FloatLine();
+}
+
+void FrontSvg::FloatLine() {
+  if (!(r_.float_test_top1 > 0)) return;
+  const double y = Y(r_.float_test_top1);
+  absl::StrAppend(
+      &s_,
+      Line(l_.px0, y, l_.px1, y,
+           "stroke=\"#555\" stroke-width=\"1.5\" stroke-dasharray=\"6,4\""),
+      Text(l_.px1 - 4, y - 5,
+           absl::StrFormat("float %.2f %%", r_.float_test_top1),
+           "text-anchor=\"end\" fill=\"#555\""));
+}
+
+std::string FrontSvg::Polyline(const std::vector<const FrontPoint*>& pts,
+                               const char* color) const {
+  if (pts.size() < 2) return std::string();
+  std::vector<std::string> xy;
+  for (const FrontPoint* p : pts) {
+    xy.push_back(
+        absl::StrCat(Px(X(Kb(p->size_bytes))), ",", Px(Y(p->test_top1))));
   }
-  auto polyline = [&](const std::vector<const FrontPoint*>& pts,
-                      const char* color) {
-    if (pts.size() < 2) return std::string();
-    std::vector<std::string> xy;
-    for (const FrontPoint* p : pts) {
-      xy.push_back(
-          absl::StrCat(Px(X(Kb(p->size_bytes))), ",", Px(Y(p->test_top1))));
-    }
-    return absl::StrCat("<polyline points=\"", absl::StrJoin(xy, " "),
-                        "\" fill=\"none\" stroke=\"", color,
-                        "\" stroke-width=\"1.5\"/>\n");
-  };
-  absl::StrAppend(&s, polyline(uniform, kUniformColor),
-                  polyline(front, kFrontColor));
-  for (const FrontPoint* p : uniform) {
+  return absl::StrCat("<polyline points=\"", absl::StrJoin(xy, " "),
+                      "\" fill=\"none\" stroke=\"", color,
+                      "\" stroke-width=\"1.5\"/>\n");
+}
+
+// The front (circles) against the uniform configurations (squares), each
+// joined by a line in size order; uniform points below the axis carry
+// their accuracy in the label.
+void FrontSvg::ScatterPoints() {
+  absl::StrAppend(&s_, Polyline(uniform_, kUniformColor),
+                  Polyline(front_, kFrontColor));
+  for (const FrontPoint* p : uniform_) {
     const double x = X(Kb(p->size_bytes)), y = Y(p->test_top1);
+    const bool pinned = p->test_top1 < ya_.lo;
     absl::StrAppend(
-        &s,
+        &s_,
         absl::StrCat("<rect x=\"", Px(x - 4), "\" y=\"", Px(y - 4),
                      "\" width=\"8\" height=\"8\" fill=\"", kUniformColor,
                      "\"><title>", Xml(Tooltip(*p)), "</title></rect>\n"),
-        Text(x + 6, p->test_top1 < ya.lo ? y - 8 : y + 15,
-             p->test_top1 < ya.lo
+        Text(x + 6, pinned ? y - 8 : y + 15,
+             pinned
                  ? absl::StrFormat("%s (%.1f %%)", UniformTag(*p), p->test_top1)
                  : UniformTag(*p),
              absl::StrCat("fill=\"", kUniformColor, "\" font-size=\"11\"")));
   }
-  for (const FrontPoint* p : front) {
+  for (const FrontPoint* p : front_) {
     const double x = X(Kb(p->size_bytes)), y = Y(p->test_top1);
     absl::StrAppend(
-        &s,
+        &s_,
         absl::StrCat("<circle cx=\"", Px(x), "\" cy=\"", Px(y),
                      "\" r=\"4.5\" fill=\"", kFrontColor, "\"><title>",
                      Xml(Tooltip(*p)), "</title></circle>\n"),
         Text(x + 6, y - 6, p->label,
              absl::StrCat("fill=\"", kFrontColor, "\" font-size=\"10\"")));
   }
-  // Legend of the top panel.
-  {
-    const double lx = px1 + 20;
-    double ly = top_y0 + 10;
-    absl::StrAppend(
-        &s,
-        absl::StrCat("<circle cx=\"", Px(lx + 10), "\" cy=\"", Px(ly),
-                     "\" r=\"4.5\" fill=\"", kFrontColor, "\"/>\n"),
-        Line(lx, ly, lx + 20, ly, absl::StrCat("stroke=\"", kFrontColor, "\"")),
-        Text(lx + 28, ly + 4,
-             absl::StrCat("found front (", front.size(), ")")));
-    ly += 22;
-    absl::StrAppend(
-        &s,
-        absl::StrCat("<rect x=\"", Px(lx + 6), "\" y=\"", Px(ly - 4),
-                     "\" width=\"8\" height=\"8\" fill=\"", kUniformColor,
-                     "\"/>\n"),
-        Line(lx, ly, lx + 20, ly,
-             absl::StrCat("stroke=\"", kUniformColor, "\"")),
-        Text(lx + 28, ly + 4, UniformLegend(uniform)));
-    ly += 22;
-    absl::StrAppend(&s,
-                    Line(lx, ly, lx + 20, ly,
-                         "stroke=\"#555\" stroke-width=\"1.5\" "
-                         "stroke-dasharray=\"6,4\""),
-                    Text(lx + 28, ly + 4, "float model"));
-    ly += 30;
-    if (!cmp.beating_points.empty()) {
-      absl::StrAppend(&s,
-                      Text(lx, ly, "smaller than every uniform",
-                           "font-size=\"11\" fill=\"#333\""),
-                      Text(lx, ly + 14, "config. at least as accurate:",
-                           "font-size=\"11\" fill=\"#333\""));
-      ly += 28;
-      for (const std::string& label : cmp.beating_points) {
-        if (ly > top_y1) break;
-        absl::StrAppend(
-            &s, Text(lx + 8, ly, label, "font-size=\"11\" fill=\"#333\""));
-        ly += 14;
-      }
-    }
-  }
+}
 
-  // --- Bottom panel: weight bits per layer of every front point.
+// Right of the scatter panel: the three series, then the front points that
+// beat every uniform configuration, as many as fit beside the panel.
+void FrontSvg::ScatterLegend() {
+  const double lx = l_.px1 + 20;
+  double ly = l_.top_y0 + 10;
   absl::StrAppend(
-      &s, Text(20, bottom_title_y, "Weight bits per layer of the front points",
-               "font-size=\"15\" font-weight=\"bold\""));
-  if (genes == 0 || bars == 0) {
-    absl::StrAppend(&s,
-                    Text(px0, bot_y0 + 20, "no front points", "fill=\"#888\""));
-  } else {
-    const double gw = (px1 - px0) / genes;
-    auto BY = [&](double bits) {
-      return bot_y1 - bits / max_bits * (bot_y1 - bot_y0);
-    };
-    const int step =
-        max_bits <= 10 ? 1 : static_cast<int>(NiceStep(max_bits, 8));
-    for (int b = 0; b <= max_bits; b += step) {
-      absl::StrAppend(
-          &s, Line(px0, BY(b), px1, BY(b), "stroke=\"#eee\""),
-          Text(px0 - 8, BY(b) + 4, absl::StrCat(b), "text-anchor=\"end\""));
-    }
-    absl::StrAppend(
-        &s, Text(0, 0, "weight bits",
-                 absl::StrCat("text-anchor=\"middle\" transform=\"translate(",
-                              Px(px0 - 56), ",", Px((bot_y0 + bot_y1) / 2),
-                              ") rotate(-90)\"")));
-    const double bw = (gw - 6) / bars;
-    for (size_t i = 0; i < genes; ++i) {
-      const double g0 = px0 + i * gw;
-      for (size_t k = 0; k < bars; ++k) {
-        const FrontPoint& p = r.front[k];
-        if (i >= p.wbits.size()) continue;
-        const int b = p.wbits[i];
-        std::string tip =
-            absl::StrCat(p.label, ", layer ", layer_labels[i], ": w", b);
-        if (i < p.abits.size()) absl::StrAppend(&tip, " a", p.abits[i]);
-        absl::StrAppend(
-            &s, absl::StrCat("<rect x=\"", Px(g0 + 3 + k * bw), "\" y=\"",
-                             Px(BY(b)), "\" width=\"", Px(bw), "\" height=\"",
-                             Px(bot_y1 - BY(b)), "\" fill=\"",
-                             kPalette[k % kPaletteSize], "\"><title>", Xml(tip),
-                             "</title></rect>\n"));
-      }
-      if (i > 0) {
-        absl::StrAppend(&s, Line(g0, bot_y0, g0, bot_y1, "stroke=\"#ddd\""));
-      }
-      const double cx = g0 + gw / 2;
-      absl::StrAppend(&s,
-                      Text(0, 0, layer_labels[i],
-                           absl::StrCat("text-anchor=\"end\" font-size=\"11\" "
-                                        "transform=\"translate(",
-                                        Px(cx + 3), ",", Px(bot_y1 + 12),
-                                        ") rotate(-45)\"")));
-    }
-    absl::StrAppend(&s, absl::StrCat("<rect x=\"", Px(px0), "\" y=\"",
-                                     Px(bot_y0), "\" width=\"", Px(px1 - px0),
-                                     "\" height=\"", Px(bot_y1 - bot_y0),
-                                     "\" fill=\"none\" stroke=\"#333\"/>\n"));
-    // Legend: one swatch per front point.
-    for (size_t k = 0; k < bars; ++k) {
-      const double ly = bot_y0 + 10 + k * 18;
-      absl::StrAppend(
-          &s,
-          absl::StrCat("<rect x=\"", Px(px1 + 20), "\" y=\"", Px(ly - 6),
-                       "\" width=\"12\" height=\"12\" fill=\"",
-                       kPalette[k % kPaletteSize], "\"/>\n"),
-          Text(px1 + 38, ly + 4,
-               r.front[k].test_top1 >= 0
-                   ? absl::StrFormat("%s (%.1f KB, %.2f %%)", r.front[k].label,
-                                     Kb(r.front[k].size_bytes),
-                                     r.front[k].test_top1)
-                   : absl::StrFormat("%s (%.1f KB)", r.front[k].label,
-                                     Kb(r.front[k].size_bytes))));
-    }
+      &s_,
+      absl::StrCat("<circle cx=\"", Px(lx + 10), "\" cy=\"", Px(ly),
+                   "\" r=\"4.5\" fill=\"", kFrontColor, "\"/>\n"),
+      Line(lx, ly, lx + 20, ly, absl::StrCat("stroke=\"", kFrontColor, "\"")),
+      Text(lx + 28, ly + 4, absl::StrCat("found front (", front_.size(), ")")));
+  ly += 22;
+  absl::StrAppend(
+      &s_,
+      absl::StrCat("<rect x=\"", Px(lx + 6), "\" y=\"", Px(ly - 4),
+                   "\" width=\"8\" height=\"8\" fill=\"", kUniformColor,
+                   "\"/>\n"),
+      Line(lx, ly, lx + 20, ly, absl::StrCat("stroke=\"", kUniformColor, "\"")),
+      Text(lx + 28, ly + 4, UniformLegend(uniform_)));
+  ly += 22;
+  absl::StrAppend(&s_,
+                  Line(lx, ly, lx + 20, ly,
+                       "stroke=\"#555\" stroke-width=\"1.5\" "
+                       "stroke-dasharray=\"6,4\""),
+                  Text(lx + 28, ly + 4, "float model"));
+  ly += 30;
+  if (cmp_.beating_points.empty()) return;
+  absl::StrAppend(&s_,
+                  Text(lx, ly, "smaller than every uniform",
+                       "font-size=\"11\" fill=\"#333\""),
+                  Text(lx, ly + 14, "config. at least as accurate:",
+                       "font-size=\"11\" fill=\"#333\""));
+  ly += 28;
+  for (const std::string& label : cmp_.beating_points) {
+    if (ly > l_.top_y1) break;
+    absl::StrAppend(&s_,
+                    Text(lx + 8, ly, label, "font-size=\"11\" fill=\"#333\""));
+    ly += 14;
   }
-  absl::StrAppend(&s, "</svg>\n");
-  return s;
+}
+
+// The bottom panel: weight bits per layer of every front point, one group
+// of bars per layer.
+void FrontSvg::BitsChart() {
+  absl::StrAppend(&s_, Text(20, l_.bottom_title_y,
+                            "Weight bits per layer of the front points",
+                            "font-size=\"15\" font-weight=\"bold\""));
+  if (l_.genes == 0 || l_.bars == 0) {
+    absl::StrAppend(
+        &s_, Text(l_.px0, l_.bot_y0 + 20, "no front points", "fill=\"#888\""));
+    return;
+  }
+  BitsGrid();
+  const double gw = (l_.px1 - l_.px0) / l_.genes;
+  for (size_t i = 0; i < l_.genes; ++i) BitsColumn(i, gw);
+  absl::StrAppend(
+      &s_, absl::StrCat("<rect x=\"", Px(l_.px0), "\" y=\"", Px(l_.bot_y0),
+                        "\" width=\"", Px(l_.px1 - l_.px0), "\" height=\"",
+                        Px(l_.bot_y1 - l_.bot_y0),
+                        "\" fill=\"none\" stroke=\"#333\"/>\n"));
+  BitsLegend();
+}
+
+void FrontSvg::BitsGrid() {
+  const int step =
+      l_.max_bits <= 10 ? 1 : static_cast<int>(NiceStep(l_.max_bits, 8));
+  for (int b = 0; b <= l_.max_bits; b += step) {
+    absl::StrAppend(
+        &s_, Line(l_.px0, BY(b), l_.px1, BY(b), "stroke=\"#eee\""),
+        Text(l_.px0 - 8, BY(b) + 4, absl::StrCat(b), "text-anchor=\"end\""));
+  }
+  absl::StrAppend(
+      &s_,
+      Text(0, 0, "weight bits",
+           absl::StrCat("text-anchor=\"middle\" transform=\"translate(",
+                        Px(l_.px0 - 56), ",", Px((l_.bot_y0 + l_.bot_y1) / 2),
+                        ") rotate(-90)\"")));
+}
+
+// Layer `i`'s group: one bar per front point, a separator, and the
+// layer's label rotated under the chart.
+void FrontSvg::BitsColumn(size_t i, double gw) {
+  const double g0 = l_.px0 + i * gw;
+  const double bw = (gw - 6) / l_.bars;
+  for (size_t k = 0; k < l_.bars; ++k) {
+    const FrontPoint& p = r_.front[k];
+    if (i >= p.wbits.size()) continue;
+    const int b = p.wbits[i];
+    std::string tip =
+        absl::StrCat(p.label, ", layer ", l_.layer_labels[i], ": w", b);
+    if (i < p.abits.size()) absl::StrAppend(&tip, " a", p.abits[i]);
+    absl::StrAppend(
+        &s_, absl::StrCat("<rect x=\"", Px(g0 + 3 + k * bw), "\" y=\"",
+                          Px(BY(b)), "\" width=\"", Px(bw), "\" height=\"",
+                          Px(l_.bot_y1 - BY(b)), "\" fill=\"",
+                          kPalette[k % kPaletteSize], "\"><title>", Xml(tip),
+                          "</title></rect>\n"));
+  }
+  if (i > 0) {
+    absl::StrAppend(&s_, Line(g0, l_.bot_y0, g0, l_.bot_y1, "stroke=\"#ddd\""));
+  }
+  const double cx = g0 + gw / 2;
+  absl::StrAppend(&s_, Text(0, 0, l_.layer_labels[i],
+                            absl::StrCat("text-anchor=\"end\" font-size=\"11\" "
+                                         "transform=\"translate(",
+                                         Px(cx + 3), ",", Px(l_.bot_y1 + 12),
+                                         ") rotate(-45)\"")));
+}
+
+// One swatch per front point, right of the chart.
+void FrontSvg::BitsLegend() {
+  for (size_t k = 0; k < l_.bars; ++k) {
+    const FrontPoint& p = r_.front[k];
+    const double ly = l_.bot_y0 + 10 + k * 18;
+    absl::StrAppend(
+        &s_,
+        absl::StrCat("<rect x=\"", Px(l_.px1 + 20), "\" y=\"", Px(ly - 6),
+                     "\" width=\"12\" height=\"12\" fill=\"",
+                     kPalette[k % kPaletteSize], "\"/>\n"),
+        Text(l_.px1 + 38, ly + 4,
+             p.test_top1 >= 0
+                 ? absl::StrFormat("%s (%.1f KB, %.2f %%)", p.label,
+                                   Kb(p.size_bytes), p.test_top1)
+                 : absl::StrFormat("%s (%.1f KB)", p.label, Kb(p.size_bytes))));
+  }
+}
+
+}  // namespace
+
+std::string RenderFrontSvg(const FrontReport& r) {
+  return FrontSvg(r).Render();
 }
 
 absl::Status WriteFrontSvg(const FrontReport& r, const std::string& path) {
