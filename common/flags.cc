@@ -39,7 +39,8 @@ absl::StatusOr<Flags> Flags::Parse(int argc, char** argv, int first,
       }
       f.values_[name] = value;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown option --", name));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown option --", name));
     }
   }
   return f;

@@ -1,11 +1,11 @@
 #include "evaluator/job_config.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <cctype>
 #include <cmath>
 #include <fstream>
 #include <sstream>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -87,9 +87,9 @@ absl::Status ResolveSearch(const SearchSpec& s, JobConfig* c) {
   }
   if (o.population % 4 != 0) {
     const int rounded = (o.population + 3) / 4 * 4;
-    c->warnings.push_back(absl::StrCat(
-        "search.population ", o.population,
-        " rounded up to ", rounded, " (NSGA-II needs a multiple of 4)"));
+    c->warnings.push_back(absl::StrCat("search.population ", o.population,
+                                       " rounded up to ", rounded,
+                                       " (NSGA-II needs a multiple of 4)"));
     o.population = rounded;
   }
   if (o.population > 4096) return Bad("search.population", "must be <= 4096");
@@ -112,8 +112,7 @@ absl::Status ResolveSearch(const SearchSpec& s, JobConfig* c) {
     return Bad("search.min_bits",
                absl::StrCat(o.min_bits, " is above max_bits ", o.max_bits));
   }
-  RETURN_IF_ERROR(
-      CheckBits("search.activation_bits", o.activation_bits, true));
+  RETURN_IF_ERROR(CheckBits("search.activation_bits", o.activation_bits, true));
   if (s.has_size_budget_kb()) {
     if (!(s.size_budget_kb() >= 0) || !std::isfinite(s.size_budget_kb())) {
       return Bad("search.size_budget_kb", "must be >= 0");
@@ -185,8 +184,8 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view json) {
   JobSpec spec;
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
-  auto parsed = google::protobuf::util::JsonStringToMessage(
-      std::string(json), &spec, options);
+  auto parsed = google::protobuf::util::JsonStringToMessage(std::string(json),
+                                                            &spec, options);
   if (!parsed.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid job spec: ", parsed.message().as_string()));
@@ -260,9 +259,8 @@ absl::StatusOr<JobConfig> JobConfigFromSpec(const autoq::JobSpec& spec) {
   const auto printed =
       google::protobuf::util::MessageToJsonString(spec, &json, options);
   if (!printed.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the job spec cannot be read: ",
-                     printed.message().as_string()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the job spec cannot be read: ", printed.message().as_string()));
   }
   return ParseJobConfig(json);
 }

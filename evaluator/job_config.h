@@ -52,7 +52,7 @@ struct JobConfig {
   std::string spec_json;
 
   std::string model_path;
-  std::string builtin;              // "" or "fashion-mnist"
+  std::string builtin;               // "" or "fashion-mnist"
   std::vector<int64_t> input_shape;  // empty: the dataset's
 
   std::string data_spec;

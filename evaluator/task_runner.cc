@@ -7,9 +7,9 @@
 #include "evaluator/score.h"
 #include "qat/export.h"
 #include "qat/quantized_model.h"
-#include "qat/trainer.h"
 #include "qat/tensor_dataset.h"
 #include "qat/torch_errors.h"
+#include "qat/trainer.h"
 
 namespace autoq::evaluator {
 namespace {

@@ -6,10 +6,10 @@
 #ifndef AUTOQ_EVALUATOR_TASK_RUNNER_H_
 #define AUTOQ_EVALUATOR_TASK_RUNNER_H_
 
-#include <cstdint>
-
 #include <c10/core/Device.h>
 #include <torch/csrc/jit/api/module.h>
+
+#include <cstdint>
 
 #include "absl/status/statusor.h"
 #include "evaluator/dataset.h"

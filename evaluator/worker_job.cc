@@ -11,7 +11,7 @@
 namespace autoq::evaluator {
 
 absl::StatusOr<JobConfig> WorkerJobConfig(const autoq::JobSpec& spec,
-                                           const std::string& model_path) {
+                                          const std::string& model_path) {
   autoq::JobSpec local = spec;
   local.mutable_model()->set_path(model_path);
   // The model is here already: never train a built-in one in its place.

@@ -23,7 +23,7 @@ namespace autoq::evaluator {
 // output belong to the submitting machine and are ignored. Errors name the
 // spec field.
 absl::StatusOr<JobConfig> WorkerJobConfig(const autoq::JobSpec& spec,
-                                           const std::string& model_path);
+                                          const std::string& model_path);
 
 // Loads the model at `model_path` (config.model_path is ignored) and the
 // dataset of `config` with its split options, analyzes the model at the

@@ -39,8 +39,9 @@ absl::StatusOr<std::vector<int64_t>> ParseShape(absl::string_view s) {
   for (absl::string_view tok : absl::StrSplit(s, ',')) {
     int64_t d = 0;
     if (!absl::SimpleAtoi(tok, &d) || d <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bad input shape '", s, "': expected positive integers like 1,28,28"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad input shape '", s,
+                       "': expected positive integers like 1,28,28"));
     }
     shape.push_back(d);
   }

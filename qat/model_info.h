@@ -36,7 +36,7 @@ struct LayerInfo {
 };
 
 struct ModelAnalysis {
-  std::vector<LayerInfo> layers;  // all found layers, masked ones included
+  std::vector<LayerInfo> layers;     // all found layers, masked ones included
   std::vector<int64_t> input_shape;  // without the batch dimension
   int64_t num_parameters = 0;        // every parameter of the model
   int64_t float_size_bytes = 0;      // parameters at their stored dtype

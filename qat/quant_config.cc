@@ -64,18 +64,18 @@ absl::StatusOr<std::vector<int>> ParseBitList(absl::string_view s,
           absl::StrCat("bit list '", s, "': '", tok, "' is not a number"));
     }
     if (!(allow_float && b == 0) && (b < kMinBits || b > kMaxBits)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bit list '", s, "': ", b, " at position ", bits.size() + 1,
-          " is outside ", kMinBits, "..", kMaxBits,
-          allow_float ? " (or 0/f for float)" : ""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("bit list '", s, "': ", b, " at position ",
+                       bits.size() + 1, " is outside ", kMinBits, "..",
+                       kMaxBits, allow_float ? " (or 0/f for float)" : ""));
     }
     bits.push_back(b);
   }
   if (bits.size() == 1 && num_layers > 1) bits.assign(num_layers, bits[0]);
   if (bits.size() != num_layers) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bit list has ", bits.size(), " entries but the model has ",
-                     num_layers, " quantizable layers"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bit list has ", bits.size(), " entries but the model has ", num_layers,
+        " quantizable layers"));
   }
   return bits;
 }

@@ -4,10 +4,10 @@
 #define AUTOQ_QAT_QUANT_CONFIG_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace autoq::qat {
 
@@ -17,7 +17,8 @@ inline constexpr int kMaxBits = 8;
 enum class Granularity {
   // One scale and zero point per tensor, zero exactly representable.
   kPerTensorAffine,
-  // One scale per output channel, zero point 0, range [-(2^(b-1)-1), 2^(b-1)-1].
+  // One scale per output channel, zero point 0, range [-(2^(b-1)-1),
+  // 2^(b-1)-1].
   kPerChannelSymmetric,
 };
 

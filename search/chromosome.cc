@@ -56,8 +56,8 @@ std::vector<qat::LayerBits> Encoding::UniformBits(int bits) const {
                                      qat::LayerBits{bits, abits});
 }
 
-std::vector<std::vector<int>> Encoding::InitialPopulation(
-    int size, uint32_t seed) const {
+std::vector<std::vector<int>> Encoding::InitialPopulation(int size,
+                                                          uint32_t seed) const {
   std::vector<std::vector<int>> pop;
   std::set<std::vector<int>> seen;
   for (int b = min_bits_; b <= max_bits_ && static_cast<int>(pop.size()) < size;

@@ -19,7 +19,8 @@ constexpr int kKeyVersion = 1;
 
 }  // namespace
 
-CachedEvaluation::CachedEvaluation(ResultStore* store, evaluator::Evaluator* evaluator,
+CachedEvaluation::CachedEvaluation(ResultStore* store,
+                                   evaluator::Evaluator* evaluator,
                                    KeyContext keys)
     : store_(store), evaluator_(evaluator), keys_(std::move(keys)) {}
 
@@ -39,7 +40,8 @@ std::string CachedEvaluation::Key(
   return Sha256Hex(absl::StrCat(
       "autoq-result-v", kKeyVersion, "\nmodel=", keys_.model_digest,
       "\ndata=", keys_.data, "\nstage=", StageName(stage), "\nrecipe=",
-      stage == evaluator::Stage::kSearch ? keys_.search_stage : keys_.final_stage,
+      stage == evaluator::Stage::kSearch ? keys_.search_stage
+                                         : keys_.final_stage,
       "\nbits=", bit_text));
 }
 
@@ -49,7 +51,8 @@ absl::StatusOr<std::optional<std::string>> CachedEvaluation::Artifact(
 }
 
 absl::StatusOr<std::vector<evaluator::EvalRecord>> CachedEvaluation::Evaluate(
-    evaluator::Stage stage, const std::vector<std::vector<qat::LayerBits>>& batch,
+    evaluator::Stage stage,
+    const std::vector<std::vector<qat::LayerBits>>& batch,
     const EvalProgress& progress) {
   std::vector<evaluator::EvalRecord> out(batch.size());
   std::vector<std::string> keys(batch.size());
@@ -80,7 +83,8 @@ absl::StatusOr<std::vector<evaluator::EvalRecord>> CachedEvaluation::Evaluate(
       task_entry.push_back(i);
       continue;
     }
-    absl::StatusOr<evaluator::EvalRecord> record = evaluator::DecodeRecord(**hit);
+    absl::StatusOr<evaluator::EvalRecord> record =
+        evaluator::DecodeRecord(**hit);
     if (!record.ok()) return record.status();
     out[i] = *std::move(record);
     ++stats_.cached;
@@ -92,36 +96,38 @@ absl::StatusOr<std::vector<evaluator::EvalRecord>> CachedEvaluation::Evaluate(
   absl::Status first_error;
   const auto start = std::chrono::steady_clock::now();
   if (!tasks.empty()) {
-    evaluator_->Run(tasks, [&](size_t t, absl::StatusOr<evaluator::EvalRecord> result) {
-      absl::Status st = result.status();
-      // Exports first: a stored final result implies its artifacts.
-      if (st.ok()) {
-        for (const auto& [name, bytes] : result->artifacts) {
-          st = store_->PutArtifact(tasks[t].key, name, bytes);
-          if (!st.ok()) break;
-        }
-      }
-      if (st.ok()) {
-        ResultSummary summary;
-        summary.val_top1 = result->qat.best_val_top1;
-        summary.size_bytes = result->qat.size_bytes;
-        summary.wall_seconds = result->qat.wall_seconds;
-        summary.device = result->device;
-        st = store_->Put(tasks[t].key, evaluator::EncodeRecord(*result, tasks[t].bits),
-                         summary);
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      if (!st.ok()) {
-        if (first_error.ok()) first_error = st;
-        return;
-      }
-      ++stats_.computed;
-      result->artifacts.clear();  // stored; keep the batch light
-      const size_t i = task_entry[t];
-      out[i] = *std::move(result);
-      ++finished;
-      if (progress) progress(i, out[i], false, finished, batch.size());
-    });
+    evaluator_->Run(
+        tasks, [&](size_t t, absl::StatusOr<evaluator::EvalRecord> result) {
+          absl::Status st = result.status();
+          // Exports first: a stored final result implies its artifacts.
+          if (st.ok()) {
+            for (const auto& [name, bytes] : result->artifacts) {
+              st = store_->PutArtifact(tasks[t].key, name, bytes);
+              if (!st.ok()) break;
+            }
+          }
+          if (st.ok()) {
+            ResultSummary summary;
+            summary.val_top1 = result->qat.best_val_top1;
+            summary.size_bytes = result->qat.size_bytes;
+            summary.wall_seconds = result->qat.wall_seconds;
+            summary.device = result->device;
+            st = store_->Put(tasks[t].key,
+                             evaluator::EncodeRecord(*result, tasks[t].bits),
+                             summary);
+          }
+          std::lock_guard<std::mutex> lock(mu);
+          if (!st.ok()) {
+            if (first_error.ok()) first_error = st;
+            return;
+          }
+          ++stats_.computed;
+          result->artifacts.clear();  // stored; keep the batch light
+          const size_t i = task_entry[t];
+          out[i] = *std::move(result);
+          ++finished;
+          if (progress) progress(i, out[i], false, finished, batch.size());
+        });
   }
   stats_.evaluator_seconds +=
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)

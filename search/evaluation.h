@@ -31,34 +31,37 @@ struct KeyContext {
 };
 
 struct EvalStats {
-  int64_t computed = 0;  // results computed by the evaluator
-  int64_t cached = 0;    // answered by the result store
-  int64_t repeated = 0;  // equal to another entry of the same batch
+  int64_t computed = 0;          // results computed by the evaluator
+  int64_t cached = 0;            // answered by the result store
+  int64_t repeated = 0;          // equal to another entry of the same batch
   double evaluator_seconds = 0;  // wall time inside evaluator::Evaluator::Run
 };
 
 // Progress of one finished entry of a batch: its index in the batch, the
 // record, whether it came from the cache, finished / total so far.
-using EvalProgress = std::function<void(size_t index, const evaluator::EvalRecord& record,
-                                        bool cached, size_t finished,
-                                        size_t total)>;
+using EvalProgress =
+    std::function<void(size_t index, const evaluator::EvalRecord& record,
+                       bool cached, size_t finished, size_t total)>;
 
 // Thread-compatible: one Evaluate call at a time.
 class CachedEvaluation {
  public:
   // `store` and `evaluator` must outlive this object.
-  CachedEvaluation(ResultStore* store, evaluator::Evaluator* evaluator, KeyContext keys);
+  CachedEvaluation(ResultStore* store, evaluator::Evaluator* evaluator,
+                   KeyContext keys);
 
   // The cache key of `bits` at `stage`: the model digest, the data, the
   // stage's recipe and scheme and the bits. A kFloat key has the model
   // digest and the data only (its bits are empty).
-  std::string Key(evaluator::Stage stage, const std::vector<qat::LayerBits>& bits) const;
+  std::string Key(evaluator::Stage stage,
+                  const std::vector<qat::LayerBits>& bits) const;
 
   // One record per entry of `batch`, in order. Fails with the first
   // evaluation error after the rest of the batch has finished (and been
   // stored).
   absl::StatusOr<std::vector<evaluator::EvalRecord>> Evaluate(
-      evaluator::Stage stage, const std::vector<std::vector<qat::LayerBits>>& batch,
+      evaluator::Stage stage,
+      const std::vector<std::vector<qat::LayerBits>>& batch,
       const EvalProgress& progress = nullptr);
 
   // Artifacts stored for a final-stage key.

@@ -52,8 +52,8 @@ std::string SearchText(const evaluator::SearchOptions& o) {
 
 // The identity of a search: its checkpoints are stored under this key, so
 // a rerun of the same job resumes where it stopped.
-std::string SearchKey(const KeyContext& keys, const evaluator::SearchOptions& options,
-                      int genes) {
+std::string SearchKey(const KeyContext& keys,
+                      const evaluator::SearchOptions& options, int genes) {
   return Sha256Hex(absl::StrCat("autoq-search-v1\n", keys.model_digest, "\n",
                                 keys.data, "\n", keys.search_stage, "\n",
                                 SearchText(options), "\ngenes=", genes));
@@ -73,8 +73,9 @@ class Reporter {
 
   // `log_name` null: no task line (the float model has its own line).
   void Evaluation(evaluator::Stage stage, const char* log_name,
-                  const std::vector<qat::LayerBits>& bits, const evaluator::EvalRecord& r,
-                  bool cached, size_t done, size_t total) {
+                  const std::vector<qat::LayerBits>& bits,
+                  const evaluator::EvalRecord& r, bool cached, size_t done,
+                  size_t total) {
     std::lock_guard<std::mutex> lock(mu_);
     if (log_ != nullptr && log_name != nullptr) {
       std::fprintf(log_, "  [%s %zu/%zu] %-10s val %6.2f%%", log_name, done,
@@ -84,7 +85,8 @@ class Reporter {
         std::fprintf(log_, " test %6.2f%%", r.qat.test_top1);
       }
       std::fprintf(log_, "  %8.1f KB  %6.1f s  %s\n", r.qat.size_bytes / 1024.0,
-                   cached ? 0.0 : r.qat.wall_seconds, qat::FormatBits(bits).c_str());
+                   cached ? 0.0 : r.qat.wall_seconds,
+                   qat::FormatBits(bits).c_str());
       std::fflush(log_);
     }
     if (observer_ != nullptr) {
@@ -105,7 +107,8 @@ class Reporter {
 
 FrontPoint MakePoint(const std::string& label, bool uniform,
                      const std::vector<qat::LayerBits>& bits,
-                     const evaluator::EvalRecord& final_record, double search_val) {
+                     const evaluator::EvalRecord& final_record,
+                     double search_val) {
   FrontPoint p;
   p.label = label;
   p.uniform = uniform;
@@ -247,7 +250,8 @@ absl::StatusOr<JobSummary> Pipeline::Run() {
   reporter_.Phase("final");
   const auto final_start = Clock::now();
   const FinalBatch batch = MakeFinalBatch(*outcome);
-  absl::StatusOr<std::vector<evaluator::EvalRecord>> finals = FineTuneFinal(batch);
+  absl::StatusOr<std::vector<evaluator::EvalRecord>> finals =
+      FineTuneFinal(batch);
   if (!finals.ok()) return finals.status();
   summary_.final_seconds = Since(final_start);
 
@@ -262,12 +266,14 @@ absl::StatusOr<JobSummary> Pipeline::Run() {
 absl::Status Pipeline::ScoreFloat() {
   reporter_.Phase("float");
   CachedEvaluation float_evaluation(store_, evaluator_, keys_);
-  absl::StatusOr<std::vector<evaluator::EvalRecord>> records = float_evaluation.Evaluate(
-      evaluator::Stage::kFloat, std::vector<std::vector<qat::LayerBits>>(1),
-      [&](size_t, const evaluator::EvalRecord& r, bool cached, size_t done, size_t total) {
-        reporter_.Evaluation(evaluator::Stage::kFloat, nullptr, {}, r, cached, done,
-                             total);
-      });
+  absl::StatusOr<std::vector<evaluator::EvalRecord>> records =
+      float_evaluation.Evaluate(
+          evaluator::Stage::kFloat, std::vector<std::vector<qat::LayerBits>>(1),
+          [&](size_t, const evaluator::EvalRecord& r, bool cached, size_t done,
+              size_t total) {
+            reporter_.Evaluation(evaluator::Stage::kFloat, nullptr, {}, r,
+                                 cached, done, total);
+          });
   if (!records.ok()) return Failed(records.status());
   float_val_ = records->front().qat.best_val_top1;
   float_test_ = records->front().qat.test_top1;
@@ -289,10 +295,10 @@ absl::StatusOr<SearchOutcome> Pipeline::Search() {
       encoding_, &analysis_, config_.scheme.granularity, config_.search,
       float_val_, &evaluation_);
   objectives->set_progress([&](const std::vector<qat::LayerBits>& bits,
-                               const evaluator::EvalRecord& r, bool cached, size_t done,
-                               size_t total) {
-    reporter_.Evaluation(evaluator::Stage::kSearch, "candidate", bits, r, cached, done,
-                         total);
+                               const evaluator::EvalRecord& r, bool cached,
+                               size_t done, size_t total) {
+    reporter_.Evaluation(evaluator::Stage::kSearch, "candidate", bits, r,
+                         cached, done, total);
   });
   SearchContext ctx;
   ctx.job_key = SearchKey(keys_, config_.search, genes_);
@@ -347,20 +353,21 @@ absl::StatusOr<std::vector<evaluator::EvalRecord>> Pipeline::FineTuneFinal(
         config_.final_front.recipe.epochs);
     std::fflush(log_);
   }
-  absl::StatusOr<std::vector<evaluator::EvalRecord>> finals = evaluation_.Evaluate(
-      evaluator::Stage::kFinal, batch.bits,
-      [&](size_t i, const evaluator::EvalRecord& r, bool cached, size_t done,
-          size_t total) {
-        reporter_.Evaluation(evaluator::Stage::kFinal, "final", batch.bits[i], r, cached,
-                             done, total);
-      });
+  absl::StatusOr<std::vector<evaluator::EvalRecord>> finals =
+      evaluation_.Evaluate(evaluator::Stage::kFinal, batch.bits,
+                           [&](size_t i, const evaluator::EvalRecord& r,
+                               bool cached, size_t done, size_t total) {
+                             reporter_.Evaluation(evaluator::Stage::kFinal,
+                                                  "final", batch.bits[i], r,
+                                                  cached, done, total);
+                           });
   if (!finals.ok()) return Failed(finals.status());
   return finals;
 }
 
 // The report: every final point, its exports checked present in the store.
-absl::Status Pipeline::AssembleReport(const FinalBatch& batch,
-                                      const std::vector<evaluator::EvalRecord>& finals) {
+absl::Status Pipeline::AssembleReport(
+    const FinalBatch& batch, const std::vector<evaluator::EvalRecord>& finals) {
   FrontReport& report = summary_.report;
   report.job_name = config_.name;
   for (const qat::LayerInfo* l : analysis_.genes()) {
@@ -393,7 +400,8 @@ absl::Status Pipeline::AssembleReport(const FinalBatch& batch,
 }  // namespace
 
 absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
-                                       evaluator::Evaluator* evaluator, ResultStore* store,
+                                       evaluator::Evaluator* evaluator,
+                                       ResultStore* store,
                                        PipelineObserver* observer,
                                        std::FILE* log,
                                        const std::atomic<bool>* cancelled) {
@@ -425,13 +433,15 @@ absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
   double float_val = 0, float_test = -1;
   {
     CachedEvaluation float_evaluation(store, evaluator, keys);
-    absl::StatusOr<std::vector<evaluator::EvalRecord>> records = float_evaluation.Evaluate(
-        evaluator::Stage::kFloat, std::vector<std::vector<qat::LayerBits>>(1),
-        [&](size_t, const evaluator::EvalRecord& r, bool cached, size_t done,
-            size_t total) {
-          reporter.Evaluation(evaluator::Stage::kFloat, nullptr, {}, r, cached, done,
-                              total);
-        });
+    absl::StatusOr<std::vector<evaluator::EvalRecord>> records =
+        float_evaluation.Evaluate(evaluator::Stage::kFloat,
+                                  std::vector<std::vector<qat::LayerBits>>(1),
+                                  [&](size_t, const evaluator::EvalRecord& r,
+                                      bool cached, size_t done, size_t total) {
+                                    reporter.Evaluation(
+                                        evaluator::Stage::kFloat, nullptr, {},
+                                        r, cached, done, total);
+                                  });
     if (!records.ok()) return failed(records.status());
     float_val = records->front().qat.best_val_top1;
     float_test = records->front().qat.test_top1;
@@ -456,10 +466,10 @@ absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
       encoding, &analysis, config.scheme.granularity, config.search, float_val,
       &evaluation);
   objectives->set_progress([&](const std::vector<qat::LayerBits>& bits,
-                               const evaluator::EvalRecord& r, bool cached, size_t done,
-                               size_t total) {
-    reporter.Evaluation(evaluator::Stage::kSearch, "candidate", bits, r, cached, done,
-                        total);
+                               const evaluator::EvalRecord& r, bool cached,
+                               size_t done, size_t total) {
+    reporter.Evaluation(evaluator::Stage::kSearch, "candidate", bits, r, cached,
+                        done, total);
   });
   SearchContext ctx;
   ctx.job_key = SearchKey(keys, config.search, genes);
@@ -510,13 +520,14 @@ absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
                  config.final_front.recipe.epochs);
     std::fflush(log);
   }
-  absl::StatusOr<std::vector<evaluator::EvalRecord>> finals = evaluation.Evaluate(
-      evaluator::Stage::kFinal, batch,
-      [&](size_t i, const evaluator::EvalRecord& r, bool cached, size_t done,
-          size_t total) {
-        reporter.Evaluation(evaluator::Stage::kFinal, "final", batch[i], r, cached, done,
-                            total);
-      });
+  absl::StatusOr<std::vector<evaluator::EvalRecord>> finals =
+      evaluation.Evaluate(evaluator::Stage::kFinal, batch,
+                          [&](size_t i, const evaluator::EvalRecord& r,
+                              bool cached, size_t done, size_t total) {
+                            reporter.Evaluation(evaluator::Stage::kFinal,
+                                                "final", batch[i], r, cached,
+                                                done, total);
+                          });
   if (!finals.ok()) return failed(finals.status());
   summary.final_seconds = Since(final_start);
 

@@ -67,8 +67,8 @@ class PipelineObserver {
   // cleared).
   virtual void OnEvaluation(evaluator::Stage stage,
                             const std::vector<qat::LayerBits>& bits,
-                            const evaluator::EvalRecord& record, bool cached, size_t done,
-                            size_t total) {}
+                            const evaluator::EvalRecord& record, bool cached,
+                            size_t done, size_t total) {}
   // After each generation, and once for the checkpoint a resumed search
   // starts from (info.restored).
   virtual void OnGeneration(const GenerationInfo& info) {}
@@ -101,7 +101,8 @@ struct PipelineInputs {
 // Several pipelines may share one `store` (it is thread-safe); `evaluator`
 // gets one Run call at a time from this pipeline.
 absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
-                                       evaluator::Evaluator* evaluator, ResultStore* store,
+                                       evaluator::Evaluator* evaluator,
+                                       ResultStore* store,
                                        PipelineObserver* observer,
                                        std::FILE* log,
                                        const std::atomic<bool>* cancelled);
