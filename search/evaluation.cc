@@ -167,13 +167,13 @@ absl::StatusOr<std::vector<EvalRecord>> CachedEvaluation::Evaluate(
     evaluator_->Run(tasks, [&](size_t t, absl::StatusOr<EvalRecord> result) {
       absl::Status st = result.status();
       // Exports first: a stored final result implies its artifacts.
-      if (st.ok()) {
+      if (st.ok() && !result->stored) {
         for (const auto& [name, bytes] : result->artifacts) {
           st = store_->PutArtifact(tasks[t].key, name, bytes);
           if (!st.ok()) break;
         }
       }
-      if (st.ok()) {
+      if (st.ok() && !result->stored) {
         ResultSummary summary;
         summary.val_top1 = result->qat.best_val_top1;
         summary.size_bytes = result->qat.size_bytes;

@@ -62,7 +62,9 @@ class RemoteEvaluator : public search::Evaluator {
         spec.wbits.push_back(b.wbits);
         spec.abits.push_back(b.abits);
       }
-      absl::Status st = queue_->Enqueue(
+      // Not waiting for each new task's write: the batch is committed
+      // together, and a failed write reaches the waiter.
+      absl::Status st = queue_->EnqueueAsync(
           spec,
           [state, i](absl::Status status, const std::string& encoded) {
             Deliver(*state, i, std::move(status), encoded);
@@ -121,6 +123,9 @@ class RemoteEvaluator : public search::Evaluator {
     absl::StatusOr<search::EvalRecord> record =
         status.ok() ? search::DecodeRecord(encoded)
                     : absl::StatusOr<search::EvalRecord>(status);
+    // The queue tells waiters only once the result (and its exports) is
+    // committed to the result cache.
+    if (record.ok()) record->stored = true;
     std::lock_guard<std::mutex> lock(state.mu);
     if (state.closed || state.finished[index]) return;
     state.finished[index] = true;
