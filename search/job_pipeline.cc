@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "qat/status_macros.h"
 #include "search/chromosome.h"
 #include "search/problem.h"
@@ -76,14 +77,11 @@ class Reporter {
                   bool cached, size_t done, size_t total) {
     std::lock_guard<std::mutex> lock(mu_);
     if (log_ != nullptr && log_name != nullptr) {
-      std::fprintf(log_, "  [%s %zu/%zu] %-10s val %6.2f%%", log_name, done,
-                   total, cached ? "cached" : r.device.c_str(),
-                   r.qat.best_val_top1);
-      if (r.qat.test_top1 >= 0) {
-        std::fprintf(log_, " test %6.2f%%", r.qat.test_top1);
-      }
-      std::fprintf(log_, "  %8.1f KB  %6.1f s  %s\n", r.qat.size_bytes / 1024.0,
-                   cached ? 0.0 : r.qat.wall_seconds, FormatBits(bits).c_str());
+      const std::string line = FormatEvaluationLine(
+          log_name, done, total, cached ? "cached" : r.device,
+          r.qat.best_val_top1, r.qat.test_top1, r.qat.size_bytes,
+          cached ? 0.0 : r.qat.wall_seconds, bits);
+      std::fputs(line.c_str(), log_);
       std::fflush(log_);
     }
     if (observer_ != nullptr) {
@@ -156,6 +154,19 @@ KeyContext MakeKeyContext(const JobConfig& config,
   return keys;
 }
 
+std::string FormatEvaluationLine(absl::string_view name, size_t done,
+                                 size_t total, absl::string_view where,
+                                 double val_top1, double test_top1,
+                                 int64_t size_bytes, double seconds,
+                                 const std::vector<qat::LayerBits>& bits) {
+  std::string line = absl::StrFormat("  [%s %zu/%zu] %-10s val %6.2f%%", name,
+                                     done, total, where, val_top1);
+  if (test_top1 >= 0) absl::StrAppendFormat(&line, " test %6.2f%%", test_top1);
+  absl::StrAppendFormat(&line, "  %8.1f KB  %6.1f s  %s\n", size_bytes / 1024.0,
+                        seconds, FormatBits(bits));
+  return line;
+}
+
 absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
                                        Evaluator* evaluator, ResultStore* store,
                                        PipelineObserver* observer,
@@ -170,7 +181,7 @@ absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
   const JobConfig& config = *inputs.config;
   const qat::ModelAnalysis& analysis = *inputs.analysis;
   const int genes = analysis.num_genes();
-  Reporter reporter(observer, log);
+  Reporter reporter(observer, inputs.log_evaluations ? log : nullptr);
   auto is_cancelled = [cancelled] {
     return cancelled != nullptr && cancelled->load();
   };
