@@ -37,7 +37,9 @@ struct ServiceLimits {
   int lease_seconds = 60;
   int heartbeat_seconds = 10;
   int restart_grace_seconds = 30;  // see ServerOptions
-  int retry_after_ms = 500;  // a worker's wait when no task is queued
+  // A worker's wait when no task is queued (at most 50 ms while a job
+  // runs: its next batch comes soon).
+  int retry_after_ms = 500;
 };
 
 std::unique_ptr<JobService::CallbackService> MakeJobService(

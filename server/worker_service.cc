@@ -30,6 +30,9 @@ const std::set<std::string>& AllowedArtifacts() {
   return *names;
 }
 
+// The retry period while a job runs; see AnswerLease.
+constexpr int kBusyRetryAfterMs = 50;
+
 std::string NewWorkerId() {
   std::random_device rd;
   static constexpr char kHex[] = "0123456789abcdef";
@@ -142,7 +145,16 @@ struct WorkerServiceImpl::State {
                    absl::StatusOr<std::optional<Lease>> lease,
                    LeaseTaskResponse* response, Reply reply) {
     if (!lease.ok()) return reply(lease.status());
-    if (!lease->has_value()) return reply(absl::OkStatus());
+    if (!lease->has_value()) {
+      // A running job's next batch comes soon (its search between two
+      // generations): workers idle for a whole retry period would leave
+      // that much of every generation's start unused.
+      if (jobs->Running() > 0) {
+        response->set_retry_after_ms(
+            std::min(limits.retry_after_ms, kBusyRetryAfterMs));
+      }
+      return reply(absl::OkStatus());
+    }
     const Lease& l = **lease;
     absl::StatusOr<std::shared_ptr<const JobInfo>> info = Info(l.task.job_id);
     if (!info.ok()) {
