@@ -437,7 +437,7 @@ class JobServiceImpl : public JobService::CallbackService {
 
   // A round of the watch flusher: what an event may wait before it is
   // sent to a watcher that is up to date.
-  static constexpr int kWatchRoundMs = 20;
+  static constexpr int kWatchRoundMs = 50;
 
   JobManager* jobs_;
   const TokenAuth* auth_;
