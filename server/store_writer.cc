@@ -83,9 +83,9 @@ void StoreWriter::Loop() {
     for (size_t i = 0; i < group.size(); ++i) {
       if (group[i].done) group[i].done(std::move(statuses[i]));
     }
-    const double seconds = std::chrono::duration<double>(
-                               std::chrono::steady_clock::now() - start)
-                               .count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++stats_.groups;

@@ -45,9 +45,9 @@ class StoreWriter {
   };
 
   struct Stats {
-    int64_t groups = 0;     // transactions committed (or failed)
-    int64_t writes = 0;     // writes in them
-    int64_t largest = 0;    // writes in the largest group
+    int64_t groups = 0;       // transactions committed (or failed)
+    int64_t writes = 0;       // writes in them
+    int64_t largest = 0;      // writes in the largest group
     double busy_seconds = 0;  // time spent writing and completing
   };
 

@@ -4,10 +4,10 @@
 
 #include <chrono>
 #include <future>
-#include <mutex>
-#include <thread>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -85,26 +85,25 @@ TEST_F(StoreWriterTest, WritesWaitingTogetherShareOneCommitAndKeepTheirOrder) {
   for (int i = 1; i <= kWrites; ++i) {
     auto told = std::make_shared<std::promise<absl::Status>>();
     done.push_back(told->get_future());
-    writer_->Submit(
-        {nullptr,
-         [i](ServerStore::Batch& b) {
-           return b.InsertTaskWithId(Task(i, "k" + std::to_string(i)));
-         },
-         [told, i, &mu, &order](absl::Status st) {
-           {
-             std::lock_guard<std::mutex> lock(mu);
-             order.push_back(i);
-           }
-           told->set_value(std::move(st));
-         }});
+    writer_->Submit({nullptr,
+                     [i](ServerStore::Batch& b) {
+                       return b.InsertTaskWithId(
+                           Task(i, "k" + std::to_string(i)));
+                     },
+                     [told, i, &mu, &order](absl::Status st) {
+                       {
+                         std::lock_guard<std::mutex> lock(mu);
+                         order.push_back(i);
+                       }
+                       told->set_value(std::move(st));
+                     }});
   }
   const StoreWriter::Stats before = writer_->stats();
   Release();
   for (auto& d : done) EXPECT_TRUE(d.get().ok());
   // Counted after the completions run.
   StoreWriter::Stats after = writer_->stats();
-  for (int i = 0; i < 1000 && after.writes < before.writes + kWrites + 1;
-       ++i) {
+  for (int i = 0; i < 1000 && after.writes < before.writes + kWrites + 1; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
     after = writer_->stats();
   }
@@ -130,9 +129,8 @@ TEST_F(StoreWriterTest, AFailingWriteIsUndoneAloneAndItsCallerHearsWhy) {
                        told->set_value(std::move(st));
                      }});
   };
-  submit([](ServerStore::Batch& b) {
-    return b.InsertTaskWithId(Task(1, "k1"));
-  });
+  submit(
+      [](ServerStore::Batch& b) { return b.InsertTaskWithId(Task(1, "k1")); });
   // Two statements, the second failing: the first is undone too.
   submit([](ServerStore::Batch& b) {
     absl::Status st = b.InsertTaskWithId(Task(2, "k2"));
@@ -146,11 +144,10 @@ TEST_F(StoreWriterTest, AFailingWriteIsUndoneAloneAndItsCallerHearsWhy) {
   // A write whose `before` fails never runs.
   auto told = std::make_shared<std::promise<absl::Status>>();
   done.push_back(told->get_future());
-  writer_->Submit({[] { return absl::UnavailableError("disk busy"); },
-                   [](ServerStore::Batch& b) {
-                     return b.InsertTaskWithId(Task(4, "k4"));
-                   },
-                   [told](absl::Status st) { told->set_value(std::move(st)); }});
+  writer_->Submit(
+      {[] { return absl::UnavailableError("disk busy"); },
+       [](ServerStore::Batch& b) { return b.InsertTaskWithId(Task(4, "k4")); },
+       [told](absl::Status st) { told->set_value(std::move(st)); }});
   Release();
   EXPECT_TRUE(done[0].get().ok());
   EXPECT_EQ(done[1].get().code(), absl::StatusCode::kAlreadyExists);

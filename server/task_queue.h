@@ -170,8 +170,8 @@ class TaskQueue {
   using HeartbeatDone = std::function<void(absl::StatusOr<int64_t> deadline,
                                            std::vector<std::string> lost)>;
   void HeartbeatAsync(const std::string& worker_id,
-                      const std::vector<std::string>& lease_ids,
-                      int64_t now_ms, HeartbeatDone done);
+                      const std::vector<std::string>& lease_ids, int64_t now_ms,
+                      HeartbeatDone done);
 
   enum class CompleteOutcome {
     kAccepted,   // the result was stored and the waiters told
