@@ -274,22 +274,22 @@ absl::Status RunLocalService(const search::JobConfig& config, bool quiet,
                    client.Submit(spec, config.model_path));
   // Its warnings come back as the job's first log lines.
   const std::string job_id = submitted.status().job_id();
-  ASSIGN_OR_RETURN(JobStatus ended,
-                   client.Watch(job_id, 0, [&](const JobEvent& event) {
-                     if (event.event_case() == JobEvent::kEvaluation) {
-                       if (quiet) return;
-                       const std::string line = EvaluationLine(event.evaluation());
-                       std::fputs(line.c_str(), stdout);
-                       std::fflush(stdout);
-                       return;
-                     }
-                     if (event.event_case() != JobEvent::kLog) return;
-                     if (quiet && !absl::StartsWith(event.log(), "warning:")) {
-                       return;
-                     }
-                     std::printf("%s\n", event.log().c_str());
-                     std::fflush(stdout);
-                   }));
+  ASSIGN_OR_RETURN(
+      JobStatus ended, client.Watch(job_id, 0, [&](const JobEvent& event) {
+        if (event.event_case() == JobEvent::kEvaluation) {
+          if (quiet) return;
+          const std::string line = EvaluationLine(event.evaluation());
+          std::fputs(line.c_str(), stdout);
+          std::fflush(stdout);
+          return;
+        }
+        if (event.event_case() != JobEvent::kLog) return;
+        if (quiet && !absl::StartsWith(event.log(), "warning:")) {
+          return;
+        }
+        std::printf("%s\n", event.log().c_str());
+        std::fflush(stdout);
+      }));
   workers.Stop();
   if (ended.state() != JOB_FINISHED) {
     return absl::AbortedError(ended.error().empty()

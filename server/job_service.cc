@@ -158,9 +158,9 @@ class WatchReactor : public grpc::ServerWriteReactor<JobEvent> {
   int64_t cursor_;                         // guarded by mu_: last seq written
   std::shared_ptr<const JobEvent> event_;  // guarded by mu_: in flight
   bool writing_ = false;                   // guarded by mu_
-  bool wrote_ = false;     // guarded by mu_: a write was started
-  bool buffered_ = false;  // guarded by mu_: the last write was buffered
-  bool finished_ = false;  // guarded by mu_
+  bool wrote_ = false;      // guarded by mu_: a write was started
+  bool buffered_ = false;   // guarded by mu_: the last write was buffered
+  bool finished_ = false;   // guarded by mu_
   bool cancelled_ = false;  // guarded by mu_
   std::shared_ptr<WatchLink> link_;
   int64_t listener_ = 0;
@@ -342,25 +342,25 @@ class JobServiceImpl : public JobService::CallbackService {
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx,
                                    const GetJobRequest* request,
                                    JobStatus* response) override {
-    return Unary(ctx, *auth_, Role::kClient,
-                 [&](const Principal& who, Reply reply) {
-      absl::StatusOr<JobStatus> s = jobs_->Get(who.name, request->job_id());
-      if (s.ok()) *response = *std::move(s);
-      reply(s.status());
-    });
+    return Unary(
+        ctx, *auth_, Role::kClient, [&](const Principal& who, Reply reply) {
+          absl::StatusOr<JobStatus> s = jobs_->Get(who.name, request->job_id());
+          if (s.ok()) *response = *std::move(s);
+          reply(s.status());
+        });
   }
 
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx,
                                      const ListJobsRequest* request,
                                      ListJobsResponse* response) override {
-    return Unary(ctx, *auth_, Role::kClient,
-                 [&](const Principal& who, Reply reply) {
-      absl::StatusOr<std::vector<JobStatus>> list = jobs_->List(who.name);
-      if (list.ok()) {
-        for (JobStatus& s : *list) *response->add_jobs() = std::move(s);
-      }
-      reply(list.status());
-    });
+    return Unary(
+        ctx, *auth_, Role::kClient, [&](const Principal& who, Reply reply) {
+          absl::StatusOr<std::vector<JobStatus>> list = jobs_->List(who.name);
+          if (list.ok()) {
+            for (JobStatus& s : *list) *response->add_jobs() = std::move(s);
+          }
+          reply(list.status());
+        });
   }
 
   grpc::ServerWriteReactor<JobEvent>* WatchJob(
@@ -379,15 +379,15 @@ class JobServiceImpl : public JobService::CallbackService {
                                       JobStatus* response) override {
     return Unary(ctx, *auth_, Role::kClient,
                  [&](const Principal& who, Reply reply) {
-      // Stores the job's state and waits for the queue's deletes: off
-      // gRPC's threads.
-      pool_([this, owner = who.name, id = request->job_id(), response,
-             reply] {
-        absl::StatusOr<JobStatus> s = jobs_->Cancel(owner, id);
-        if (s.ok()) *response = *std::move(s);
-        reply(s.status());
-      });
-    });
+                   // Stores the job's state and waits for the queue's deletes:
+                   // off gRPC's threads.
+                   pool_([this, owner = who.name, id = request->job_id(),
+                          response, reply] {
+                     absl::StatusOr<JobStatus> s = jobs_->Cancel(owner, id);
+                     if (s.ok()) *response = *std::move(s);
+                     reply(s.status());
+                   });
+                 });
   }
 
   grpc::ServerUnaryReactor* GetResults(grpc::CallbackServerContext* ctx,
@@ -395,14 +395,14 @@ class JobServiceImpl : public JobService::CallbackService {
                                        JobResults* response) override {
     return Unary(ctx, *auth_, Role::kClient,
                  [&](const Principal& who, Reply reply) {
-      // Hashing the exports reads them: off gRPC's threads.
-      pool_([this, owner = who.name, id = request->job_id(), response,
-             reply] {
-        absl::StatusOr<JobResults> r = jobs_->Results(owner, id);
-        if (r.ok()) *response = *std::move(r);
-        reply(r.status());
-      });
-    });
+                   // Hashing the exports reads them: off gRPC's threads.
+                   pool_([this, owner = who.name, id = request->job_id(),
+                          response, reply] {
+                     absl::StatusOr<JobResults> r = jobs_->Results(owner, id);
+                     if (r.ok()) *response = *std::move(r);
+                     reply(r.status());
+                   });
+                 });
   }
 
   grpc::ServerWriteReactor<DataChunk>* DownloadArtifact(

@@ -353,8 +353,7 @@ absl::Status ServerStore::RunLocked(const char* sql) {
   return s.Run();
 }
 
-absl::Status ServerStore::InsertTaskLocked(const TaskRow& task,
-                                           bool with_id) {
+absl::Status ServerStore::InsertTaskLocked(const TaskRow& task, bool with_id) {
   if (with_id && task.task_id <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("task id ", task.task_id, " is not positive"));

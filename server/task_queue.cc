@@ -137,26 +137,27 @@ void TaskQueue::RequeueLocked(int64_t id, Entry& e,
   e.row.worker_id.clear();
   e.row.deadline_ms = 0;
   QueueLocked(id, e);
-  SubmitLocked(
-      {nullptr, [id](ServerStore::Batch& b) { return b.ClearLease(id); },
-       [this, held, done = std::move(done)](absl::Status st) {
-         if (!st.ok()) {
-           // Not written: the lease is still held in the store, so it is
-           // in memory too, unless the task was leased again or ended.
-           std::lock_guard<std::mutex> lock(mu_);
-           auto it = tasks_.find(held.task_id);
-           if (it != tasks_.end() && !it->second->leased() &&
-               !it->second->finishing) {
-             Entry& e = *it->second;
-             UnqueueLocked(held.task_id, e);
-             e.row.lease_id = held.lease_id;
-             e.row.worker_id = held.worker_id;
-             e.row.deadline_ms = held.deadline_ms;
-             by_lease_[held.lease_id] = held.task_id;
-           }
-         }
-         if (done) done(std::move(st));
-       }});
+  SubmitLocked({nullptr,
+                [id](ServerStore::Batch& b) { return b.ClearLease(id); },
+                [this, held, done = std::move(done)](absl::Status st) {
+                  if (!st.ok()) {
+                    // Not written: the lease is still held in the store, so it
+                    // is in memory too, unless the task was leased again or
+                    // ended.
+                    std::lock_guard<std::mutex> lock(mu_);
+                    auto it = tasks_.find(held.task_id);
+                    if (it != tasks_.end() && !it->second->leased() &&
+                        !it->second->finishing) {
+                      Entry& e = *it->second;
+                      UnqueueLocked(held.task_id, e);
+                      e.row.lease_id = held.lease_id;
+                      e.row.worker_id = held.worker_id;
+                      e.row.deadline_ms = held.deadline_ms;
+                      by_lease_[held.lease_id] = held.task_id;
+                    }
+                  }
+                  if (done) done(std::move(st));
+                }});
 }
 
 std::vector<TaskQueue::Waiter> TaskQueue::EraseLocked(int64_t id) {
@@ -327,8 +328,8 @@ void TaskQueue::LeaseNextAsync(const std::string& worker_id, int64_t now_ms,
       lease.task.job_id = last_job_;
       SubmitLocked(
           {nullptr,
-           [id, lease_id = lease.lease_id, worker_id, deadline = lease.deadline_ms,
-            attempts](ServerStore::Batch& b) {
+           [id, lease_id = lease.lease_id, worker_id,
+            deadline = lease.deadline_ms, attempts](ServerStore::Batch& b) {
              return b.SetLease(id, lease_id, worker_id, deadline, attempts);
            },
            [this, lease = std::move(lease),
@@ -365,8 +366,8 @@ absl::StatusOr<int64_t> TaskQueue::Heartbeat(
   auto out = std::make_shared<std::vector<std::string>>();
   Await<absl::StatusOr<int64_t>> deadline;
   HeartbeatAsync(worker_id, lease_ids, now_ms,
-                 [out, cb = deadline.Callback()](
-                     absl::StatusOr<int64_t> d, std::vector<std::string> l) {
+                 [out, cb = deadline.Callback()](absl::StatusOr<int64_t> d,
+                                                 std::vector<std::string> l) {
                    *out = std::move(l);
                    cb(std::move(d));
                  });
@@ -418,7 +419,8 @@ void TaskQueue::HeartbeatAsync(const std::string& worker_id,
                  auto it = by_lease_.find(h.lease_id);
                  if (it == by_lease_.end()) continue;
                  Entry& e = *tasks_[it->second];
-                 if (e.row.deadline_ms == deadline) e.row.deadline_ms = h.before;
+                 if (e.row.deadline_ms == deadline)
+                   e.row.deadline_ms = h.before;
                }
              }
              done(std::move(st), {});
@@ -467,9 +469,7 @@ void TaskQueue::CompleteAsync(const std::string& worker_id,
             {[persist = std::move(persist), row = e.row]() -> absl::Status {
                return persist ? persist(row) : absl::OkStatus();
              },
-             [task_id](ServerStore::Batch& b) {
-               return b.DeleteTask(task_id);
-             },
+             [task_id](ServerStore::Batch& b) { return b.DeleteTask(task_id); },
              [this, task_id, lease_id, encoded = std::move(encoded_result),
               done = std::move(done)](absl::Status st) mutable {
                Finished(task_id, lease_id, std::move(st), absl::OkStatus(),
@@ -535,9 +535,9 @@ void TaskQueue::FailAsync(const std::string& worker_id,
           e.row.worker_id != worker_id) {
         now = NotHeld(worker_id, lease_id, task_id);
       } else if (e.finishing) {
-        now = absl::FailedPreconditionError(absl::StrCat(
-            "task ", task_id, " is being completed under lease '", lease_id,
-            "'; its error was not recorded"));
+        now = absl::FailedPreconditionError(
+            absl::StrCat("task ", task_id, " is being completed under lease '",
+                         lease_id, "'; its error was not recorded"));
       } else if (e.row.attempts < options_.max_attempts) {
         return RequeueLocked(task_id, e, std::move(done));
       } else {
@@ -545,9 +545,7 @@ void TaskQueue::FailAsync(const std::string& worker_id,
         e.finishing = true;
         SubmitLocked(
             {nullptr,
-             [task_id](ServerStore::Batch& b) {
-               return b.DeleteTask(task_id);
-             },
+             [task_id](ServerStore::Batch& b) { return b.DeleteTask(task_id); },
              [this, task_id, lease_id, error,
               done = std::move(done)](absl::Status st) mutable {
                Finished(task_id, lease_id, st, absl::InternalError(error), "",

@@ -134,8 +134,8 @@ struct WorkerServiceImpl::State {
              Log(absl::StrCat("cannot forget ", worker_id, ": ", st.message()));
            }
            Broadcast(worker_id, live, /*joined=*/false);
-           Log(absl::StrCat("worker ", worker_id, " (", live.name, ") left: ",
-                            why));
+           Log(absl::StrCat("worker ", worker_id, " (", live.name,
+                            ") left: ", why));
            if (done) done();
          }});
   }
@@ -159,11 +159,10 @@ struct WorkerServiceImpl::State {
     absl::StatusOr<std::shared_ptr<const JobInfo>> info = Info(l.task.job_id);
     if (!info.ok()) {
       // Unservable: give the task back rather than lose it.
-      queue->FailAsync(worker_id, l.lease_id, l.task.task_id,
-                       std::string(info.status().message()),
-                       [reply, why = info.status()](absl::Status) {
-                         reply(why);
-                       });
+      queue->FailAsync(
+          worker_id, l.lease_id, l.task.task_id,
+          std::string(info.status().message()),
+          [reply, why = info.status()](absl::Status) { reply(why); });
       return;
     }
     Task* task = response->mutable_task();
@@ -201,13 +200,13 @@ struct WorkerServiceImpl::State {
     }
     for (const NamedBytes& a : request->artifacts()) {
       if (AllowedArtifacts().count(a.name()) == 0) {
-        return reply(absl::InvalidArgumentError(absl::StrCat(
-            "artifact name \"", a.name(), "\" is not one of ",
-            absl::StrJoin(AllowedArtifacts(), ", "))));
+        return reply(absl::InvalidArgumentError(
+            absl::StrCat("artifact name \"", a.name(), "\" is not one of ",
+                         absl::StrJoin(AllowedArtifacts(), ", "))));
       }
     }
-    auto encoded =
-        std::make_shared<const std::string>(request->result().SerializeAsString());
+    auto encoded = std::make_shared<const std::string>(
+        request->result().SerializeAsString());
     // On the writer's thread, before the task's row goes: storing exports
     // may take a while, and there it never contends with the queue's
     // writes for the database's write lock.
@@ -260,8 +259,19 @@ WorkerServiceImpl::WorkerServiceImpl(ServerStore* store,
                                      JobManager* jobs, const TokenAuth* auth,
                                      WorkPool pool, ServiceLimits limits,
                                      std::FILE* log)
-    : state_(new State{store, results, queue, writer, jobs, auth,
-                       std::move(pool), limits, log, {true}, {}, {}, {}}) {
+    : state_(new State{store,
+                       results,
+                       queue,
+                       writer,
+                       jobs,
+                       auth,
+                       std::move(pool),
+                       limits,
+                       log,
+                       {true},
+                       {},
+                       {},
+                       {}}) {
   // Workers registered before a restart get the restart grace (or a lease
   // period) to come back, as their leases do.
   absl::StatusOr<std::vector<WorkerRow>> rows = store->ListWorkers();
@@ -307,36 +317,37 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::RegisterWorker(
     grpc::CallbackServerContext* ctx, const RegisterWorkerRequest* request,
     RegisterWorkerResponse* response) {
   State* state = state_.get();
-  return Unary(ctx, *state->auth, Role::kWorker,
-               [&](const Principal& who, Reply reply) {
-    if (request->devices().empty()) {
-      return reply(
-          absl::InvalidArgumentError("a worker must name its devices"));
-    }
-    WorkerRow row;
-    row.worker_id = NewWorkerId();
-    row.name = request->name().empty() ? who.name : request->name();
-    row.devices.assign(request->devices().begin(), request->devices().end());
-    row.registered_ms = UnixMillis();
-    state->writer->Submit(
-        {nullptr, [row](ServerStore::Batch& b) { return b.PutWorker(row); },
-         [state, row, response, reply](absl::Status st) {
-           if (!st.ok()) return reply(st);
-           const State::Live live{row.name, row.devices, row.registered_ms};
-           {
-             std::lock_guard<std::mutex> lock(state->mu);
-             state->workers[row.worker_id] = live;
-           }
-           response->set_worker_id(row.worker_id);
-           response->set_lease_seconds(state->limits.lease_seconds);
-           response->set_heartbeat_seconds(state->limits.heartbeat_seconds);
-           state->Broadcast(row.worker_id, live, /*joined=*/true);
-           state->Log(absl::StrCat("worker ", row.worker_id, " (", row.name,
-                                   ", ", absl::StrJoin(row.devices, ","),
-                                   ") joined"));
-           reply(absl::OkStatus());
-         }});
-  });
+  return Unary(
+      ctx, *state->auth, Role::kWorker, [&](const Principal& who, Reply reply) {
+        if (request->devices().empty()) {
+          return reply(
+              absl::InvalidArgumentError("a worker must name its devices"));
+        }
+        WorkerRow row;
+        row.worker_id = NewWorkerId();
+        row.name = request->name().empty() ? who.name : request->name();
+        row.devices.assign(request->devices().begin(),
+                           request->devices().end());
+        row.registered_ms = UnixMillis();
+        state->writer->Submit(
+            {nullptr, [row](ServerStore::Batch& b) { return b.PutWorker(row); },
+             [state, row, response, reply](absl::Status st) {
+               if (!st.ok()) return reply(st);
+               const State::Live live{row.name, row.devices, row.registered_ms};
+               {
+                 std::lock_guard<std::mutex> lock(state->mu);
+                 state->workers[row.worker_id] = live;
+               }
+               response->set_worker_id(row.worker_id);
+               response->set_lease_seconds(state->limits.lease_seconds);
+               response->set_heartbeat_seconds(state->limits.heartbeat_seconds);
+               state->Broadcast(row.worker_id, live, /*joined=*/true);
+               state->Log(absl::StrCat("worker ", row.worker_id, " (", row.name,
+                                       ", ", absl::StrJoin(row.devices, ","),
+                                       ") joined"));
+               reply(absl::OkStatus());
+             }});
+      });
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseTask(
@@ -345,18 +356,18 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseTask(
   State* state = state_.get();
   return Unary(ctx, *state->auth, Role::kWorker,
                [&](const Principal&, Reply reply) {
-    absl::Status alive = state->Touch(request->worker_id());
-    if (!alive.ok()) return reply(alive);
-    response->set_retry_after_ms(state->limits.retry_after_ms);
-    if (!state->leasing) return reply(absl::OkStatus());
-    state->queue->LeaseNextAsync(
-        request->worker_id(), UnixMillis(),
-        [state, request, response,
-         reply](absl::StatusOr<std::optional<Lease>> lease) {
-          state->AnswerLease(request->worker_id(), std::move(lease), response,
-                             reply);
-        });
-  });
+                 absl::Status alive = state->Touch(request->worker_id());
+                 if (!alive.ok()) return reply(alive);
+                 response->set_retry_after_ms(state->limits.retry_after_ms);
+                 if (!state->leasing) return reply(absl::OkStatus());
+                 state->queue->LeaseNextAsync(
+                     request->worker_id(), UnixMillis(),
+                     [state, request, response,
+                      reply](absl::StatusOr<std::optional<Lease>> lease) {
+                       state->AnswerLease(request->worker_id(),
+                                          std::move(lease), response, reply);
+                     });
+               });
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::Heartbeat(
@@ -365,20 +376,21 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Heartbeat(
   State* state = state_.get();
   return Unary(ctx, *state->auth, Role::kWorker,
                [&](const Principal&, Reply reply) {
-    absl::Status alive = state->Touch(request->worker_id());
-    if (!alive.ok()) return reply(alive);
-    std::vector<std::string> leases(request->lease_ids().begin(),
-                                    request->lease_ids().end());
-    state->queue->HeartbeatAsync(
-        request->worker_id(), leases, UnixMillis(),
-        [response, reply](absl::StatusOr<int64_t> deadline,
-                          std::vector<std::string> lost) {
-          if (!deadline.ok()) return reply(deadline.status());
-          response->set_deadline_unix_ms(*deadline);
-          for (const std::string& l : lost) response->add_lost_lease_ids(l);
-          reply(absl::OkStatus());
-        });
-  });
+                 absl::Status alive = state->Touch(request->worker_id());
+                 if (!alive.ok()) return reply(alive);
+                 std::vector<std::string> leases(request->lease_ids().begin(),
+                                                 request->lease_ids().end());
+                 state->queue->HeartbeatAsync(
+                     request->worker_id(), leases, UnixMillis(),
+                     [response, reply](absl::StatusOr<int64_t> deadline,
+                                       std::vector<std::string> lost) {
+                       if (!deadline.ok()) return reply(deadline.status());
+                       response->set_deadline_unix_ms(*deadline);
+                       for (const std::string& l : lost)
+                         response->add_lost_lease_ids(l);
+                       reply(absl::OkStatus());
+                     });
+               });
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::CompleteTask(
@@ -387,8 +399,8 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::CompleteTask(
   State* state = state_.get();
   return Unary(ctx, *state->auth, Role::kWorker,
                [&](const Principal&, Reply reply) {
-    state->Complete(request, response, reply);
-  });
+                 state->Complete(request, response, reply);
+               });
 }
 
 grpc::ServerWriteReactor<DataChunk>* WorkerServiceImpl::FetchModel(
@@ -418,17 +430,18 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::UnregisterWorker(
   State* state = state_.get();
   return Unary(ctx, *state->auth, Role::kWorker,
                [&](const Principal&, Reply reply) {
-    State::Live live;
-    {
-      std::lock_guard<std::mutex> lock(state->mu);
-      auto it = state->workers.find(request->worker_id());
-      if (it == state->workers.end()) return reply(absl::OkStatus());
-      live = it->second;
-      state->workers.erase(it);
-    }
-    state->Left(request->worker_id(), live, "unregistered",
-                [reply] { reply(absl::OkStatus()); });
-  });
+                 State::Live live;
+                 {
+                   std::lock_guard<std::mutex> lock(state->mu);
+                   auto it = state->workers.find(request->worker_id());
+                   if (it == state->workers.end())
+                     return reply(absl::OkStatus());
+                   live = it->second;
+                   state->workers.erase(it);
+                 }
+                 state->Left(request->worker_id(), live, "unregistered",
+                             [reply] { reply(absl::OkStatus()); });
+               });
 }
 
 }  // namespace autoq::server
