@@ -28,6 +28,7 @@
 #include "evaluator/job_config.h"
 #include "evaluator/worker.h"
 #include "qat/model_analysis.h"
+#include "search/job_pipeline.h"
 #include "search/report.h"
 #include "server/auth.h"
 #include "server/server.h"
@@ -204,6 +205,26 @@ class LocalWorkers {
   std::vector<std::thread> threads_;
 };
 
+// An evaluation as the one-process pipeline logs it: the server sends
+// evaluations as structured events only, not as log lines too. The float
+// model has no line (the job's first log line gives its scores).
+std::string EvaluationLine(const EvaluationDone& e) {
+  const char* name = e.stage() == STAGE_SEARCH  ? "candidate"
+                     : e.stage() == STAGE_FINAL ? "final"
+                                                : nullptr;
+  if (name == nullptr) return "";
+  const FrontPointInfo& p = e.point();
+  std::vector<qat::LayerBits> bits(p.wbits_size());
+  for (int i = 0; i < p.wbits_size(); ++i) {
+    bits[i].wbits = p.wbits(i);
+    bits[i].abits = i < p.abits_size() ? p.abits(i) : 0;
+  }
+  return search::FormatEvaluationLine(
+      name, static_cast<size_t>(e.done()), static_cast<size_t>(e.total()),
+      e.cached() ? "cached" : e.device(), p.val_top1(), p.test_top1(),
+      p.size_bytes(), e.cached() ? 0.0 : e.seconds(), bits);
+}
+
 absl::Status RunLocalService(const evaluator::JobConfig& config, bool quiet,
                              bool verbose) {
   ASSIGN_OR_RETURN(JobSpec spec, SpecOf(config));
@@ -253,15 +274,22 @@ absl::Status RunLocalService(const evaluator::JobConfig& config, bool quiet,
                    client.Submit(spec, config.model_path));
   // Its warnings come back as the job's first log lines.
   const std::string job_id = submitted.status().job_id();
-  ASSIGN_OR_RETURN(JobStatus ended,
-                   client.Watch(job_id, 0, [&](const JobEvent& event) {
-                     if (event.event_case() != JobEvent::kLog) return;
-                     if (quiet && !absl::StartsWith(event.log(), "warning:")) {
-                       return;
-                     }
-                     std::printf("%s\n", event.log().c_str());
-                     std::fflush(stdout);
-                   }));
+  ASSIGN_OR_RETURN(
+      JobStatus ended, client.Watch(job_id, 0, [&](const JobEvent& event) {
+        if (event.event_case() == JobEvent::kEvaluation) {
+          if (quiet) return;
+          const std::string line = EvaluationLine(event.evaluation());
+          std::fputs(line.c_str(), stdout);
+          std::fflush(stdout);
+          return;
+        }
+        if (event.event_case() != JobEvent::kLog) return;
+        if (quiet && !absl::StartsWith(event.log(), "warning:")) {
+          return;
+        }
+        std::printf("%s\n", event.log().c_str());
+        std::fflush(stdout);
+      }));
   workers.Stop();
   if (ended.state() != JOB_FINISHED) {
     return absl::AbortedError(ended.error().empty()

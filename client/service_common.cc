@@ -216,7 +216,6 @@ void EventPrinter::Print(const JobEvent& event) {
         float_val_top1_ = p.val_top1();
         float_size_bytes_ = p.size_bytes();
       }
-      if (saw_log_) return;
       const double val =
           e.stage() == STAGE_SEARCH ? SearchTop1(p) : p.val_top1();
       std::string where = "cached";

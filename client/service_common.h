@@ -59,10 +59,11 @@ std::string FormatFinalFront(const FinalFront& front);
 // Prints a job's events as `autoq watch` does: for people (one line per
 // evaluation, a front table per generation, worker changes, the final
 // front, the end), or one JSON object per line. Flushes after each event.
-// A job whose events include the server's log lines (the pipeline's own
-// per-evaluation lines and generation tables, as `autoq run` prints them)
-// is shown through those; the structured evaluation and generation events
-// then print nothing, so no line appears twice.
+// Evaluations print from their structured events (the server sends no log
+// line for them). A job whose events include the server's log lines (the
+// pipeline's generation tables, as `autoq run` prints them) shows its
+// generations through those; the structured generation events then print
+// nothing, so no table appears twice.
 class EventPrinter {
  public:
   EventPrinter(std::FILE* out, bool json) : out_(out), json_(json) {}
@@ -75,7 +76,7 @@ class EventPrinter {
   // evaluation: the reference row of the generation tables.
   double float_val_top1_ = -1;
   int64_t float_size_bytes_ = 0;
-  bool saw_log_ = false;  // the job's log lines carry the progress
+  bool saw_log_ = false;  // the job's log lines carry the generation tables
 };
 
 // Watches the job from its first event, printing with an EventPrinter on

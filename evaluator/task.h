@@ -40,6 +40,10 @@ struct EvalRecord {
   std::string device;  // where it ran
   // Final stage: exported files by name (stored as artifacts of the key).
   std::vector<std::pair<std::string, std::string>> artifacts;
+  // Already in the result store under its task's key, exports included
+  // (the service stores a worker's result before the job hears of it):
+  // search::CachedEvaluation does not write it again.
+  bool stored = false;
 };
 
 // Names of the exports of a final point (artifacts of its result key, and

@@ -96,38 +96,36 @@ absl::StatusOr<std::vector<evaluator::EvalRecord>> CachedEvaluation::Evaluate(
   absl::Status first_error;
   const auto start = std::chrono::steady_clock::now();
   if (!tasks.empty()) {
-    evaluator_->Run(
-        tasks, [&](size_t t, absl::StatusOr<evaluator::EvalRecord> result) {
-          absl::Status st = result.status();
-          // Exports first: a stored final result implies its artifacts.
-          if (st.ok()) {
-            for (const auto& [name, bytes] : result->artifacts) {
-              st = store_->PutArtifact(tasks[t].key, name, bytes);
-              if (!st.ok()) break;
-            }
-          }
-          if (st.ok()) {
-            ResultSummary summary;
-            summary.val_top1 = result->qat.best_val_top1;
-            summary.size_bytes = result->qat.size_bytes;
-            summary.wall_seconds = result->qat.wall_seconds;
-            summary.device = result->device;
-            st = store_->Put(tasks[t].key,
-                             evaluator::EncodeRecord(*result, tasks[t].bits),
-                             summary);
-          }
-          std::lock_guard<std::mutex> lock(mu);
-          if (!st.ok()) {
-            if (first_error.ok()) first_error = st;
-            return;
-          }
-          ++stats_.computed;
-          result->artifacts.clear();  // stored; keep the batch light
-          const size_t i = task_entry[t];
-          out[i] = *std::move(result);
-          ++finished;
-          if (progress) progress(i, out[i], false, finished, batch.size());
-        });
+    evaluator_->Run(tasks, [&](size_t t, absl::StatusOr<evaluator::EvalRecord> result) {
+      absl::Status st = result.status();
+      // Exports first: a stored final result implies its artifacts.
+      if (st.ok() && !result->stored) {
+        for (const auto& [name, bytes] : result->artifacts) {
+          st = store_->PutArtifact(tasks[t].key, name, bytes);
+          if (!st.ok()) break;
+        }
+      }
+      if (st.ok() && !result->stored) {
+        ResultSummary summary;
+        summary.val_top1 = result->qat.best_val_top1;
+        summary.size_bytes = result->qat.size_bytes;
+        summary.wall_seconds = result->qat.wall_seconds;
+        summary.device = result->device;
+        st = store_->Put(tasks[t].key, evaluator::EncodeRecord(*result, tasks[t].bits),
+                         summary);
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (!st.ok()) {
+        if (first_error.ok()) first_error = st;
+        return;
+      }
+      ++stats_.computed;
+      result->artifacts.clear();  // stored; keep the batch light
+      const size_t i = task_entry[t];
+      out[i] = *std::move(result);
+      ++finished;
+      if (progress) progress(i, out[i], false, finished, batch.size());
+    });
   }
   stats_.evaluator_seconds +=
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)

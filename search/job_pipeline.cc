@@ -10,6 +10,7 @@
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "evaluator/task.h"
+#include "absl/strings/str_format.h"
 #include "search/chromosome.h"
 #include "search/problem.h"
 
@@ -78,15 +79,11 @@ class Reporter {
                   size_t total) {
     std::lock_guard<std::mutex> lock(mu_);
     if (log_ != nullptr && log_name != nullptr) {
-      std::fprintf(log_, "  [%s %zu/%zu] %-10s val %6.2f%%", log_name, done,
-                   total, cached ? "cached" : r.device.c_str(),
-                   r.qat.best_val_top1);
-      if (r.qat.test_top1 >= 0) {
-        std::fprintf(log_, " test %6.2f%%", r.qat.test_top1);
-      }
-      std::fprintf(log_, "  %8.1f KB  %6.1f s  %s\n", r.qat.size_bytes / 1024.0,
-                   cached ? 0.0 : r.qat.wall_seconds,
-                   qat::FormatBits(bits).c_str());
+      const std::string line = FormatEvaluationLine(
+          log_name, done, total, cached ? "cached" : r.device,
+          r.qat.best_val_top1, r.qat.test_top1, r.qat.size_bytes,
+          cached ? 0.0 : r.qat.wall_seconds, bits);
+      std::fputs(line.c_str(), log_);
       std::fflush(log_);
     }
     if (observer_ != nullptr) {
@@ -159,6 +156,19 @@ KeyContext MakeKeyContext(const evaluator::JobConfig& config,
   return keys;
 }
 
+std::string FormatEvaluationLine(absl::string_view name, size_t done,
+                                 size_t total, absl::string_view where,
+                                 double val_top1, double test_top1,
+                                 int64_t size_bytes, double seconds,
+                                 const std::vector<qat::LayerBits>& bits) {
+  std::string line = absl::StrFormat("  [%s %zu/%zu] %-10s val %6.2f%%", name,
+                                     done, total, where, val_top1);
+  if (test_top1 >= 0) absl::StrAppendFormat(&line, " test %6.2f%%", test_top1);
+  absl::StrAppendFormat(&line, "  %8.1f KB  %6.1f s  %s\n", size_bytes / 1024.0,
+                        seconds, qat::FormatBits(bits));
+  return line;
+}
+
 double JobSummary::search_overhead() const {
   if (search_seconds <= 0) return 0;
   return std::max(0.0, search_seconds - search_evaluator_seconds) /
@@ -195,7 +205,7 @@ class Pipeline {
         store_(store),
         log_(log),
         cancelled_(cancelled),
-        reporter_(observer, log),
+        reporter_(observer, inputs.log_evaluations ? log : nullptr),
         keys_(MakeKeyContext(config_, inputs.model_digest)),
         encoding_(genes_, config_.search),
         evaluation_(store, evaluator, keys_) {}
@@ -414,7 +424,7 @@ absl::StatusOr<JobSummary> RunPipeline(const PipelineInputs& inputs,
   const evaluator::JobConfig& config = *inputs.config;
   const qat::ModelAnalysis& analysis = *inputs.analysis;
   const int genes = analysis.num_genes();
-  Reporter reporter(observer, log);
+  Reporter reporter(observer, inputs.log_evaluations ? log : nullptr);
   auto is_cancelled = [cancelled] {
     return cancelled != nullptr && cancelled->load();
   };

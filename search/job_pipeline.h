@@ -86,7 +86,21 @@ struct PipelineInputs {
   // sizes and the workers. Whole lines, each ending in a newline; may be
   // empty.
   std::string log_setup;
+  // One line per evaluation in `log` (FormatEvaluationLine). The service
+  // turns it off: its watchers get each evaluation as a structured event,
+  // which the line would only repeat.
+  bool log_evaluations = true;
 };
+
+// The log's line for one evaluation, newline included:
+//   "  [candidate 3/48] cpu        val  91.20%  test  90.80%    12.5 KB ..."
+// `name` is the stage as the log calls it ("candidate", "final"), `where`
+// the device or "cached"; a negative `test_top1` is left out.
+std::string FormatEvaluationLine(absl::string_view name, size_t done,
+                                 size_t total, absl::string_view where,
+                                 double val_top1, double test_top1,
+                                 int64_t size_bytes, double seconds,
+                                 const std::vector<qat::LayerBits>& bits);
 
 // Runs the job. Returns the summary whose report lists every final point
 // with `result_key` set (its exports are the artifacts of that key in

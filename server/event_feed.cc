@@ -8,10 +8,11 @@
 namespace autoq::server {
 
 EventFeed::EventFeed(int64_t first_seq)
-    : base_(std::max<int64_t>(first_seq, 1) - 1) {}
+    : base_(std::max<int64_t>(first_seq, 1) - 1),
+      listeners_(std::make_shared<const Listeners>()) {}
 
 int64_t EventFeed::Publish(JobEvent event, bool last) {
-  std::vector<Listener> poke;
+  std::shared_ptr<const Listeners> poke;
   int64_t seq = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -19,21 +20,26 @@ int64_t EventFeed::Publish(JobEvent event, bool last) {
     seq = base_ + static_cast<int64_t>(events_.size()) + 1;
     event.set_seq(seq);
     event.set_unix_ms(UnixMillis());
-    events_.push_back(std::move(event));
+    events_.push_back(std::make_shared<const JobEvent>(std::move(event)));
     ended_ = last;
-    poke.reserve(listeners_.size());
-    for (const auto& [id, listener] : listeners_) poke.push_back(listener);
+    poke = listeners_;
   }
-  for (const Listener& l : poke) l();
+  for (const auto& [id, listener] : *poke) listener();
   return seq;
 }
 
-bool EventFeed::Next(int64_t after_seq, JobEvent* event) const {
+std::shared_ptr<const JobEvent> EventFeed::NextShared(int64_t after_seq) const {
   std::lock_guard<std::mutex> lock(mu_);
   // Anything before this feed's first event replays it from the start.
   const int64_t index = std::max<int64_t>(after_seq - base_, 0);
-  if (index >= static_cast<int64_t>(events_.size())) return false;
-  *event = events_[index];
+  if (index >= static_cast<int64_t>(events_.size())) return nullptr;
+  return events_[index];
+}
+
+bool EventFeed::Next(int64_t after_seq, JobEvent* event) const {
+  std::shared_ptr<const JobEvent> next = NextShared(after_seq);
+  if (next == nullptr) return false;
+  *event = *next;
   return true;
 }
 
@@ -50,13 +56,17 @@ int64_t EventFeed::last_seq() const {
 int64_t EventFeed::Subscribe(Listener listener) {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t id = next_listener_++;
-  listeners_.emplace(id, std::move(listener));
+  auto changed = std::make_shared<Listeners>(*listeners_);
+  changed->emplace(id, std::move(listener));
+  listeners_ = std::move(changed);
   return id;
 }
 
 void EventFeed::Unsubscribe(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
-  listeners_.erase(id);
+  auto changed = std::make_shared<Listeners>(*listeners_);
+  changed->erase(id);
+  listeners_ = std::move(changed);
 }
 
 }  // namespace autoq::server

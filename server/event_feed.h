@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -36,6 +37,9 @@ class EventFeed {
 
   // The first event with seq > after_seq, if any.
   bool Next(int64_t after_seq, JobEvent* event) const;
+  // The same without a copy (null if none): events never change once
+  // published, so every watcher writes the one stored message.
+  std::shared_ptr<const JobEvent> NextShared(int64_t after_seq) const;
 
   // True when the last event was published and `after_seq` is past it.
   bool Exhausted(int64_t after_seq) const;
@@ -48,12 +52,16 @@ class EventFeed {
   void Unsubscribe(int64_t id);
 
  private:
+  using Listeners = std::map<int64_t, Listener>;
+
   mutable std::mutex mu_;
-  const int64_t base_;             // seq of events_[i] is base_ + i + 1
-  std::vector<JobEvent> events_;  // guarded by mu_
-  bool ended_ = false;            // guarded by mu_
-  std::map<int64_t, Listener> listeners_;  // guarded by mu_
-  int64_t next_listener_ = 1;              // guarded by mu_
+  const int64_t base_;  // seq of events_[i] is base_ + i + 1
+  std::vector<std::shared_ptr<const JobEvent>> events_;  // guarded by mu_
+  bool ended_ = false;                                   // guarded by mu_
+  // Copied on change, not on Publish: an event pokes a hundred watchers
+  // without copying a hundred functions.
+  std::shared_ptr<const Listeners> listeners_;  // guarded by mu_
+  int64_t next_listener_ = 1;                   // guarded by mu_
 };
 
 }  // namespace autoq::server

@@ -236,7 +236,11 @@ absl::StatusOr<JobStatus> JobManager::Submit(const std::string& owner,
 
 void JobManager::Start(const std::shared_ptr<Job>& job) {
   std::lock_guard<std::mutex> lock(mu_);
-  threads_.emplace_back([this, job] { RunJobThread(job); });
+  ++running_;
+  threads_.emplace_back([this, job] {
+    RunJobThread(job);
+    --running_;
+  });
 }
 
 void JobManager::RunJobThread(std::shared_ptr<Job> job) {

@@ -89,6 +89,9 @@ class JobManager {
   // Tells the running jobs' watchers that a worker joined or left.
   void BroadcastWorker(const WorkerChange& change);
 
+  // Jobs whose thread runs now: while one does, more tasks come soon.
+  int Running() const { return running_.load(); }
+
   // Stops taking jobs and stops the job threads where they wait, without
   // changing their stored state: a restarted server continues them.
   void Shutdown();
@@ -107,6 +110,7 @@ class JobManager {
   TaskQueue* queue_;
   JobManagerOptions options_;
   std::atomic<bool> stopping_{false};
+  std::atomic<int> running_{0};  // job threads not yet returned
   // Sequence number of each job feed's first event; set by Recover, which
   // runs while the server already listens (hence atomic).
   std::atomic<int64_t> first_seq_{1};

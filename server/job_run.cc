@@ -234,6 +234,9 @@ absl::StatusOr<FinalFront> RunServiceJob(const JobRunContext& ctx) {
   inputs.config = &config;
   inputs.model_digest = autoq::Sha256Hex(ctx.model_bytes);
   inputs.analysis = &model.analysis;
+  // Watchers get each evaluation as its structured event; a log line per
+  // evaluation would double the messages of every watch stream.
+  inputs.log_evaluations = false;
   EventObserver observer(ctx);
   LogStream log(ctx);
   ASSIGN_OR_RETURN(search::JobSummary summary,

@@ -1,9 +1,12 @@
 // JobService: the client API. See server/services.h.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -11,17 +14,10 @@
 #include "common/rpc_util.h"
 #include "common/sha256.h"
 #include "server/services.h"
+#include "server/unary.h"
 
 namespace autoq::server {
 namespace {
-
-// Answers a unary call: `fill` returns the status to finish with.
-template <typename Fill>
-grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, Fill fill) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpc(fill()));
-  return reactor;
-}
 
 // SubmitJob: the spec, then the model in chunks; validated on the pool.
 class SubmitReactor : public grpc::ServerReadReactor<SubmitJobRequest> {
@@ -96,115 +92,243 @@ class SubmitReactor : public grpc::ServerReadReactor<SubmitJobRequest> {
   std::string model_;
 };
 
+// The state a watch reactor shares with what pokes it (its feed's
+// listener, the pool, the flusher): lets a queued pump reach the reactor
+// only while it lives.
+struct WatchLink;
+
+// Sends caught-up watch streams their new events in rounds: a stream that
+// was just flushed waits for the next round (`period`) and then gets every
+// event that came meanwhile in one send. Under load that is one send and one
+// wake-up of the client per stream and round instead of per event; an idle
+// stream waits at most one round.
+class WatchFlusher {
+ public:
+  WatchFlusher(WorkPool pool, std::chrono::milliseconds period);
+  ~WatchFlusher();  // stops the thread; pending rounds are dropped
+
+  // Pumps `link` in the next round (once, however often it is woken).
+  void Wake(const std::shared_ptr<WatchLink>& link);
+
+  // Runs the reactor's pump on the pool (at most one queued at a time).
+  static void QueuePump(const std::shared_ptr<WatchLink>& link,
+                        const WorkPool& pool);
+
+  const WorkPool& pool() const { return pool_; }
+
+ private:
+  void Loop();
+
+  WorkPool pool_;
+  const std::chrono::milliseconds period_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<WatchLink>> next_round_;  // guarded by mu_
+  bool stopping_ = false;                               // guarded by mu_
+  std::thread thread_;
+};
+
 // WatchJob: replays the feed after `after_seq`, then follows it; one write
 // in flight; ends after the job's last event.
 //
-// Writes are started on the work pool only. StartWrite sends on the
-// socket inline: on the publisher's thread (the job's serialized progress
-// path) every completion would wait for one send per watcher, and in
-// OnWriteDone, on gRPC's few callback threads, the sends of many watchers
-// queue every LeaseTask behind them (bench/service_load_bench measures it).
+// Writes that send are started on the work pool only. StartWrite sends on
+// the socket inline: on the publisher's thread (the job's serialized
+// progress path) every completion would wait for one send per watcher, and
+// in OnWriteDone, on gRPC's few callback threads, the sends of many
+// watchers queue every LeaseTask behind them (bench/service_load_bench
+// measures it). A stream behind the feed writes its backlog buffered (no
+// send, so OnWriteDone may start the next one) and flushes with the newest
+// event; a stream that caught up waits for the flusher's next round.
 class WatchReactor : public grpc::ServerWriteReactor<JobEvent> {
- private:
-  // Lets a queued pump reach the reactor only while it lives.
-  struct Link {
-    WatchReactor* reactor = nullptr;
-    std::mutex mu;
-    std::atomic<bool> pump_queued{false};  // at most one pump queued
-  };
-
  public:
   WatchReactor(std::shared_ptr<EventFeed> feed, int64_t after_seq,
-               WorkPool pool)
-      : feed_(std::move(feed)),
-        cursor_(after_seq),
-        pool_(std::move(pool)),
-        link_(std::make_shared<Link>()) {
-    link_->reactor = this;
-    listener_ = feed_->Subscribe(
-        [link = link_, pool = pool_] { QueuePump(link, pool); });
-    QueuePump(link_, pool_);
-  }
+               WatchFlusher* flusher);
 
-  void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    writing_ = false;
-    if (!ok) {  // the client went away
-      finished_ = true;
-      Finish(grpc::Status::CANCELLED);
-      return;
-    }
-    cursor_ = event_.seq();
-    QueuePump(link_, pool_);
-  }
-
-  void OnCancel() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!finished_ && !writing_) {
-      finished_ = true;
-      Finish(grpc::Status::CANCELLED);
-    }
-    cancelled_ = true;
-  }
-
-  void OnDone() override {
-    feed_->Unsubscribe(listener_);
-    {
-      std::lock_guard<std::mutex> lock(link_->mu);
-      link_->reactor = nullptr;
-    }
-    delete this;
-  }
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+  void Pump();
 
  private:
-  // The flag is cleared before the pump runs, so an event published during
-  // a pump queues another: no wake-up is lost.
-  static void QueuePump(const std::shared_ptr<Link>& link,
-                        const WorkPool& pool) {
-    if (link->pump_queued.exchange(true)) return;
-    pool([link] {
-      link->pump_queued = false;
-      std::lock_guard<std::mutex> lock(link->mu);
-      if (link->reactor != nullptr) link->reactor->Pump();
-    });
-  }
-
-  void Pump() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (writing_ || finished_) return;
-    if (cancelled_) {
-      finished_ = true;
-      Finish(grpc::Status::CANCELLED);
-      return;
-    }
-    if (feed_->Next(cursor_, &event_)) {
-      writing_ = true;
-      StartWrite(&event_);
-      return;
-    }
-    if (feed_->Exhausted(cursor_)) {
-      finished_ = true;
-      Finish(grpc::Status::OK);
-    }
-  }
+  void PumpLocked();
 
   std::shared_ptr<EventFeed> feed_;
+  WatchFlusher* flusher_;
   std::mutex mu_;
-  int64_t cursor_;          // guarded by mu_: last seq written
-  JobEvent event_;          // guarded by mu_: the write in flight
-  bool writing_ = false;    // guarded by mu_
+  int64_t cursor_;                         // guarded by mu_: last seq written
+  std::shared_ptr<const JobEvent> event_;  // guarded by mu_: in flight
+  bool writing_ = false;                   // guarded by mu_
+  bool wrote_ = false;      // guarded by mu_: a write was started
+  bool buffered_ = false;   // guarded by mu_: the last write was buffered
   bool finished_ = false;   // guarded by mu_
   bool cancelled_ = false;  // guarded by mu_
-  WorkPool pool_;
-  std::shared_ptr<Link> link_;
+  std::shared_ptr<WatchLink> link_;
   int64_t listener_ = 0;
 };
+
+struct WatchLink {
+  WatchReactor* reactor = nullptr;  // guarded by mu; null once done
+  std::mutex mu;
+  std::atomic<bool> pump_queued{false};  // at most one pump queued
+  std::atomic<bool> in_round{false};     // in the flusher's next round
+  // A write is in flight: its OnWriteDone goes on, so a new event needs
+  // no wake-up (under load most pokes find a write in flight).
+  std::atomic<bool> writing{false};
+};
+
+WatchFlusher::WatchFlusher(WorkPool pool, std::chrono::milliseconds period)
+    : pool_(std::move(pool)), period_(period), thread_([this] { Loop(); }) {}
+
+WatchFlusher::~WatchFlusher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void WatchFlusher::Wake(const std::shared_ptr<WatchLink>& link) {
+  if (link->in_round.exchange(true)) return;
+  bool first;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    first = next_round_.empty();
+    next_round_.push_back(link);
+  }
+  if (first) cv_.notify_one();
+}
+
+void WatchFlusher::QueuePump(const std::shared_ptr<WatchLink>& link,
+                             const WorkPool& pool) {
+  // The flag is cleared before the pump runs, so an event published during
+  // a pump queues another: no wake-up is lost.
+  if (link->pump_queued.exchange(true)) return;
+  pool([link] {
+    link->pump_queued = false;
+    std::lock_guard<std::mutex> lock(link->mu);
+    if (link->reactor != nullptr) link->reactor->Pump();
+  });
+}
+
+void WatchFlusher::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stopping_ || !next_round_.empty(); });
+    if (stopping_) return;
+    // The round's length gathers events; then every stream woken meanwhile
+    // is pumped.
+    if (cv_.wait_for(lock, period_, [&] { return stopping_; })) return;
+    std::vector<std::shared_ptr<WatchLink>> round;
+    round.swap(next_round_);
+    lock.unlock();
+    for (const std::shared_ptr<WatchLink>& link : round) {
+      link->in_round = false;
+      QueuePump(link, pool_);
+    }
+    lock.lock();
+  }
+}
+
+WatchReactor::WatchReactor(std::shared_ptr<EventFeed> feed, int64_t after_seq,
+                           WatchFlusher* flusher)
+    : feed_(std::move(feed)),
+      flusher_(flusher),
+      cursor_(after_seq),
+      link_(std::make_shared<WatchLink>()) {
+  link_->reactor = this;
+  listener_ = feed_->Subscribe([link = link_, flusher] {
+    if (!link->writing.load()) flusher->Wake(link);
+  });
+  // The history now, not a round later.
+  WatchFlusher::QueuePump(link_, flusher_->pool());
+}
+
+void WatchReactor::OnWriteDone(bool ok) {
+  std::lock_guard<std::mutex> lock(mu_);
+  writing_ = false;
+  link_->writing = false;
+  if (!ok) {  // the client went away
+    finished_ = true;
+    Finish(grpc::Status::CANCELLED);
+    return;
+  }
+  cursor_ = event_->seq();
+  event_.reset();
+  const int64_t last = feed_->last_seq();
+  // Two or more behind: the next write is buffered (no send), so it
+  // starts here, which saves a hop to the pool per event.
+  if (cursor_ + 1 < last) return PumpLocked();
+  // One behind after buffered writes: the write that flushes them sends,
+  // on the pool. One behind after a send: the next round.
+  if (cursor_ + 1 == last) {
+    if (buffered_) return WatchFlusher::QueuePump(link_, flusher_->pool());
+    return flusher_->Wake(link_);
+  }
+  // Caught up: the listener wakes the stream; or the feed ended.
+  PumpLocked();
+}
+
+void WatchReactor::OnCancel() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!finished_ && !writing_) {
+    finished_ = true;
+    Finish(grpc::Status::CANCELLED);
+  }
+  cancelled_ = true;
+}
+
+void WatchReactor::OnDone() {
+  feed_->Unsubscribe(listener_);
+  {
+    std::lock_guard<std::mutex> lock(link_->mu);
+    link_->reactor = nullptr;
+  }
+  delete this;
+}
+
+void WatchReactor::Pump() {
+  std::lock_guard<std::mutex> lock(mu_);
+  PumpLocked();
+}
+
+void WatchReactor::PumpLocked() {
+  if (writing_ || finished_) return;
+  if (cancelled_) {
+    finished_ = true;
+    Finish(grpc::Status::CANCELLED);
+    return;
+  }
+  event_ = feed_->NextShared(cursor_);
+  if (event_ != nullptr) {
+    writing_ = true;
+    link_->writing = true;
+    // A buffered write completes at once without sending; the write of
+    // the newest event flushes them all. Never the first write: it carries
+    // the initial metadata, which a buffered write leaves unsent, and its
+    // completion would wait for a flush that never comes.
+    grpc::WriteOptions options;
+    buffered_ = wrote_ && event_->seq() < feed_->last_seq();
+    if (buffered_) options.set_buffer_hint();
+    wrote_ = true;
+    StartWrite(event_.get(), options);
+    return;
+  }
+  if (feed_->Exhausted(cursor_)) {
+    finished_ = true;
+    Finish(grpc::Status::OK);
+  }
+}
 
 class JobServiceImpl : public JobService::CallbackService {
  public:
   JobServiceImpl(JobManager* jobs, const TokenAuth* auth, WorkPool pool,
                  ServiceLimits limits)
-      : jobs_(jobs), auth_(auth), pool_(std::move(pool)), limits_(limits) {}
+      : jobs_(jobs),
+        auth_(auth),
+        pool_(std::move(pool)),
+        limits_(limits),
+        flusher_(pool_, std::chrono::milliseconds(kWatchRoundMs)) {}
 
   grpc::ServerReadReactor<SubmitJobRequest>* SubmitJob(
       grpc::CallbackServerContext* ctx,
@@ -218,27 +342,25 @@ class JobServiceImpl : public JobService::CallbackService {
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx,
                                    const GetJobRequest* request,
                                    JobStatus* response) override {
-    return Unary(ctx, [&]() -> absl::Status {
-      absl::StatusOr<Principal> who = Authenticate(ctx, *auth_, Role::kClient);
-      if (!who.ok()) return who.status();
-      absl::StatusOr<JobStatus> s = jobs_->Get(who->name, request->job_id());
-      if (!s.ok()) return s.status();
-      *response = *std::move(s);
-      return absl::OkStatus();
-    });
+    return Unary(
+        ctx, *auth_, Role::kClient, [&](const Principal& who, Reply reply) {
+          absl::StatusOr<JobStatus> s = jobs_->Get(who.name, request->job_id());
+          if (s.ok()) *response = *std::move(s);
+          reply(s.status());
+        });
   }
 
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx,
                                      const ListJobsRequest* request,
                                      ListJobsResponse* response) override {
-    return Unary(ctx, [&]() -> absl::Status {
-      absl::StatusOr<Principal> who = Authenticate(ctx, *auth_, Role::kClient);
-      if (!who.ok()) return who.status();
-      absl::StatusOr<std::vector<JobStatus>> list = jobs_->List(who->name);
-      if (!list.ok()) return list.status();
-      for (JobStatus& s : *list) *response->add_jobs() = std::move(s);
-      return absl::OkStatus();
-    });
+    return Unary(
+        ctx, *auth_, Role::kClient, [&](const Principal& who, Reply reply) {
+          absl::StatusOr<std::vector<JobStatus>> list = jobs_->List(who.name);
+          if (list.ok()) {
+            for (JobStatus& s : *list) *response->add_jobs() = std::move(s);
+          }
+          reply(list.status());
+        });
   }
 
   grpc::ServerWriteReactor<JobEvent>* WatchJob(
@@ -249,39 +371,38 @@ class JobServiceImpl : public JobService::CallbackService {
     absl::StatusOr<std::shared_ptr<EventFeed>> feed =
         jobs_->Feed(who->name, request->job_id());
     if (!feed.ok()) return new RejectedWriter<JobEvent>(feed.status());
-    return new WatchReactor(*std::move(feed), request->after_seq(), pool_);
+    return new WatchReactor(*std::move(feed), request->after_seq(), &flusher_);
   }
 
   grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* ctx,
                                       const CancelJobRequest* request,
                                       JobStatus* response) override {
-    return Unary(ctx, [&]() -> absl::Status {
-      absl::StatusOr<Principal> who = Authenticate(ctx, *auth_, Role::kClient);
-      if (!who.ok()) return who.status();
-      absl::StatusOr<JobStatus> s = jobs_->Cancel(who->name, request->job_id());
-      if (!s.ok()) return s.status();
-      *response = *std::move(s);
-      return absl::OkStatus();
-    });
+    return Unary(ctx, *auth_, Role::kClient,
+                 [&](const Principal& who, Reply reply) {
+                   // Stores the job's state and waits for the queue's deletes:
+                   // off gRPC's threads.
+                   pool_([this, owner = who.name, id = request->job_id(),
+                          response, reply] {
+                     absl::StatusOr<JobStatus> s = jobs_->Cancel(owner, id);
+                     if (s.ok()) *response = *std::move(s);
+                     reply(s.status());
+                   });
+                 });
   }
 
   grpc::ServerUnaryReactor* GetResults(grpc::CallbackServerContext* ctx,
                                        const GetJobRequest* request,
                                        JobResults* response) override {
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    absl::StatusOr<Principal> who = Authenticate(ctx, *auth_, Role::kClient);
-    if (!who.ok()) {
-      reactor->Finish(ToGrpc(who.status()));
-      return reactor;
-    }
-    // Hashing the exports reads them: off gRPC's threads.
-    pool_([this, reactor, owner = who->name, id = request->job_id(),
-           response] {
-      absl::StatusOr<JobResults> r = jobs_->Results(owner, id);
-      if (r.ok()) *response = *std::move(r);
-      reactor->Finish(ToGrpc(r.status()));
-    });
-    return reactor;
+    return Unary(ctx, *auth_, Role::kClient,
+                 [&](const Principal& who, Reply reply) {
+                   // Hashing the exports reads them: off gRPC's threads.
+                   pool_([this, owner = who.name, id = request->job_id(),
+                          response, reply] {
+                     absl::StatusOr<JobResults> r = jobs_->Results(owner, id);
+                     if (r.ok()) *response = *std::move(r);
+                     reply(r.status());
+                   });
+                 });
   }
 
   grpc::ServerWriteReactor<DataChunk>* DownloadArtifact(
@@ -314,10 +435,15 @@ class JobServiceImpl : public JobService::CallbackService {
     void OnDone() override { delete this; }
   };
 
+  // A round of the watch flusher: what an event may wait before it is
+  // sent to a watcher that is up to date.
+  static constexpr int kWatchRoundMs = 50;
+
   JobManager* jobs_;
   const TokenAuth* auth_;
   WorkPool pool_;
   ServiceLimits limits_;
+  WatchFlusher flusher_;
 };
 
 // Streams bytes produced on the pool, chunk by chunk.

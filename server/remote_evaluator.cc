@@ -51,7 +51,9 @@ class RemoteEvaluator : public evaluator::Evaluator {
         spec.wbits.push_back(b.wbits);
         spec.abits.push_back(b.abits);
       }
-      absl::Status st = queue_->Enqueue(
+      // Not waiting for each new task's write: the batch is committed
+      // together, and a failed write reaches the waiter.
+      absl::Status st = queue_->EnqueueAsync(
           spec,
           [state, i](absl::Status status, const std::string& encoded) {
             Deliver(*state, i, std::move(status), encoded);
@@ -110,6 +112,9 @@ class RemoteEvaluator : public evaluator::Evaluator {
     absl::StatusOr<evaluator::EvalRecord> record =
         status.ok() ? evaluator::DecodeRecord(encoded)
                     : absl::StatusOr<evaluator::EvalRecord>(status);
+    // The queue tells waiters only once the result (and its exports) is
+    // committed to the result cache.
+    if (record.ok()) record->stored = true;
     std::lock_guard<std::mutex> lock(state.mu);
     if (state.closed || state.finished[index]) return;
     state.finished[index] = true;

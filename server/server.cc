@@ -24,6 +24,7 @@
 #include "server/job_manager.h"
 #include "server/server_store.h"
 #include "server/services.h"
+#include "server/store_writer.h"
 #include "server/task_queue.h"
 
 namespace autoq::server {
@@ -38,6 +39,9 @@ struct AutoqServer::Impl {
   std::unique_ptr<search::ResultStore> results;
   std::unique_ptr<ServerStore> store;
   std::unique_ptr<TaskQueue> queue;
+  // After the queue: destroyed before it, once its last writes are done
+  // (Shutdown resets it after the last RPC has been answered).
+  std::unique_ptr<StoreWriter> writer;
   std::unique_ptr<JobManager> jobs;
   std::unique_ptr<boost::asio::thread_pool> pool;
   std::unique_ptr<JobService::CallbackService> job_service;
@@ -108,8 +112,9 @@ absl::StatusOr<std::unique_ptr<AutoqServer>> AutoqServer::Start(
   TaskQueueOptions qopt;
   qopt.lease_ms = int64_t{1000} * options.lease_seconds;
   qopt.restart_grace_ms = int64_t{1000} * options.restart_grace_seconds;
-  absl::StatusOr<std::unique_ptr<TaskQueue>> queue =
-      TaskQueue::Open(impl->store.get(), qopt, UnixMillis());
+  impl->writer = std::make_unique<StoreWriter>(impl->store.get());
+  absl::StatusOr<std::unique_ptr<TaskQueue>> queue = TaskQueue::Open(
+      impl->store.get(), qopt, UnixMillis(), impl->writer.get());
   if (!queue.ok()) return queue.status();
   impl->queue = *std::move(queue);
 
@@ -134,7 +139,8 @@ absl::StatusOr<std::unique_ptr<AutoqServer>> AutoqServer::Start(
       MakeJobService(impl->jobs.get(), &impl->auth, pool, limits);
   impl->worker_service = std::make_unique<WorkerServiceImpl>(
       impl->store.get(), impl->results.get(), impl->queue.get(),
-      impl->jobs.get(), &impl->auth, pool, limits, options.log);
+      impl->writer.get(), impl->jobs.get(), &impl->auth, pool, limits,
+      options.log);
 
   std::shared_ptr<grpc::ServerCredentials> credentials;
   if (options.tls_cert_file.empty()) {
@@ -210,6 +216,7 @@ void AutoqServer::Shutdown() {
   s.pool->join();
   s.jobs.reset();  // joins the job threads
   s.server->Wait();
+  s.writer.reset();  // writes what is left
   if (s.options.log != nullptr) {
     std::fprintf(s.options.log, "autoq-server: stopped\n");
     std::fflush(s.options.log);

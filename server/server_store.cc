@@ -348,14 +348,27 @@ absl::StatusOr<std::vector<JobRow>> ServerStore::ListJobs(
 
 // --- Tasks.
 
-absl::StatusOr<int64_t> ServerStore::InsertTask(const TaskRow& task) {
-  std::string wbits = EncodeInts(task.wbits);
-  std::string abits = EncodeInts(task.abits);
-  std::lock_guard<std::mutex> lock(mu_);
-  AUTOQ_STATEMENT_(s,
-                   "INSERT INTO tasks (key, job_id, stage, wbits, abits, "
-                   "lease_id, worker_id, deadline_ms, attempts) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+absl::Status ServerStore::RunLocked(const char* sql) {
+  AUTOQ_STATEMENT_(s, sql);
+  return s.Run();
+}
+
+absl::Status ServerStore::InsertTaskLocked(const TaskRow& task, bool with_id) {
+  if (with_id && task.task_id <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("task id ", task.task_id, " is not positive"));
+  }
+  const std::string wbits = EncodeInts(task.wbits);
+  const std::string abits = EncodeInts(task.abits);
+  // Without an id, AUTOINCREMENT chooses one.
+  AUTOQ_STATEMENT_(s, with_id
+                          ? "INSERT INTO tasks (task_id, key, job_id, stage, "
+                            "wbits, abits, lease_id, worker_id, deadline_ms, "
+                            "attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                          : "INSERT INTO tasks (key, job_id, stage, wbits, "
+                            "abits, lease_id, worker_id, deadline_ms, "
+                            "attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (with_id) s.Int(task.task_id);
   s.Text(task.key)
       .Text(task.job_id)
       .Int(task.stage)
@@ -365,14 +378,21 @@ absl::StatusOr<int64_t> ServerStore::InsertTask(const TaskRow& task) {
       .Text(task.worker_id)
       .Int(task.deadline_ms)
       .Int(task.attempts);
-  RETURN_IF_ERROR(s.Run());
+  return s.Run();
+}
+
+absl::StatusOr<int64_t> ServerStore::InsertTask(const TaskRow& task) {
+  std::lock_guard<std::mutex> lock(mu_);
+  TaskRow row = task;
+  row.task_id = 0;
+  RETURN_IF_ERROR(InsertTaskLocked(row, /*with_id=*/false));
   return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
 }
 
-absl::Status ServerStore::SetLease(int64_t task_id, absl::string_view lease_id,
-                                   absl::string_view worker_id,
-                                   int64_t deadline_ms, int attempts) {
-  std::lock_guard<std::mutex> lock(mu_);
+absl::Status ServerStore::SetLeaseLocked(int64_t task_id,
+                                         absl::string_view lease_id,
+                                         absl::string_view worker_id,
+                                         int64_t deadline_ms, int attempts) {
   AUTOQ_STATEMENT_(s,
                    "UPDATE tasks SET lease_id = ?, worker_id = ?, "
                    "deadline_ms = ?, attempts = ? WHERE task_id = ?");
@@ -384,8 +404,14 @@ absl::Status ServerStore::SetLease(int64_t task_id, absl::string_view lease_id,
   return absl::OkStatus();
 }
 
-absl::Status ServerStore::ClearLease(int64_t task_id) {
+absl::Status ServerStore::SetLease(int64_t task_id, absl::string_view lease_id,
+                                   absl::string_view worker_id,
+                                   int64_t deadline_ms, int attempts) {
   std::lock_guard<std::mutex> lock(mu_);
+  return SetLeaseLocked(task_id, lease_id, worker_id, deadline_ms, attempts);
+}
+
+absl::Status ServerStore::ClearLeaseLocked(int64_t task_id) {
   AUTOQ_STATEMENT_(s,
                    "UPDATE tasks SET lease_id = '', worker_id = '', "
                    "deadline_ms = 0 WHERE task_id = ?");
@@ -397,35 +423,60 @@ absl::Status ServerStore::ClearLease(int64_t task_id) {
   return absl::OkStatus();
 }
 
+absl::Status ServerStore::ClearLease(int64_t task_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ClearLeaseLocked(task_id);
+}
+
+absl::Status ServerStore::SetDeadlinesLocked(
+    const std::vector<int64_t>& task_ids, int64_t deadline_ms) {
+  AUTOQ_STATEMENT_(s, "UPDATE tasks SET deadline_ms = ? WHERE task_id = ?");
+  for (int64_t id : task_ids) {
+    s.Int(deadline_ms).Int(id);
+    RETURN_IF_ERROR(s.Run());
+    if (sqlite3_changes(db_) == 0) {
+      return absl::NotFoundError(absl::StrCat(path_, ": no task ", id));
+    }
+    s.Reset();
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ServerStore::SetDeadlines(const std::vector<int64_t>& task_ids,
                                        int64_t deadline_ms) {
   if (task_ids.empty()) return absl::OkStatus();
   std::lock_guard<std::mutex> lock(mu_);
   // BEGIN IMMEDIATE: take the write lock up front, so a busy file fails
   // here rather than half-way through.
-  RETURN_IF_ERROR(Exec(db_, path_, "BEGIN IMMEDIATE"));
-  absl::Status st = [&]() -> absl::Status {
-    AUTOQ_STATEMENT_(s, "UPDATE tasks SET deadline_ms = ? WHERE task_id = ?");
-    for (int64_t id : task_ids) {
-      s.Int(deadline_ms).Int(id);
-      RETURN_IF_ERROR(s.Run());
-      if (sqlite3_changes(db_) == 0) {
-        return absl::NotFoundError(absl::StrCat(path_, ": no task ", id));
-      }
-      s.Reset();
-    }
-    return absl::OkStatus();
-  }();
-  if (st.ok()) st = Exec(db_, path_, "COMMIT");
+  RETURN_IF_ERROR(RunLocked("BEGIN IMMEDIATE"));
+  absl::Status st = SetDeadlinesLocked(task_ids, deadline_ms);
+  if (st.ok()) st = RunLocked("COMMIT");
   if (!st.ok()) RollbackIfOpen(db_);
   return st;
 }
 
-absl::Status ServerStore::DeleteTask(int64_t task_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+absl::Status ServerStore::DeleteTaskLocked(int64_t task_id) {
   AUTOQ_STATEMENT_(s, "DELETE FROM tasks WHERE task_id = ?");
   s.Int(task_id);
   return s.Run();
+}
+
+absl::Status ServerStore::DeleteTask(int64_t task_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return DeleteTaskLocked(task_id);
+}
+
+absl::StatusOr<int64_t> ServerStore::NextTaskId() {
+  std::lock_guard<std::mutex> lock(mu_);
+  // sqlite_sequence remembers the largest id AUTOINCREMENT ever saw, so
+  // deleted tasks' ids count too.
+  AUTOQ_STATEMENT_(s,
+                   "SELECT MAX(IFNULL((SELECT seq FROM sqlite_sequence "
+                   "WHERE name = 'tasks'), 0), "
+                   "IFNULL((SELECT MAX(task_id) FROM tasks), 0)) + 1");
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return absl::InternalError(absl::StrCat(path_, ": no task id"));
+  return s.Int64(0);
 }
 
 absl::StatusOr<std::vector<TaskRow>> ServerStore::ListTasks() {
@@ -459,9 +510,8 @@ absl::StatusOr<std::vector<TaskRow>> ServerStore::ListTasks() {
 
 // --- Workers.
 
-absl::Status ServerStore::PutWorker(const WorkerRow& worker) {
-  std::string devices = EncodeNames(worker.devices);
-  std::lock_guard<std::mutex> lock(mu_);
+absl::Status ServerStore::PutWorkerLocked(const WorkerRow& worker) {
+  const std::string devices = EncodeNames(worker.devices);
   AUTOQ_STATEMENT_(s,
                    "INSERT OR REPLACE INTO workers (worker_id, name, devices, "
                    "registered_ms) VALUES (?, ?, ?, ?)");
@@ -472,11 +522,20 @@ absl::Status ServerStore::PutWorker(const WorkerRow& worker) {
   return s.Run();
 }
 
-absl::Status ServerStore::DeleteWorker(absl::string_view worker_id) {
+absl::Status ServerStore::PutWorker(const WorkerRow& worker) {
   std::lock_guard<std::mutex> lock(mu_);
+  return PutWorkerLocked(worker);
+}
+
+absl::Status ServerStore::DeleteWorkerLocked(absl::string_view worker_id) {
   AUTOQ_STATEMENT_(s, "DELETE FROM workers WHERE worker_id = ?");
   s.Text(worker_id);
   return s.Run();
+}
+
+absl::Status ServerStore::DeleteWorker(absl::string_view worker_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return DeleteWorkerLocked(worker_id);
 }
 
 absl::StatusOr<std::vector<WorkerRow>> ServerStore::ListWorkers() {
@@ -518,6 +577,83 @@ absl::StatusOr<int64_t> ServerStore::CountStart() {
         path_, ": negative ", kStartsKey, " in the meta table"));
   }
   return before;
+}
+
+// --- Group commit.
+
+absl::Status ServerStore::Batch::InsertTaskWithId(const TaskRow& task) {
+  return store_->InsertTaskLocked(task, /*with_id=*/true);
+}
+absl::Status ServerStore::Batch::SetLease(int64_t task_id,
+                                          absl::string_view lease_id,
+                                          absl::string_view worker_id,
+                                          int64_t deadline_ms, int attempts) {
+  return store_->SetLeaseLocked(task_id, lease_id, worker_id, deadline_ms,
+                                attempts);
+}
+absl::Status ServerStore::Batch::ClearLease(int64_t task_id) {
+  return store_->ClearLeaseLocked(task_id);
+}
+absl::Status ServerStore::Batch::SetDeadlines(
+    const std::vector<int64_t>& task_ids, int64_t deadline_ms) {
+  return store_->SetDeadlinesLocked(task_ids, deadline_ms);
+}
+absl::Status ServerStore::Batch::DeleteTask(int64_t task_id) {
+  return store_->DeleteTaskLocked(task_id);
+}
+absl::Status ServerStore::Batch::PutWorker(const WorkerRow& worker) {
+  return store_->PutWorkerLocked(worker);
+}
+absl::Status ServerStore::Batch::DeleteWorker(absl::string_view worker_id) {
+  return store_->DeleteWorkerLocked(worker_id);
+}
+
+std::vector<absl::Status> ServerStore::WriteGroup(
+    const std::vector<const Write*>& writes) {
+  std::vector<absl::Status> out(writes.size());
+  if (writes.empty()) return out;
+  std::lock_guard<std::mutex> lock(mu_);
+  // Marks every write that succeeded so far, and every one not yet run
+  // from `from` on, as failed with `why`: none of them is kept.
+  auto fail_all = [&](const absl::Status& why, size_t from) {
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (i >= from || out[i].ok()) out[i] = why;
+    }
+  };
+  absl::Status st = RunLocked("BEGIN IMMEDIATE");
+  if (!st.ok()) {
+    fail_all(st, 0);
+    return out;
+  }
+  Batch batch(this);
+  for (size_t i = 0; i < writes.size(); ++i) {
+    st = RunLocked("SAVEPOINT w");
+    if (st.ok()) {
+      st = (*writes[i])(batch);
+      if (sqlite3_get_autocommit(db_) != 0) {
+        // SQLite rolled the whole transaction back (full disk, I/O error).
+        fail_all(st.ok() ? absl::InternalError(absl::StrCat(
+                               path_, ": the transaction was rolled back"))
+                         : st,
+                 i);
+        return out;
+      }
+      out[i] = st;
+      if (!st.ok()) st = RunLocked("ROLLBACK TO w");
+      if (st.ok()) st = RunLocked("RELEASE w");
+    }
+    if (!st.ok() && out[i].ok()) {  // the savepoint itself failed
+      RollbackIfOpen(db_);
+      fail_all(st, i);
+      return out;
+    }
+  }
+  st = RunLocked("COMMIT");
+  if (!st.ok()) {
+    RollbackIfOpen(db_);
+    fail_all(st, writes.size());
+  }
+  return out;
 }
 
 #undef AUTOQ_STATEMENT_

@@ -4,9 +4,10 @@
 // own, so one file (one volume) holds everything a restarted server needs.
 //
 // Who calls what: the job manager writes jobs and models; the task queue
-// writes tasks and leases (write-through, one statement per change, so a
-// server killed at any moment restarts from what was committed); the worker
-// service writes workers.
+// writes tasks and leases and the worker service writes workers, both
+// through the server's StoreWriter (server/store_writer.h), which commits
+// many of their small writes in one transaction (WriteGroup). A server
+// killed at any moment restarts from what was committed.
 //
 // Thread-safety: all methods may be called from any thread at once (one
 // connection, serialized by a mutex).
@@ -14,6 +15,7 @@
 #define AUTOQ_SERVER_SERVER_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -117,6 +119,10 @@ class ServerStore {
                             int64_t deadline_ms);    // one transaction
   absl::Status DeleteTask(int64_t task_id);          // absent: a no-op
   absl::StatusOr<std::vector<TaskRow>> ListTasks();  // by task id
+  // The smallest id that is above every id InsertTask gave or a batch
+  // inserted, deleted tasks included: callers that choose ids
+  // (Batch::InsertTaskWithId) start there, and ids are still never reused.
+  absl::StatusOr<int64_t> NextTaskId();
 
   // --- Workers. Empty device names are not kept.
   absl::Status PutWorker(const WorkerRow& worker);         // insert or replace
@@ -129,6 +135,39 @@ class ServerStore {
   // started on). The job manager bases event sequence numbers on it.
   absl::StatusOr<int64_t> CountStart();
 
+  // --- Group commit. The task and worker writes above, for WriteGroup.
+  class Batch {
+   public:
+    // Inserts `task` under its own `task_id` (> 0, from NextTaskId on):
+    // the caller knows the id before the write is committed.
+    absl::Status InsertTaskWithId(const TaskRow& task);
+    absl::Status SetLease(int64_t task_id, absl::string_view lease_id,
+                          absl::string_view worker_id, int64_t deadline_ms,
+                          int attempts);
+    absl::Status ClearLease(int64_t task_id);
+    absl::Status SetDeadlines(const std::vector<int64_t>& task_ids,
+                              int64_t deadline_ms);
+    absl::Status DeleteTask(int64_t task_id);
+    absl::Status PutWorker(const WorkerRow& worker);
+    absl::Status DeleteWorker(absl::string_view worker_id);
+
+   private:
+    friend class ServerStore;
+    explicit Batch(ServerStore* store) : store_(store) {}
+    ServerStore* store_;
+  };
+  // One write of a group: calls on the Batch, all or none of them kept.
+  using Write = std::function<absl::Status(Batch&)>;
+
+  // Runs `writes` in order in one transaction, each in a savepoint of its
+  // own: a write that fails is undone alone and its status says why; the
+  // others are committed together. Returns one status per write. When the
+  // transaction cannot begin or commit (or SQLite rolls it back, e.g. on a
+  // full disk), every write that was not already failing gets that error
+  // and none is kept. One commit for many small writes is what lets the
+  // queue keep up with many workers.
+  std::vector<absl::Status> WriteGroup(const std::vector<const Write*>& writes);
+
   const std::string& path() const { return path_; }
 
  private:
@@ -138,6 +177,21 @@ class ServerStore {
   // keyed by its address). Requires mu_ held, or Open before the store is
   // shared.
   absl::StatusOr<sqlite3_stmt*> PrepareLocked(const char* sql);
+  // Runs the cached statement `sql` (no rows, no parameters).
+  absl::Status RunLocked(const char* sql);
+
+  // The writes; require mu_ held. SetDeadlinesLocked is not atomic by
+  // itself: its callers wrap it in a transaction or a savepoint.
+  absl::Status InsertTaskLocked(const TaskRow& task, bool with_id);
+  absl::Status SetLeaseLocked(int64_t task_id, absl::string_view lease_id,
+                              absl::string_view worker_id, int64_t deadline_ms,
+                              int attempts);
+  absl::Status ClearLeaseLocked(int64_t task_id);
+  absl::Status SetDeadlinesLocked(const std::vector<int64_t>& task_ids,
+                                  int64_t deadline_ms);
+  absl::Status DeleteTaskLocked(int64_t task_id);
+  absl::Status PutWorkerLocked(const WorkerRow& worker);
+  absl::Status DeleteWorkerLocked(absl::string_view worker_id);
 
   std::string path_;
   std::mutex mu_;

@@ -7,6 +7,7 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
+#include <sqlite3.h>
 
 #include <chrono>
 #include <functional>
@@ -396,6 +397,88 @@ TEST_F(ServerTest, OnlyTheLeaseHolderCanCompleteATask) {
   JobStatus status;
   ASSERT_TRUE(jobs_->CancelJob(&ctx, cancel, &status).ok());
   EXPECT_EQ(status.state(), JOB_CANCELLED);
+}
+
+// Runs SQL on the server's file through a connection of its own.
+void RawExec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+      << (err != nullptr ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
+// A store write that fails reaches the worker as the RPC's error, and the
+// change it would have recorded is undone: the worker may simply retry.
+TEST_F(ServerTest, AFailedStoreWriteIsTheWorkersErrorAndChangesNothing) {
+  AUTOQ_REQUIRE_FIXTURE(Fixture("small_dscnn.pt"));
+  StartServer();
+  SubmitJobResponse submitted;
+  ASSERT_TRUE(SubmitSmall(&submitted).ok());
+  const std::string worker = Register();
+  const std::string db = tmp_.File("server.db");
+  auto lease_task = [&](LeaseTaskResponse* lease) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kWorker);
+    LeaseTaskRequest request;
+    request.set_worker_id(worker);
+    request.set_device("cpu");
+    return workers_->LeaseTask(&ctx, request, lease);
+  };
+
+  RawExec(db,
+          "CREATE TRIGGER no_update BEFORE UPDATE ON tasks "
+          "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END");
+  // Once the job's first task is queued, leasing it fails.
+  grpc::Status failed;
+  for (int i = 0; i < 100 && failed.ok(); ++i) {
+    LeaseTaskResponse lease;
+    failed = lease_task(&lease);
+    ASSERT_FALSE(lease.has_task());
+    if (failed.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(failed.error_message().find("disk on fire"), std::string::npos)
+      << failed.error_message();
+  RawExec(db, "DROP TRIGGER no_update");
+  // The lease was undone: the task is there to lease again.
+  LeaseTaskResponse lease;
+  ASSERT_TRUE(lease_task(&lease).ok());
+  ASSERT_TRUE(lease.has_task());
+  EXPECT_EQ(lease.task().stage(), STAGE_FLOAT);
+
+  CompleteTaskRequest complete;
+  complete.set_worker_id(worker);
+  complete.set_lease_id(lease.lease_id());
+  complete.set_task_id(lease.task().task_id());
+  complete.mutable_result()->set_best_val_top1(50);
+  complete.mutable_result()->set_test_top1(50);
+  auto send = [&](CompleteTaskResponse* response) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kWorker);
+    return workers_->CompleteTask(&ctx, complete, response);
+  };
+  RawExec(db,
+          "CREATE TRIGGER no_delete BEFORE DELETE ON tasks "
+          "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END");
+  CompleteTaskResponse response;
+  grpc::Status refused = send(&response);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_NE(refused.error_message().find("disk on fire"), std::string::npos)
+      << refused.error_message();
+  RawExec(db, "DROP TRIGGER no_delete");
+  // Still leased to the worker, whose retry is accepted (not a duplicate).
+  ASSERT_TRUE(send(&response).ok());
+  EXPECT_FALSE(response.duplicate());
+
+  grpc::ClientContext ctx;
+  Prepare(&ctx, kAlice);
+  CancelJobRequest cancel;
+  cancel.set_job_id(submitted.status().job_id());
+  JobStatus status;
+  ASSERT_TRUE(jobs_->CancelJob(&ctx, cancel, &status).ok());
 }
 
 TEST_F(ServerTest, JobsPerClientAreLimited) {

@@ -1,8 +1,10 @@
 // The gRPC services of autoq-server (callback API: one reactor per RPC,
 // reactions never block; work that may take long — validating an upload,
-// reading artifacts — runs on the server's work pool). Every RPC first
-// checks its bearer token (server/auth.h); errors are converted to
-// grpc::Status in one place (ToGrpc).
+// reading artifacts — runs on the server's work pool, and the worker API's
+// store writes go to the StoreWriter, whose completion answers the RPC once
+// the write is committed). Every RPC first checks its bearer token
+// (server/auth.h); errors are converted to grpc::Status in one place
+// (ToGrpc); unary calls are answered through one helper (server/unary.h).
 //
 // Thread-safety: the services are called by gRPC's threads; everything they
 // share is thread-safe.
@@ -18,6 +20,7 @@
 #include "server/auth.h"
 #include "server/job_manager.h"
 #include "server/server_store.h"
+#include "server/store_writer.h"
 #include "server/task_queue.h"
 
 namespace autoq::search {
@@ -34,7 +37,9 @@ struct ServiceLimits {
   int lease_seconds = 60;
   int heartbeat_seconds = 10;
   int restart_grace_seconds = 30;  // see ServerOptions
-  int retry_after_ms = 500;  // a worker's wait when no task is queued
+  // A worker's wait when no task is queued (at most 50 ms while a job
+  // runs: its next batch comes soon).
+  int retry_after_ms = 500;
 };
 
 std::unique_ptr<JobService::CallbackService> MakeJobService(
@@ -42,12 +47,16 @@ std::unique_ptr<JobService::CallbackService> MakeJobService(
     ServiceLimits limits);
 
 // The worker side: registry of live workers, leases, completions. Expire()
-// is called periodically by the server's timer.
+// is called periodically by the server's timer. Worker rows are written
+// through `writer` (the queue's), and the RPCs that change the store are
+// answered by the writer's completions: a worker hears of a change only
+// once it is committed.
 class WorkerServiceImpl : public WorkerService::CallbackService {
  public:
   WorkerServiceImpl(ServerStore* store, search::ResultStore* results,
-                    TaskQueue* queue, JobManager* jobs, const TokenAuth* auth,
-                    WorkPool pool, ServiceLimits limits, std::FILE* log);
+                    TaskQueue* queue, StoreWriter* writer, JobManager* jobs,
+                    const TokenAuth* auth, WorkPool pool, ServiceLimits limits,
+                    std::FILE* log);
   ~WorkerServiceImpl() override;
 
   // Requeues expired leases and forgets workers silent for a lease period.

@@ -1,8 +1,21 @@
 // The queue of evaluation tasks between the jobs' searches and the workers:
 // jobs enqueue the chromosomes they need scored, workers lease them one at a
 // time, heartbeat while they work and complete them. Every change is
-// written through to the ServerStore before it takes effect, so a server
-// killed at any moment restarts (Open) with the same tasks and leases.
+// written to the ServerStore, through a StoreWriter (server/store_writer.h)
+// that commits many changes in one transaction, so a server killed at any
+// moment restarts (Open) with the same tasks and leases.
+//
+// A change takes effect in memory at once and its write is submitted under
+// the queue's lock, so the store always holds a state the queue went
+// through. Whatever a caller is told (a lease, a new deadline, a completion
+// accepted, a waiter's result) waits until that write is committed; a
+// write that fails undoes its change where nothing has changed the task
+// since, and the caller gets the error. The *Async methods never wait
+// for the store, so a gRPC reaction can call them: their `done` runs on the
+// writer's thread once the write is committed (or at once, on the calling
+// thread, when there is nothing to write). The others wait, for threads
+// that may block (job threads, the timer, tests); never call them on the
+// writer's thread, that is from a `done` or a waiter.
 //
 // - One task per cache key: a key asked for again (by the same job after a
 //   restart, or by another job) while queued or leased gets a second waiter,
@@ -17,10 +30,11 @@
 //
 // Time is passed in (Unix milliseconds) so tests drive it.
 //
-// Thread-safety: all methods may be called from any thread at once. Waiter
-// callbacks run on the thread that completed, failed or cancelled the task
-// (or enqueued a key found done), after the queue's lock is released; they
-// must not block for long.
+// Thread-safety: all methods may be called from any thread at once (but see
+// above for the waiting ones). Waiter callbacks run after the queue's lock
+// is released: on the writer's thread once the change that ends the task
+// is committed, or on the thread that cancelled the task or enqueued a key
+// found done; they must not block for long.
 #ifndef AUTOQ_SERVER_TASK_QUEUE_H_
 #define AUTOQ_SERVER_TASK_QUEUE_H_
 
@@ -38,6 +52,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "server/server_store.h"
+#include "server/store_writer.h"
 
 namespace autoq::server {
 
@@ -92,12 +107,16 @@ class TaskQueue {
   // the store): their
   // workers get that long to come back after a server restart. Stored
   // tasks have no waiters until a job enqueues their keys again. `store`
-  // must outlive the queue; one queue per store.
+  // must outlive the queue; one queue per store. Writes go through `writer`
+  // (a writer of `store`, shared with the worker service's writes); null:
+  // the queue makes its own. A shared writer must be destroyed before the
+  // queue (its last completions call into the queue).
   static absl::StatusOr<std::unique_ptr<TaskQueue>> Open(
-      ServerStore* store, TaskQueueOptions options, int64_t now_ms);
+      ServerStore* store, TaskQueueOptions options, int64_t now_ms,
+      StoreWriter* writer = nullptr);
 
-  // Drops the queue without telling waiters: what was written through stays
-  // for the next Open.
+  // Drops the queue without telling waiters: what was written stays for the
+  // next Open. An own writer first writes everything submitted.
   ~TaskQueue();
   TaskQueue(const TaskQueue&) = delete;
   TaskQueue& operator=(const TaskQueue&) = delete;
@@ -120,12 +139,23 @@ class TaskQueue {
   // task is queued: a key is never run twice.
   absl::Status Enqueue(const TaskSpec& spec, Waiter waiter,
                        const DoneLookup& done = nullptr);
+  // Enqueue without waiting for the new task's write: if it fails, the task
+  // is dropped and its waiters, `waiter` too, get the error. For a job
+  // thread that enqueues a whole batch and waits for the results anyway:
+  // the batch's tasks are committed together. Fails at once (nothing
+  // changed, `waiter` not called) for empty ids or a failing `done`.
+  absl::Status EnqueueAsync(const TaskSpec& spec, Waiter waiter,
+                            const DoneLookup& done = nullptr);
 
   // The next task for `worker_id` (fair across jobs), or nullopt when none
   // is queued. Only tasks that some job waits for are handed out; tasks
   // loaded by Open stay queued until a job enqueues their key.
   absl::StatusOr<std::optional<Lease>> LeaseNext(const std::string& worker_id,
                                                  int64_t now_ms);
+  using LeaseDone =
+      std::function<void(absl::StatusOr<std::optional<Lease>> lease)>;
+  void LeaseNextAsync(const std::string& worker_id, int64_t now_ms,
+                      LeaseDone done);
 
   // Extends the given leases of `worker_id` to `now_ms + lease_ms`. Leases
   // it no longer holds (expired, re-leased, cancelled, finished) are
@@ -136,26 +166,42 @@ class TaskQueue {
                                     const std::vector<std::string>& lease_ids,
                                     int64_t now_ms,
                                     std::vector<std::string>* lost);
+  // `lost` is empty when `deadline` is an error.
+  using HeartbeatDone = std::function<void(absl::StatusOr<int64_t> deadline,
+                                           std::vector<std::string> lost)>;
+  void HeartbeatAsync(const std::string& worker_id,
+                      const std::vector<std::string>& lease_ids, int64_t now_ms,
+                      HeartbeatDone done);
 
   enum class CompleteOutcome {
     kAccepted,   // the result was stored and the waiters told
     kDuplicate,  // the task is already finished: nothing changed
   };
   // Completes the task `task_id` under `lease_id` held by `worker_id`.
-  // Under the queue's lock and only if the lease is still held, calls
-  // `persist` (which stores the result and artifacts in the result cache)
-  // and, if it succeeds, removes the task and tells the waiters with
-  // `encoded_result`. A task that is no longer queued or leased at all is a
-  // duplicate (a retried call). A lease that is not held (wrong worker,
+  // Only if the lease is still held: the task is marked finishing (its
+  // lease can no longer expire or be released), then on the writer's
+  // thread `persist` stores the result and artifacts in the result cache
+  // and the task's row is deleted; once that is committed the task is
+  // removed and the waiters are told with `encoded_result`. A task that is
+  // no longer queued or leased at all is a duplicate (a retried call); so
+  // is a second completion while the first is being stored (it is answered
+  // with the first one's outcome). A lease that is not held (wrong worker,
   // expired, re-leased) fails with FAILED_PRECONDITION and changes nothing.
   // `persist` gets the task (its key says where the result belongs); it
   // may be empty, and must not call the queue. A failing `persist` (or
   // store write) is returned and the task stays leased, so the worker may
   // retry.
-  absl::StatusOr<CompleteOutcome> Complete(
-      const std::string& worker_id, const std::string& lease_id,
-      int64_t task_id, const std::string& encoded_result,
-      const std::function<absl::Status(const TaskRow& task)>& persist);
+  using Persist = std::function<absl::Status(const TaskRow& task)>;
+  absl::StatusOr<CompleteOutcome> Complete(const std::string& worker_id,
+                                           const std::string& lease_id,
+                                           int64_t task_id,
+                                           const std::string& encoded_result,
+                                           const Persist& persist);
+  using CompleteDone =
+      std::function<void(absl::StatusOr<CompleteOutcome> outcome)>;
+  void CompleteAsync(const std::string& worker_id, const std::string& lease_id,
+                     int64_t task_id, std::string encoded_result,
+                     Persist persist, CompleteDone done);
 
   // The worker's task failed with `error`: the lease ends; the task is
   // queued again, or, after max_attempts leases, its waiters get
@@ -163,6 +209,9 @@ class TaskQueue {
   // a task that no longer exists is a retried call: OK, nothing changes.
   absl::Status Fail(const std::string& worker_id, const std::string& lease_id,
                     int64_t task_id, const std::string& error);
+  void FailAsync(const std::string& worker_id, const std::string& lease_id,
+                 int64_t task_id, const std::string& error,
+                 std::function<void(absl::Status)> done);
 
   // Requeues every lease whose deadline is before `now_ms`. Returns the
   // requeued tasks' ids. A task whose store write fails keeps its lease
@@ -170,14 +219,20 @@ class TaskQueue {
   std::vector<int64_t> ExpireLeases(int64_t now_ms);
 
   // Drops the leases of a worker that left (SIGTERM, unregistered): their
-  // tasks are queued again at once.
+  // tasks are queued again at once. Returns once that is written.
   void ReleaseWorker(const std::string& worker_id);
+  // The same without waiting for the writes; `done` (may be empty) runs
+  // once they are committed.
+  void ReleaseWorkerAsync(const std::string& worker_id,
+                          std::function<void()> done);
 
   // Removes `job_id`'s waiters; tasks nobody waits for any more are
   // dropped (a leased one is lost to its worker at the next heartbeat), and
   // so are the job's stored tasks that no job enqueued since Open. The
   // removed waiters get CANCELLED. A task whose store delete fails stays
-  // stored and unserved, as if loaded by Open.
+  // stored, and is loaded (unserved) by the next Open. A task being
+  // completed is left to its completion. Returns once the deletes are
+  // written.
   void CancelJob(const std::string& job_id);
 
   // All tasks, and the tasks `job_id` waits for.
@@ -188,21 +243,43 @@ class TaskQueue {
   struct Entry;
   TaskQueue(ServerStore* store, TaskQueueOptions options);
 
+  // Enqueue and EnqueueAsync. `stored` (sync Enqueue) is told the outcome
+  // of the new task's write instead of `waiter`; null when no task was
+  // made.
+  absl::Status EnqueueImpl(const TaskSpec& spec, Waiter waiter,
+                           const DoneLookup& done,
+                           std::function<void(absl::Status)>* stored);
+
   // Helpers; all require mu_ held.
-  // Enqueue without the lookup.
-  absl::Status EnqueueLocked(const TaskSpec& spec, Waiter waiter);
+  // Enqueue without the lookup: adds the task if its key is new (and
+  // submits its insert, whose outcome goes to `stored` if given) and the
+  // waiter. Returns whether a task was made.
+  bool EnqueueLocked(const TaskSpec& spec, Waiter waiter,
+                     std::function<void(absl::Status)> stored);
   // Adds / removes task `id` to / from the FIFO of its first waiter's job
   // (queued_by_job_); only a queued task with waiters is in one.
   void QueueLocked(int64_t id, Entry& e);
   void UnqueueLocked(int64_t id, Entry& e);
-  // Ends the lease of `e` in the store, then in memory, and queues it.
-  absl::Status RequeueLocked(int64_t id, Entry& e);
+  // Ends the lease of `e` and queues it, and submits the write; `done`
+  // (may be empty) gets its outcome. A failed write gives the lease back
+  // if nobody leased the task since.
+  void RequeueLocked(int64_t id, Entry& e,
+                     std::function<void(absl::Status)> done);
   // Removes task `id` from memory (not the store); returns its waiters.
   std::vector<Waiter> EraseLocked(int64_t id);
   std::string NewLeaseIdLocked();
+  void SubmitLocked(StoreWriter::Write write);
+
+  // Completions on the writer's thread.
+  void Inserted(int64_t id, absl::Status status,
+                std::function<void(absl::Status)> stored);
+  void Finished(int64_t id, const std::string& lease_id, absl::Status status,
+                absl::Status waiters_status, const std::string& encoded_result,
+                CompleteDone done);
 
   ServerStore* store_;
   TaskQueueOptions options_;  // clamped; constant after Open
+  StoreWriter* writer_ = nullptr;
   mutable std::mutex mu_;
   // Implementation state (indexes by id, key, lease, per-job FIFOs and the
   // round-robin cursor); Entry is defined in task_queue.cc.
@@ -216,6 +293,9 @@ class TaskQueue {
   std::map<std::string, std::set<int64_t>> waiting_by_job_;  // guarded by mu_
   std::string last_job_;  // round-robin cursor; guarded by mu_
   std::mt19937_64 rng_;   // lease ids; guarded by mu_
+  int64_t next_id_ = 1;   // the next new task's id; guarded by mu_
+  // Last member: destroyed first, so its final completions find the queue.
+  std::unique_ptr<StoreWriter> own_writer_;
 };
 
 }  // namespace autoq::server

@@ -1,5 +1,8 @@
 // WorkerService: the worker API. See server/services.h.
 #include <algorithm>
+#include <atomic>
+#include <functional>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <random>
@@ -12,19 +15,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/rpc_util.h"
+#include "evaluator/task.h"
 #include "search/result_store.h"
 #include "server/services.h"
+#include "server/store_writer.h"
+#include "server/unary.h"
 
 namespace autoq::server {
 namespace {
 
-// Files a final task may deliver: anything else is refused, so a worker
-// cannot plant arbitrary names in the database.
-const std::set<std::string>& AllowedArtifacts() {
-  static const auto* names =
-      new std::set<std::string>{"model.pt", "weights.bin", "manifest.json"};
-  return *names;
-}
+// The retry period while a job runs; see AnswerLease.
+constexpr int kBusyRetryAfterMs = 50;
 
 std::string NewWorkerId() {
   std::random_device rd;
@@ -40,6 +41,7 @@ struct WorkerServiceImpl::State {
   ServerStore* store;
   search::ResultStore* results;
   TaskQueue* queue;
+  StoreWriter* writer;
   JobManager* jobs;
   const TokenAuth* auth;
   WorkPool pool;
@@ -78,6 +80,7 @@ struct WorkerServiceImpl::State {
     return absl::OkStatus();
   }
 
+  // The spec and model of a job; read from the store once per job.
   absl::StatusOr<std::shared_ptr<const JobInfo>> Info(
       const std::string& job_id) {
     {
@@ -101,48 +104,112 @@ struct WorkerServiceImpl::State {
     return std::shared_ptr<const JobInfo>(info);
   }
 
-  void Left(const std::string& worker_id, const Live& live,
-            const char* why) {
-    queue->ReleaseWorker(worker_id);
-    absl::Status st = store->DeleteWorker(worker_id);
-    if (!st.ok()) Log(absl::StrCat("cannot forget ", worker_id, ": ", st.message()));
+  void Broadcast(const std::string& worker_id, const Live& live, bool joined) {
     WorkerChange change;
     change.set_worker_id(worker_id);
     change.set_name(live.name);
     for (const std::string& d : live.devices) change.add_devices(d);
-    change.set_joined(false);
+    change.set_joined(joined);
     jobs->BroadcastWorker(change);
-    Log(absl::StrCat("worker ", worker_id, " (", live.name, ") left: ", why));
   }
 
-  absl::Status Complete(const CompleteTaskRequest& request,
-                        CompleteTaskResponse* response) {
+  // The worker is gone from `workers`: its leases go back to the queue and
+  // its row is deleted; `done` (may be empty) once that is written.
+  void Left(const std::string& worker_id, const Live& live, const char* why,
+            std::function<void()> done) {
+    queue->ReleaseWorkerAsync(worker_id, nullptr);
+    writer->Submit(
+        {nullptr,
+         [worker_id](ServerStore::Batch& b) {
+           return b.DeleteWorker(worker_id);
+         },
+         [this, worker_id, live, why, done = std::move(done)](absl::Status st) {
+           if (!st.ok()) {
+             Log(absl::StrCat("cannot forget ", worker_id, ": ", st.message()));
+           }
+           Broadcast(worker_id, live, /*joined=*/false);
+           Log(absl::StrCat("worker ", worker_id, " (", live.name,
+                            ") left: ", why));
+           if (done) done();
+         }});
+  }
+
+  // Answers LeaseTask with `lease`, on the writer's thread.
+  void AnswerLease(const std::string& worker_id,
+                   absl::StatusOr<std::optional<Lease>> lease,
+                   LeaseTaskResponse* response, Reply reply) {
+    if (!lease.ok()) return reply(lease.status());
+    if (!lease->has_value()) {
+      // A running job's next batch comes soon (its search between two
+      // generations): workers idle for a whole retry period would leave
+      // that much of every generation's start unused.
+      if (jobs->Running() > 0) {
+        response->set_retry_after_ms(
+            std::min(limits.retry_after_ms, kBusyRetryAfterMs));
+      }
+      return reply(absl::OkStatus());
+    }
+    const Lease& l = **lease;
+    absl::StatusOr<std::shared_ptr<const JobInfo>> info = Info(l.task.job_id);
+    if (!info.ok()) {
+      // Unservable: give the task back rather than lose it.
+      queue->FailAsync(
+          worker_id, l.lease_id, l.task.task_id,
+          std::string(info.status().message()),
+          [reply, why = info.status()](absl::Status) { reply(why); });
+      return;
+    }
+    Task* task = response->mutable_task();
+    task->set_task_id(absl::StrCat(l.task.task_id));
+    task->set_job_id(l.task.job_id);
+    task->set_key(l.task.key);
+    task->set_stage(static_cast<TaskStage>(l.task.stage));
+    for (int b : l.task.wbits) task->add_wbits(b);
+    for (int b : l.task.abits) task->add_abits(b);
+    task->set_model_sha256((*info)->model_sha256);
+    *task->mutable_spec() = (*info)->spec;
+    response->set_lease_id(l.lease_id);
+    response->set_deadline_unix_ms(l.deadline_ms);
+    reply(absl::OkStatus());
+  }
+
+  // CompleteTask. `request` and `response` live until `reply` is called.
+  void Complete(const CompleteTaskRequest* request,
+                CompleteTaskResponse* response, Reply reply) {
     int64_t task_id = 0;
-    if (!absl::SimpleAtoi(request.task_id(), &task_id)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("bad task id \"", request.task_id(), "\""));
+    if (!absl::SimpleAtoi(request->task_id(), &task_id)) {
+      return reply(absl::InvalidArgumentError(
+          absl::StrCat("bad task id \"", request->task_id(), "\"")));
     }
-    (void)Touch(request.worker_id());  // a completion is a sign of life
-    if (request.outcome_case() == CompleteTaskRequest::kError) {
-      Log(absl::StrCat("task ", task_id, " failed on ", request.worker_id(),
-                       ": ", request.error()));
-      return queue->Fail(request.worker_id(), request.lease_id(), task_id,
-                         request.error());
+    (void)Touch(request->worker_id());  // a completion is a sign of life
+    if (request->outcome_case() == CompleteTaskRequest::kError) {
+      Log(absl::StrCat("task ", task_id, " failed on ", request->worker_id(),
+                       ": ", request->error()));
+      return queue->FailAsync(request->worker_id(), request->lease_id(),
+                              task_id, request->error(), reply);
     }
-    if (request.outcome_case() != CompleteTaskRequest::kResult) {
-      return absl::InvalidArgumentError(
-          "CompleteTask needs a result or an error");
+    if (request->outcome_case() != CompleteTaskRequest::kResult) {
+      return reply(absl::InvalidArgumentError(
+          "CompleteTask needs a result or an error"));
     }
-    for (const NamedBytes& a : request.artifacts()) {
-      if (AllowedArtifacts().count(a.name()) == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
+    for (const NamedBytes& a : request->artifacts()) {
+      // Anything but a final point's exports is refused, so a worker
+      // cannot plant arbitrary names in the database.
+      if (!evaluator::IsFinalArtifact(a.name())) {
+        return reply(absl::InvalidArgumentError(absl::StrCat(
             "artifact name \"", a.name(), "\" is not one of ",
-            absl::StrJoin(AllowedArtifacts(), ", ")));
+            absl::StrJoin(evaluator::kFinalArtifacts, ", "))));
       }
     }
-    const EvalResult& result = request.result();
-    const std::string encoded = result.SerializeAsString();
-    auto persist = [&](const TaskRow& task) -> absl::Status {
+    auto encoded = std::make_shared<const std::string>(
+        request->result().SerializeAsString());
+    // On the writer's thread, before the task's row goes: storing exports
+    // may take a while, and there it never contends with the queue's
+    // writes for the database's write lock.
+    search::ResultStore* results = this->results;
+    auto persist = [request, results,
+                    encoded](const TaskRow& task) -> absl::Status {
+      const EvalResult& result = request->result();
       if (task.stage != STAGE_FLOAT &&
           (result.wbits().size() != static_cast<int>(task.wbits.size()) ||
            !std::equal(task.wbits.begin(), task.wbits.end(),
@@ -151,13 +218,14 @@ struct WorkerServiceImpl::State {
             "the result's bit-widths are not the task's");
       }
       if (task.stage == STAGE_FINAL &&
-          request.artifacts_size() < static_cast<int>(AllowedArtifacts().size())) {
+          request->artifacts_size() <
+              static_cast<int>(std::size(evaluator::kFinalArtifacts))) {
         return absl::InvalidArgumentError(
-            "a final task must deliver model.pt, weights.bin and "
-            "manifest.json");
+            absl::StrCat("a final task must deliver ",
+                         absl::StrJoin(evaluator::kFinalArtifacts, ", ")));
       }
       // Exports first: a stored final result implies its artifacts.
-      for (const NamedBytes& a : request.artifacts()) {
+      for (const NamedBytes& a : request->artifacts()) {
         absl::Status st = results->PutArtifact(task.key, a.name(), a.data());
         if (!st.ok()) return st;
       }
@@ -166,23 +234,40 @@ struct WorkerServiceImpl::State {
       summary.size_bytes = result.size_bytes();
       summary.wall_seconds = result.wall_seconds();
       summary.device = result.device();
-      return results->Put(task.key, encoded, summary);
+      return results->Put(task.key, *encoded, summary);
     };
-    absl::StatusOr<TaskQueue::CompleteOutcome> outcome = queue->Complete(
-        request.worker_id(), request.lease_id(), task_id, encoded, persist);
-    if (!outcome.ok()) return outcome.status();
-    response->set_duplicate(*outcome == TaskQueue::CompleteOutcome::kDuplicate);
-    return absl::OkStatus();
+    queue->CompleteAsync(
+        request->worker_id(), request->lease_id(), task_id, *encoded,
+        std::move(persist),
+        [response, reply](absl::StatusOr<TaskQueue::CompleteOutcome> outcome) {
+          if (outcome.ok()) {
+            response->set_duplicate(*outcome ==
+                                    TaskQueue::CompleteOutcome::kDuplicate);
+          }
+          reply(outcome.status());
+        });
   }
 };
 
 WorkerServiceImpl::WorkerServiceImpl(ServerStore* store,
                                      search::ResultStore* results,
-                                     TaskQueue* queue, JobManager* jobs,
-                                     const TokenAuth* auth, WorkPool pool,
-                                     ServiceLimits limits, std::FILE* log)
-    : state_(new State{store, results, queue, jobs, auth, std::move(pool),
-                       limits, log, {true}, {}, {}, {}}) {
+                                     TaskQueue* queue, StoreWriter* writer,
+                                     JobManager* jobs, const TokenAuth* auth,
+                                     WorkPool pool, ServiceLimits limits,
+                                     std::FILE* log)
+    : state_(new State{store,
+                       results,
+                       queue,
+                       writer,
+                       jobs,
+                       auth,
+                       std::move(pool),
+                       limits,
+                       log,
+                       {true},
+                       {},
+                       {},
+                       {}}) {
   // Workers registered before a restart get the restart grace (or a lease
   // period) to come back, as their leases do.
   absl::StatusOr<std::vector<WorkerRow>> rows = store->ListWorkers();
@@ -220,133 +305,98 @@ void WorkerServiceImpl::Expire(int64_t now_ms) {
     }
   }
   for (const auto& [id, live] : gone) {
-    state_->Left(id, live, "no heartbeat for a lease period");
+    state_->Left(id, live, "no heartbeat for a lease period", nullptr);
   }
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::RegisterWorker(
     grpc::CallbackServerContext* ctx, const RegisterWorkerRequest* request,
     RegisterWorkerResponse* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::Status st = [&]() -> absl::Status {
-    absl::StatusOr<Principal> who =
-        Authenticate(ctx, *state_->auth, Role::kWorker);
-    if (!who.ok()) return who.status();
-    if (request->devices().empty()) {
-      return absl::InvalidArgumentError("a worker must name its devices");
-    }
-    WorkerRow row;
-    row.worker_id = NewWorkerId();
-    row.name = request->name().empty() ? who->name : request->name();
-    row.devices.assign(request->devices().begin(), request->devices().end());
-    row.registered_ms = UnixMillis();
-    absl::Status put = state_->store->PutWorker(row);
-    if (!put.ok()) return put;
-    {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      state_->workers[row.worker_id] =
-          State::Live{row.name, row.devices, row.registered_ms};
-    }
-    response->set_worker_id(row.worker_id);
-    response->set_lease_seconds(state_->limits.lease_seconds);
-    response->set_heartbeat_seconds(state_->limits.heartbeat_seconds);
-    WorkerChange change;
-    change.set_worker_id(row.worker_id);
-    change.set_name(row.name);
-    for (const std::string& d : row.devices) change.add_devices(d);
-    change.set_joined(true);
-    state_->jobs->BroadcastWorker(change);
-    state_->Log(absl::StrCat("worker ", row.worker_id, " (", row.name,
-                             ", ", absl::StrJoin(row.devices, ","),
-                             ") joined"));
-    return absl::OkStatus();
-  }();
-  reactor->Finish(ToGrpc(st));
-  return reactor;
+  State* state = state_.get();
+  return Unary(
+      ctx, *state->auth, Role::kWorker, [&](const Principal& who, Reply reply) {
+        if (request->devices().empty()) {
+          return reply(
+              absl::InvalidArgumentError("a worker must name its devices"));
+        }
+        WorkerRow row;
+        row.worker_id = NewWorkerId();
+        row.name = request->name().empty() ? who.name : request->name();
+        row.devices.assign(request->devices().begin(),
+                           request->devices().end());
+        row.registered_ms = UnixMillis();
+        state->writer->Submit(
+            {nullptr, [row](ServerStore::Batch& b) { return b.PutWorker(row); },
+             [state, row, response, reply](absl::Status st) {
+               if (!st.ok()) return reply(st);
+               const State::Live live{row.name, row.devices, row.registered_ms};
+               {
+                 std::lock_guard<std::mutex> lock(state->mu);
+                 state->workers[row.worker_id] = live;
+               }
+               response->set_worker_id(row.worker_id);
+               response->set_lease_seconds(state->limits.lease_seconds);
+               response->set_heartbeat_seconds(state->limits.heartbeat_seconds);
+               state->Broadcast(row.worker_id, live, /*joined=*/true);
+               state->Log(absl::StrCat("worker ", row.worker_id, " (", row.name,
+                                       ", ", absl::StrJoin(row.devices, ","),
+                                       ") joined"));
+               reply(absl::OkStatus());
+             }});
+      });
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseTask(
     grpc::CallbackServerContext* ctx, const LeaseTaskRequest* request,
     LeaseTaskResponse* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::Status st = [&]() -> absl::Status {
-    absl::StatusOr<Principal> who =
-        Authenticate(ctx, *state_->auth, Role::kWorker);
-    if (!who.ok()) return who.status();
-    absl::Status alive = state_->Touch(request->worker_id());
-    if (!alive.ok()) return alive;
-    response->set_retry_after_ms(state_->limits.retry_after_ms);
-    if (!state_->leasing) return absl::OkStatus();
-    absl::StatusOr<std::optional<Lease>> lease =
-        state_->queue->LeaseNext(request->worker_id(), UnixMillis());
-    if (!lease.ok()) return lease.status();
-    if (!lease->has_value()) return absl::OkStatus();
-    const Lease& l = **lease;
-    absl::StatusOr<std::shared_ptr<const State::JobInfo>> info =
-        state_->Info(l.task.job_id);
-    if (!info.ok()) {
-      // Unservable: give the task back rather than lose it.
-      (void)state_->queue->Fail(request->worker_id(), l.lease_id,
-                                l.task.task_id, std::string(info.status().message()));
-      return info.status();
-    }
-    Task* task = response->mutable_task();
-    task->set_task_id(absl::StrCat(l.task.task_id));
-    task->set_job_id(l.task.job_id);
-    task->set_key(l.task.key);
-    task->set_stage(static_cast<TaskStage>(l.task.stage));
-    for (int b : l.task.wbits) task->add_wbits(b);
-    for (int b : l.task.abits) task->add_abits(b);
-    task->set_model_sha256((*info)->model_sha256);
-    *task->mutable_spec() = (*info)->spec;
-    response->set_lease_id(l.lease_id);
-    response->set_deadline_unix_ms(l.deadline_ms);
-    return absl::OkStatus();
-  }();
-  reactor->Finish(ToGrpc(st));
-  return reactor;
+  State* state = state_.get();
+  return Unary(ctx, *state->auth, Role::kWorker,
+               [&](const Principal&, Reply reply) {
+                 absl::Status alive = state->Touch(request->worker_id());
+                 if (!alive.ok()) return reply(alive);
+                 response->set_retry_after_ms(state->limits.retry_after_ms);
+                 if (!state->leasing) return reply(absl::OkStatus());
+                 state->queue->LeaseNextAsync(
+                     request->worker_id(), UnixMillis(),
+                     [state, request, response,
+                      reply](absl::StatusOr<std::optional<Lease>> lease) {
+                       state->AnswerLease(request->worker_id(),
+                                          std::move(lease), response, reply);
+                     });
+               });
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::Heartbeat(
     grpc::CallbackServerContext* ctx, const HeartbeatRequest* request,
     HeartbeatResponse* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::Status st = [&]() -> absl::Status {
-    absl::StatusOr<Principal> who =
-        Authenticate(ctx, *state_->auth, Role::kWorker);
-    if (!who.ok()) return who.status();
-    absl::Status alive = state_->Touch(request->worker_id());
-    if (!alive.ok()) return alive;
-    std::vector<std::string> leases(request->lease_ids().begin(),
-                                    request->lease_ids().end());
-    std::vector<std::string> lost;
-    absl::StatusOr<int64_t> deadline = state_->queue->Heartbeat(
-        request->worker_id(), leases, UnixMillis(), &lost);
-    if (!deadline.ok()) return deadline.status();
-    response->set_deadline_unix_ms(*deadline);
-    for (const std::string& l : lost) response->add_lost_lease_ids(l);
-    return absl::OkStatus();
-  }();
-  reactor->Finish(ToGrpc(st));
-  return reactor;
+  State* state = state_.get();
+  return Unary(ctx, *state->auth, Role::kWorker,
+               [&](const Principal&, Reply reply) {
+                 absl::Status alive = state->Touch(request->worker_id());
+                 if (!alive.ok()) return reply(alive);
+                 std::vector<std::string> leases(request->lease_ids().begin(),
+                                                 request->lease_ids().end());
+                 state->queue->HeartbeatAsync(
+                     request->worker_id(), leases, UnixMillis(),
+                     [response, reply](absl::StatusOr<int64_t> deadline,
+                                       std::vector<std::string> lost) {
+                       if (!deadline.ok()) return reply(deadline.status());
+                       response->set_deadline_unix_ms(*deadline);
+                       for (const std::string& l : lost)
+                         response->add_lost_lease_ids(l);
+                       reply(absl::OkStatus());
+                     });
+               });
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::CompleteTask(
     grpc::CallbackServerContext* ctx, const CompleteTaskRequest* request,
     CompleteTaskResponse* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::StatusOr<Principal> who =
-      Authenticate(ctx, *state_->auth, Role::kWorker);
-  if (!who.ok()) {
-    reactor->Finish(ToGrpc(who.status()));
-    return reactor;
-  }
-  // Storing exports may take a while: off gRPC's threads.
   State* state = state_.get();
-  state_->pool([state, reactor, request, response] {
-    reactor->Finish(ToGrpc(state->Complete(*request, response)));
-  });
-  return reactor;
+  return Unary(ctx, *state->auth, Role::kWorker,
+               [&](const Principal&, Reply reply) {
+                 state->Complete(request, response, reply);
+               });
 }
 
 grpc::ServerWriteReactor<DataChunk>* WorkerServiceImpl::FetchModel(
@@ -373,24 +423,21 @@ grpc::ServerWriteReactor<DataChunk>* WorkerServiceImpl::FetchModel(
 grpc::ServerUnaryReactor* WorkerServiceImpl::UnregisterWorker(
     grpc::CallbackServerContext* ctx, const UnregisterWorkerRequest* request,
     UnregisterWorkerResponse* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::Status st = [&]() -> absl::Status {
-    absl::StatusOr<Principal> who =
-        Authenticate(ctx, *state_->auth, Role::kWorker);
-    if (!who.ok()) return who.status();
-    State::Live live;
-    {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      auto it = state_->workers.find(request->worker_id());
-      if (it == state_->workers.end()) return absl::OkStatus();
-      live = it->second;
-      state_->workers.erase(it);
-    }
-    state_->Left(request->worker_id(), live, "unregistered");
-    return absl::OkStatus();
-  }();
-  reactor->Finish(ToGrpc(st));
-  return reactor;
+  State* state = state_.get();
+  return Unary(ctx, *state->auth, Role::kWorker,
+               [&](const Principal&, Reply reply) {
+                 State::Live live;
+                 {
+                   std::lock_guard<std::mutex> lock(state->mu);
+                   auto it = state->workers.find(request->worker_id());
+                   if (it == state->workers.end())
+                     return reply(absl::OkStatus());
+                   live = it->second;
+                   state->workers.erase(it);
+                 }
+                 state->Left(request->worker_id(), live, "unregistered",
+                             [reply] { reply(absl::OkStatus()); });
+               });
 }
 
 }  // namespace autoq::server
