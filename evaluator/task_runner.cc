@@ -7,9 +7,9 @@
 #include "evaluator/score.h"
 #include "qat/export.h"
 #include "qat/quantized_model.h"
-#include "qat/trainer.h"
 #include "qat/tensor_dataset.h"
 #include "qat/torch_errors.h"
+#include "qat/trainer.h"
 
 namespace autoq::evaluator {
 namespace {
@@ -33,13 +33,16 @@ absl::StatusOr<EvalRecord> RunFloatTask(const JobData& job,
   ASSIGN_OR_RETURN(
       evaluator::ClassificationMetrics val,
       evaluator::EvaluateFloat(job.model, job.analysis, job.data.val, device));
+  record.qat.val_seconds = Since(start);
   record.qat.best_val_top1 = val.top1;
   record.qat.final_val_top1 = val.top1;
   if (job.data.test.size() > 0) {
+    const auto test_start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(evaluator::ClassificationMetrics test,
                      evaluator::EvaluateFloat(job.model, job.analysis,
                                               job.data.test, device));
     record.qat.test_top1 = test.top1;
+    record.qat.test_seconds = Since(test_start);
   }
   record.qat.size_bytes = job.analysis.float_size_bytes;
   record.device = device.str();
@@ -63,6 +66,7 @@ absl::StatusOr<EvalRecord> RunTask(const JobData& job, const EvalTask& task,
   ASSIGN_OR_RETURN(
       std::unique_ptr<qat::QuantizedModel> model,
       qat::QuantizedModel::Create(job.model, job.analysis, options));
+  const double prepare_seconds = Since(start);
   const int64_t subset =
       final_stage ? job.final_train_subset : job.search_train_subset;
   const qat::TensorDataset train =
@@ -75,9 +79,12 @@ absl::StatusOr<EvalRecord> RunTask(const JobData& job, const EvalTask& task,
                                                        : job.search_recipe,
                                            progress));
   record.device = device.str();
+  record.qat.prepare_seconds = prepare_seconds;
   if (final_stage) {
+    const auto export_start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(qat::ExportedModel exported,
                      qat::ExportQuantizedModel(*model));
+    record.qat.export_seconds = Since(export_start);
     record.artifacts.emplace_back(kTorchScriptArtifact,
                                   std::move(exported.torchscript));
     record.artifacts.emplace_back(kPackedArtifact, std::move(exported.packed));

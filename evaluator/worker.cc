@@ -234,6 +234,12 @@ class Worker::Impl {
     std::lock_guard<std::mutex> lock(stats_mu_);
     ++(stats_.*field);
   }
+  void AddTime(double WorkerTimes::*field, double seconds) {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    stats_.times.*field += seconds;
+  }
+  // A finished task's phases, and the rest of its `seconds` as task_other.
+  void AddTaskTimes(const qat::QatResult& q, double seconds);
 
   // Registers (again), retrying while the server is away. OK when
   // registered; CANCELLED when stop reached `level` first; else the
@@ -246,19 +252,17 @@ class Worker::Impl {
   // Runs `eval` on a task thread and heartbeats `lease_id` until it ends.
   Ending RunHeld(const autoq::Task& task, const EvalTask& eval,
                  const std::string& lease_id, const std::atomic<int>& stop,
-                 absl::StatusOr<EvalRecord>* result,
-                 absl::Status* fatal);
+                 absl::StatusOr<EvalRecord>* result, absl::Status* fatal);
   // On the task thread: the model, the job's data, the fine-tune.
   absl::StatusOr<EvalRecord> Execute(const autoq::Task& task,
-                                             const EvalTask& eval,
-                                             const std::atomic<bool>* cancel);
+                                     const EvalTask& eval,
+                                     const std::atomic<bool>* cancel);
   // The local path of the model `sha256`, fetched unless cached.
   absl::StatusOr<std::string> EnsureModel(const std::string& sha256,
                                           const std::atomic<bool>* cancel);
   // Sends the outcome until the server takes or refuses it.
   absl::Status Complete(const autoq::LeaseTaskResponse& lease,
-                        const EvalTask& eval,
-                        absl::StatusOr<EvalRecord> result,
+                        const EvalTask& eval, absl::StatusOr<EvalRecord> result,
                         const std::atomic<int>& stop, Clock::time_point start);
   void Unregister();
 
@@ -277,6 +281,7 @@ class Worker::Impl {
   // thread is joined before the next one starts).
   std::string job_key_;
   std::shared_ptr<const JobData> job_data_;
+  double last_job_setup_ = 0;  // of the running task, when it set up its job
 
   mutable std::mutex log_mu_;
   mutable std::mutex stats_mu_;
@@ -397,7 +402,9 @@ absl::Status Worker::Impl::Run(const std::atomic<int>& stop) {
                    options_.noop ? std::string(", no-op evaluator")
                                  : absl::StrCat(", model cache ",
                                                 options_.model_cache_dir)));
+  const auto run_start = Clock::now();
   absl::Status status = Register(stop, kFinishAndLeave);
+  AddTime(&WorkerTimes::rpc, Since(run_start));
   if (absl::IsCancelled(status)) return absl::OkStatus();
   if (!status.ok()) return status;
 
@@ -412,7 +419,10 @@ absl::Status Worker::Impl::Run(const std::atomic<int>& stop) {
     autoq::LeaseTaskResponse response;
     grpc::ClientContext context;
     autoq::PrepareContext(&context, options_.token, options_.rpc_timeout);
+    const auto lease_start = Clock::now();
     const grpc::Status rpc = stub()->LeaseTask(&context, request, &response);
+    AddTime(&WorkerTimes::rpc, Since(lease_start));
+    const auto wait_start = Clock::now();
     if (rpc.ok()) {
       Connected();
       backoff.Reset();
@@ -420,6 +430,7 @@ absl::Status Worker::Impl::Run(const std::atomic<int>& stop) {
         SleepUnless(Clamp<milliseconds>(milliseconds(response.retry_after_ms()),
                                         milliseconds(10), milliseconds(60000)),
                     stopped);
+        AddTime(&WorkerTimes::idle, Since(wait_start));
         continue;
       }
       ++handled;
@@ -444,16 +455,19 @@ absl::Status Worker::Impl::Run(const std::atomic<int>& stop) {
       // while draining): ask again later.
       Disconnected(rpc, "LeaseTask");
       SleepUnless(backoff.Next(), stopped);
+      AddTime(&WorkerTimes::idle, Since(wait_start));
     }
   }
   if (status.ok() ||
       !IsAuthError(static_cast<grpc::StatusCode>(status.code()))) {
     Unregister();
   }
+  AddTime(&WorkerTimes::wall, Since(run_start));
   const WorkerStats s = stats();
   Log(absl::StrCat("leaving: ", s.completed, " completed, ", s.failed,
                    " failed, ", s.abandoned, " abandoned",
                    status.ok() ? "" : absl::StrCat("; ", status.message())));
+  Log(absl::StrCat("summary: ", FormatWorkerSummary(s)));
   return status;
 }
 
@@ -474,8 +488,15 @@ absl::Status Worker::Impl::HandleTask(const autoq::LeaseTaskResponse& lease,
     result = NoopRecord(*eval);
   } else {
     absl::Status fatal;
+    const auto run_start = Clock::now();
     const Ending ending =
         RunHeld(task, *eval, lease.lease_id(), stop, &result, &fatal);
+    const double run_seconds = Since(run_start);
+    if (result.ok()) {
+      AddTaskTimes(result->qat, run_seconds);
+    } else {
+      AddTime(&WorkerTimes::task_other, run_seconds);
+    }
     if (ending != Ending::kDone) {
       Count(&WorkerStats::abandoned);
       Log(absl::StrFormat("%s: abandoned (%s) after %.1f s", what,
@@ -488,17 +509,38 @@ absl::Status Worker::Impl::HandleTask(const autoq::LeaseTaskResponse& lease,
     }
   }
   if (!eval.ok()) eval = EvalTask{};
-  return Complete(lease, *eval, std::move(result), stop, start);
+  const auto complete_start = Clock::now();
+  absl::Status completed =
+      Complete(lease, *eval, std::move(result), stop, start);
+  AddTime(&WorkerTimes::rpc, Since(complete_start));
+  return completed;
 }
 
-Worker::Impl::Ending Worker::Impl::RunHeld(
-    const autoq::Task& task, const EvalTask& eval,
-    const std::string& lease_id, const std::atomic<int>& stop,
-    absl::StatusOr<EvalRecord>* result, absl::Status* fatal) {
+void Worker::Impl::AddTaskTimes(const qat::QatResult& q, double seconds) {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  WorkerTimes& t = stats_.times;
+  t.train += q.train_seconds;
+  t.val += q.val_seconds;
+  t.calibration += q.calibration_seconds;
+  t.test += q.test_seconds;
+  t.prepare += q.prepare_seconds;
+  t.export_model += q.export_seconds;
+  // job_setup_seconds_ is what Execute spent on the job's data this time.
+  const double phases = q.train_seconds + q.val_seconds +
+                        q.calibration_seconds + q.test_seconds +
+                        q.prepare_seconds + q.export_seconds;
+  t.task_other += std::max(0.0, seconds - phases - last_job_setup_);
+}
+
+Worker::Impl::Ending Worker::Impl::RunHeld(const autoq::Task& task,
+                                           const EvalTask& eval,
+                                           const std::string& lease_id,
+                                           const std::atomic<int>& stop,
+                                           absl::StatusOr<EvalRecord>* result,
+                                           absl::Status* fatal) {
   auto running = std::make_shared<RunningTask>();
   std::thread thread([this, running, &task, &eval] {
-    absl::StatusOr<EvalRecord> r =
-        Execute(task, eval, &running->cancel);
+    absl::StatusOr<EvalRecord> r = Execute(task, eval, &running->cancel);
     std::lock_guard<std::mutex> lock(running->mu);
     running->result = std::move(r);
     running->done = true;
@@ -578,14 +620,15 @@ absl::StatusOr<EvalRecord> Worker::Impl::Execute(
     const std::atomic<bool>* cancel) {
   const std::string key =
       absl::StrCat(task.job_id(), "\n", task.model_sha256());
+  last_job_setup_ = 0;
   if (job_data_ == nullptr || job_key_ != key) {
+    const auto start = Clock::now();
     job_data_.reset();  // free the last job's dataset before the next one
     job_key_.clear();
     ASSIGN_OR_RETURN(std::string model_path,
                      EnsureModel(task.model_sha256(), cancel));
     ASSIGN_OR_RETURN(JobConfig config,
                      WorkerJobConfig(task.spec(), model_path));
-    const auto start = Clock::now();
     ASSIGN_OR_RETURN(std::shared_ptr<JobData> data,
                      BuildJobData(config, model_path));
     Log(absl::StrFormat(
@@ -596,6 +639,8 @@ absl::StatusOr<EvalRecord> Worker::Impl::Execute(
         static_cast<int>(data->data.test.size()), Since(start)));
     job_data_ = std::move(data);
     job_key_ = key;
+    last_job_setup_ = Since(start);
+    AddTime(&WorkerTimes::job_setup, last_job_setup_);
   }
   if (cancel->load()) return absl::CancelledError("cancelled");
   qat::ProgressOptions progress;
@@ -703,8 +748,7 @@ absl::Status Worker::Impl::Complete(const autoq::LeaseTaskResponse& lease,
   std::string summary;
   if (result.ok()) {
     const EvalRecord& r = *result;
-    request.mutable_result()->ParseFromString(
-        EncodeRecord(r, eval.bits));
+    request.mutable_result()->ParseFromString(EncodeRecord(r, eval.bits));
     for (const auto& [name, data] : r.artifacts) {
       autoq::NamedBytes* a = request.add_artifacts();
       a->set_name(name);
@@ -732,8 +776,8 @@ absl::Status Worker::Impl::Complete(const autoq::LeaseTaskResponse& lease,
     autoq::CompleteTaskResponse response;
     grpc::ClientContext context;
     autoq::PrepareContext(&context, options_.token,
-                           request.artifacts_size() > 0 ? options_.fetch_timeout
-                                                        : options_.rpc_timeout);
+                          request.artifacts_size() > 0 ? options_.fetch_timeout
+                                                       : options_.rpc_timeout);
     const grpc::Status rpc = stub()->CompleteTask(&context, request, &response);
     if (rpc.ok()) {
       Connected();
@@ -803,7 +847,7 @@ void Worker::Impl::Unregister() {
   // Leaving must not hang on a server that is away: one short attempt (its
   // leases expire on their own otherwise).
   autoq::PrepareContext(&context, options_.token,
-                         std::min(options_.rpc_timeout, milliseconds(5000)));
+                        std::min(options_.rpc_timeout, milliseconds(5000)));
   const grpc::Status rpc =
       stub()->UnregisterWorker(&context, request, &response);
   if (rpc.ok()) {
@@ -812,6 +856,20 @@ void Worker::Impl::Unregister() {
     Log(absl::StrCat("could not unregister worker ", worker_id_, ": ",
                      rpc.error_message()));
   }
+}
+
+std::string FormatWorkerSummary(const WorkerStats& stats) {
+  const WorkerTimes& t = stats.times;
+  const int64_t tasks = stats.completed + stats.failed + stats.abandoned;
+  const double busy = t.train + t.val;
+  return absl::StrFormat(
+      "%d tasks, wall %.1f s, training+validation %.1f s (%.1f%%): train "
+      "%.1f s, val %.1f s, calibration %.1f s, test %.1f s, model prep "
+      "%.1f s, export %.1f s, other in tasks %.1f s, job setup %.1f s, "
+      "rpc %.1f s, waiting for tasks %.1f s",
+      tasks, t.wall, busy, t.wall > 0 ? 100.0 * busy / t.wall : 0.0, t.train,
+      t.val, t.calibration, t.test, t.prepare, t.export_model, t.task_other,
+      t.job_setup, t.rpc, t.idle);
 }
 
 absl::StatusOr<std::string> ReadServerAddressFile(const std::string& path) {
@@ -847,8 +905,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   if (options.token.empty()) {
     return absl::InvalidArgumentError("no worker token");
   }
-  ASSIGN_OR_RETURN(c10::Device device,
-                   qat::ParseDevice(options.device));
+  ASSIGN_OR_RETURN(c10::Device device, qat::ParseDevice(options.device));
   if (options.name.empty()) options.name = HostName();
   if (options.model_cache_dir.empty()) {
     options.model_cache_dir = DefaultModelCacheDir();

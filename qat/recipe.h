@@ -14,17 +14,18 @@ namespace autoq::qat {
 
 // A QAT fine-tune. Defaults suit a short fine-tune of a trained model.
 struct QatRecipe {
-  int epochs = 1;                   // 0: calibrate activations, evaluate
+  int epochs = 1;  // 0: calibrate activations, evaluate
   int64_t batch_size = 128;
-  std::string optimizer = "sgd";    // "sgd" (momentum) or "adam"
+  std::string optimizer = "sgd";  // "sgd" (momentum) or "adam"
   double lr = 0.005;
-  double momentum = 0.9;            // sgd only
+  double momentum = 0.9;  // sgd only
   double weight_decay = 0.0;
   std::string lr_schedule = "cosine";  // "constant", "cosine", "step"
-  double step_gamma = 0.1;          // "step": lr *= gamma every step_epochs
+  double step_gamma = 0.1;             // "step": lr *= gamma every step_epochs
   int step_epochs = 1;
   int act_quant_delay = 0;  // epochs with activations observed, not quantized
-  int bn_freeze_epoch = -1;  // from this epoch on BN uses running stats; -1 never
+  int bn_freeze_epoch =
+      -1;  // from this epoch on BN uses running stats; -1 never
   int calibration_batches = 8;  // for activation ranges when epochs == 0
   // Training-time augmentation (off by default: a fine-tune sees the data as
   // the model was trained on it). hflip mirrors half of each batch; crop_pad
@@ -59,7 +60,15 @@ struct QatResult {
   std::vector<EpochStats> curve;
   int64_t size_bytes = 0;  // 0 in float mode
   int64_t bops = 0;
+  // Where the wall time went (seconds): training steps, validation passes,
+  // activation calibration, the test pass; model preparation and exports
+  // are the task runner's (evaluator/task_runner.h), 0 from RunQat.
   double train_seconds = 0;
+  double val_seconds = 0;
+  double calibration_seconds = 0;
+  double test_seconds = 0;
+  double prepare_seconds = 0;
+  double export_seconds = 0;
   double wall_seconds = 0;
 };
 
