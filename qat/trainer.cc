@@ -181,8 +181,11 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
 
     if (recipe.epochs == 0 || !model.activations_calibrated()) {
       const auto calibration_start = Clock::now();
-      Calibrate(model, train, recipe.calibration_batches,
-                recipe.eval_batch_size);
+      // With training to follow, calibration only seeds the EMA ranges that
+      // every training step updates; at an EMA constant of 0.01 each batch
+      // after the first would move them by about 1 %, so one batch does.
+      const int batches = recipe.epochs == 0 ? recipe.calibration_batches : 1;
+      Calibrate(model, train, batches, recipe.eval_batch_size);
       result.calibration_seconds = Seconds(calibration_start);
     }
     for (int epoch = 0; epoch < recipe.epochs; ++epoch) {
