@@ -101,7 +101,8 @@ absl::Status CheckLocally(evaluator::JobConfig* config) {
 
 absl::StatusOr<JobSpec> SpecOf(const evaluator::JobConfig& config) {
   JobSpec spec;
-  auto st = google::protobuf::util::JsonStringToMessage(config.spec_json, &spec);
+  auto st =
+      google::protobuf::util::JsonStringToMessage(config.spec_json, &spec);
   if (!st.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("job spec: ", st.message().as_string()));
@@ -124,34 +125,37 @@ void PrintSummary(const evaluator::JobConfig& config, const FinalFront& f) {
           std::vector<int>(p.abits().begin(), p.abits().end())});
     }
   }
-  std::printf("\n== final front after the full fine-tune, test top-1 "
-              "(float %.2f%%)\n%s",
-              f.float_test_top1(),
-              search::FormatFrontTable(rows, f.float_test_top1(),
-                                       f.float_size_bytes())
-                  .c_str());
-  std::printf("hypervolume (test, normalized loss x size, ref (1,1)): "
-              "front %.4f, uniform %.4f\n",
-              f.front_hypervolume(), f.uniform_hypervolume());
+  std::printf(
+      "\n== final front after the full fine-tune, test top-1 "
+      "(float %.2f%%)\n%s",
+      f.float_test_top1(),
+      search::FormatFrontTable(rows, f.float_test_top1(), f.float_size_bytes())
+          .c_str());
+  std::printf(
+      "hypervolume (test, normalized loss x size, ref (1,1)): "
+      "front %.4f, uniform %.4f\n",
+      f.front_hypervolume(), f.uniform_hypervolume());
   if (f.uniform_size() > 0) {
-    std::printf("smaller than every uniform configuration at least as "
-                "accurate: %s\n",
-                f.beating_points().empty()
-                    ? "none"
-                    : absl::StrJoin(f.beating_points(), ", ").c_str());
+    std::printf(
+        "smaller than every uniform configuration at least as "
+        "accurate: %s\n",
+        f.beating_points().empty()
+            ? "none"
+            : absl::StrJoin(f.beating_points(), ", ").c_str());
   }
   const int64_t total = f.computed() + f.cached();
-  std::printf("evaluations: %lld computed, %lld cached (cache hit rate "
-              "%.1f%%)\n",
-              static_cast<long long>(f.computed()),
-              static_cast<long long>(f.cached()),
-              total == 0 ? 0.0 : 100.0 * f.cached() / total);
+  std::printf(
+      "evaluations: %lld computed, %lld cached (cache hit rate "
+      "%.1f%%)\n",
+      static_cast<long long>(f.computed()), static_cast<long long>(f.cached()),
+      total == 0 ? 0.0 : 100.0 * f.cached() / total);
   std::printf("time: search %.1f s, final fine-tune %.1f s, total %.1f s\n",
               f.search_seconds(), f.final_seconds(), f.total_seconds());
-  std::printf("exports and reports in %s/ (front.json, front.csv, "
-              "front.svg, front/<point>/model.pt, weights.bin, "
-              "manifest.json)\n",
-              config.output_dir.c_str());
+  std::printf(
+      "exports and reports in %s/ (front.json, front.csv, "
+      "front.svg, front/<point>/model.pt, weights.bin, "
+      "manifest.json)\n",
+      config.output_dir.c_str());
 }
 
 // Runs the local workers on their threads until stopped.
@@ -197,6 +201,14 @@ class LocalWorkers {
     stop_ = evaluator::kAbandonAndLeave;
     for (std::thread& t : threads_) t.join();
     threads_.clear();
+  }
+
+  // After Stop: one line per worker on where its time went.
+  void PrintSummaries() const {
+    for (const auto& w : workers_) {
+      std::printf("worker %s: %s\n", w->options().name.c_str(),
+                  evaluator::FormatWorkerSummary(w->stats()).c_str());
+    }
   }
 
  private:
@@ -254,9 +266,9 @@ absl::Status RunLocalService(const evaluator::JobConfig& config, bool quiet,
   connect.server = absl::StrCat("127.0.0.1:", service->port());
   connect.token_file = "(generated)";
   connect.timeout = std::chrono::minutes(10);
-  JobClient client(grpc::CreateChannel(connect.server,
-                                       grpc::InsecureChannelCredentials()),
-                   client_token, connect);
+  JobClient client(
+      grpc::CreateChannel(connect.server, grpc::InsecureChannelCredentials()),
+      client_token, connect);
 
   // Jobs a killed earlier run left unfinished are superseded by this one,
   // which resumes from the same checkpoint and cache.
@@ -291,17 +303,17 @@ absl::Status RunLocalService(const evaluator::JobConfig& config, bool quiet,
         std::fflush(stdout);
       }));
   workers.Stop();
+  if (!quiet) workers.PrintSummaries();
   if (ended.state() != JOB_FINISHED) {
-    return absl::AbortedError(ended.error().empty()
-                                  ? absl::StrCat("job ", StateName(ended.state()))
-                                  : ended.error());
+    return absl::AbortedError(
+        ended.error().empty() ? absl::StrCat("job ", StateName(ended.state()))
+                              : ended.error());
   }
   ASSIGN_OR_RETURN(JobResults results, client.GetResults(job_id));
   for (const ArtifactInfo& a : results.artifacts()) {
-    RETURN_IF_ERROR(client
-                        .DownloadInto(job_id, a.name(), config.output_dir,
-                                      a.size_bytes())
-                        .status());
+    RETURN_IF_ERROR(
+        client.DownloadInto(job_id, a.name(), config.output_dir, a.size_bytes())
+            .status());
   }
   service->Shutdown();
   PrintSummary(config, results.final_front());

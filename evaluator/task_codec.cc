@@ -52,6 +52,11 @@ std::string EncodeRecord(const EvalRecord& record,
   r.set_bops(q.bops);
   r.set_train_seconds(q.train_seconds);
   r.set_wall_seconds(q.wall_seconds);
+  r.set_val_seconds(q.val_seconds);
+  r.set_calibration_seconds(q.calibration_seconds);
+  r.set_test_seconds(q.test_seconds);
+  r.set_prepare_seconds(q.prepare_seconds);
+  r.set_export_seconds(q.export_seconds);
   r.set_device(record.device);
   for (const qat::LayerBits& b : bits) {
     r.add_wbits(b.wbits);
@@ -88,6 +93,11 @@ absl::StatusOr<EvalRecord> DecodeRecord(const std::string& value) {
   q.bops = r.bops();
   q.train_seconds = r.train_seconds();
   q.wall_seconds = r.wall_seconds();
+  q.val_seconds = r.val_seconds();
+  q.calibration_seconds = r.calibration_seconds();
+  q.test_seconds = r.test_seconds();
+  q.prepare_seconds = r.prepare_seconds();
+  q.export_seconds = r.export_seconds();
   record.device = r.device();
   return record;
 }

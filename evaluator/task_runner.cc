@@ -1,6 +1,9 @@
 #include "evaluator/task_runner.h"
 
+#include <ATen/ATen.h>
+
 #include <chrono>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -14,9 +17,35 @@
 namespace autoq::evaluator {
 namespace {
 
-double Since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
-      .count();
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Larger splits stay as stored and are converted batch by batch: a
+// 60k-image training set would take 188 MB as floats.
+constexpr int64_t kMaxPreparedBytes = int64_t{64} << 20;
+
+// `data` with its images normalized to float once, so that every batch is
+// a plain slice. The values equal what GatherImages/SliceImages compute per
+// batch (the same element-wise operations).
+absl::StatusOr<qat::TensorDataset> Normalized(const qat::TensorDataset& data) {
+  if (data.size() == 0 ||
+      (data.images.scalar_type() == at::kFloat && data.mean.empty()) ||
+      data.images.numel() * 4 > kMaxPreparedBytes) {
+    return data;
+  }
+  try {
+    qat::TensorDataset out = data;
+    out.images = qat::SliceImages(data, 0, data.size());
+    out.mean.clear();
+    out.std.clear();
+    return out;
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot convert the dataset: ", qat::SummarizeTorchError(e)));
+  }
 }
 
 // The unmodified model's scores: the reference every candidate's accuracy
@@ -24,7 +53,7 @@ double Since(std::chrono::steady_clock::time_point t) {
 absl::StatusOr<EvalRecord> RunFloatTask(const JobData& job,
                                         const EvalTask& task,
                                         c10::Device device) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   if (!task.bits.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("a float task has no bit-widths, got ", task.bits.size()));
@@ -33,13 +62,16 @@ absl::StatusOr<EvalRecord> RunFloatTask(const JobData& job,
   ASSIGN_OR_RETURN(
       evaluator::ClassificationMetrics val,
       evaluator::EvaluateFloat(job.model, job.analysis, job.data.val, device));
+  record.qat.val_seconds = Since(start);
   record.qat.best_val_top1 = val.top1;
   record.qat.final_val_top1 = val.top1;
   if (job.data.test.size() > 0) {
+    const auto test_start = Clock::now();
     ASSIGN_OR_RETURN(evaluator::ClassificationMetrics test,
                      evaluator::EvaluateFloat(job.model, job.analysis,
                                               job.data.test, device));
     record.qat.test_top1 = test.top1;
+    record.qat.test_seconds = Since(test_start);
   }
   record.qat.size_bytes = job.analysis.float_size_bytes;
   record.device = device.str();
@@ -49,35 +81,83 @@ absl::StatusOr<EvalRecord> RunFloatTask(const JobData& job,
 
 }  // namespace
 
-absl::StatusOr<EvalRecord> RunTask(const JobData& job, const EvalTask& task,
-                                   c10::Device device,
-                                   const qat::ProgressOptions& progress) {
-  if (task.stage == Stage::kFloat) return RunFloatTask(job, task, device);
-  const auto start = std::chrono::steady_clock::now();
+// What the job's tasks share, built on first use.
+struct TaskRunner::Prepared {
+  // By stage: 0 search, 1 final (its own BN fold, hence its own graph).
+  std::unique_ptr<qat::QuantizedModel> models[2];
+  bool data_ready = false;
+  qat::TensorDataset train[2];  // the stage's training subset
+  qat::TensorDataset val, test;
+
+  absl::Status PrepareData(const JobData& job) {
+    if (data_ready) return absl::OkStatus();
+    for (int s = 0; s < 2; ++s) {
+      const int64_t subset =
+          s == 1 ? job.final_train_subset : job.search_train_subset;
+      ASSIGN_OR_RETURN(train[s],
+                       Normalized(subset > 0 ? qat::Head(job.data.train, subset)
+                                             : job.data.train));
+    }
+    ASSIGN_OR_RETURN(val, Normalized(job.data.val));
+    ASSIGN_OR_RETURN(test, Normalized(job.data.test));
+    data_ready = true;
+    return absl::OkStatus();
+  }
+
+  // The stage's model reset to `task`'s bits, built on first use.
+  absl::StatusOr<qat::QuantizedModel*> ModelFor(const JobData& job,
+                                                const EvalTask& task,
+                                                c10::Device device) {
+    const bool final_stage = task.stage == Stage::kFinal;
+    std::unique_ptr<qat::QuantizedModel>& model = models[final_stage ? 1 : 0];
+    // A model left mid-fine-tune (an error, a cancel) resets like any
+    // other; one that cannot is built again.
+    if (model != nullptr && !model->Reset(task.bits).ok()) model.reset();
+    if (model == nullptr) {
+      qat::QuantizedModelOptions options;
+      options.scheme = job.scheme;
+      if (final_stage) options.scheme.bn_fold = job.final_bn_fold;
+      options.bits = task.bits;
+      options.device = device;
+      ASSIGN_OR_RETURN(
+          model, qat::QuantizedModel::Create(job.model, job.analysis, options));
+    }
+    return model.get();
+  }
+};
+
+TaskRunner::TaskRunner(std::shared_ptr<const JobData> job, c10::Device device)
+    : job_(std::move(job)),
+      device_(device),
+      prepared_(std::make_unique<Prepared>()) {}
+
+TaskRunner::~TaskRunner() = default;
+
+absl::StatusOr<EvalRecord> TaskRunner::Run(
+    const EvalTask& task, const qat::ProgressOptions& progress) {
+  const JobData& job = *job_;
+  if (task.stage == Stage::kFloat) return RunFloatTask(job, task, device_);
+  const auto start = Clock::now();
   const bool final_stage = task.stage == Stage::kFinal;
-  qat::QuantizedModelOptions options;
-  options.scheme = job.scheme;
-  if (final_stage) options.scheme.bn_fold = job.final_bn_fold;
-  options.bits = task.bits;
-  options.device = device;
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<qat::QuantizedModel> model,
-      qat::QuantizedModel::Create(job.model, job.analysis, options));
-  const int64_t subset =
-      final_stage ? job.final_train_subset : job.search_train_subset;
-  const qat::TensorDataset train =
-      subset > 0 ? qat::Head(job.data.train, subset) : job.data.train;
+  Prepared& p = *prepared_;
+  RETURN_IF_ERROR(p.PrepareData(job));
+  ASSIGN_OR_RETURN(qat::QuantizedModel * model, p.ModelFor(job, task, device_));
+  const double prepare_seconds = Since(start);
   const qat::TensorDataset* test =
-      final_stage && job.data.test.size() > 0 ? &job.data.test : nullptr;
+      final_stage && p.test.size() > 0 ? &p.test : nullptr;
   EvalRecord record;
-  ASSIGN_OR_RETURN(record.qat, qat::RunQat(*model, train, job.data.val, test,
-                                           final_stage ? job.final_recipe
-                                                       : job.search_recipe,
-                                           progress));
-  record.device = device.str();
+  ASSIGN_OR_RETURN(
+      record.qat,
+      qat::RunQat(*model, p.train[final_stage ? 1 : 0], p.val, test,
+                  final_stage ? job.final_recipe : job.search_recipe,
+                  progress));
+  record.device = device_.str();
+  record.qat.prepare_seconds = prepare_seconds;
   if (final_stage) {
+    const auto export_start = Clock::now();
     ASSIGN_OR_RETURN(qat::ExportedModel exported,
                      qat::ExportQuantizedModel(*model));
+    record.qat.export_seconds = Since(export_start);
     record.artifacts.emplace_back(kTorchScriptArtifact,
                                   std::move(exported.torchscript));
     record.artifacts.emplace_back(kPackedArtifact, std::move(exported.packed));
@@ -87,6 +167,16 @@ absl::StatusOr<EvalRecord> RunTask(const JobData& job, const EvalTask& task,
   // Model preparation and the exports count as the task's time too.
   record.qat.wall_seconds = Since(start);
   return record;
+}
+
+absl::StatusOr<EvalRecord> RunTask(const JobData& job, const EvalTask& task,
+                                   c10::Device device,
+                                   const qat::ProgressOptions& progress) {
+  // Not owned: the runner lives only for this call.
+  TaskRunner runner(
+      std::shared_ptr<const JobData>(std::shared_ptr<const JobData>(), &job),
+      device);
+  return runner.Run(task, progress);
 }
 
 }  // namespace autoq::evaluator

@@ -1,8 +1,9 @@
 // What a worker does with one task: the QAT fine-tune of one bit-width
 // configuration (and, for a final point, its test score and exports).
-// autoq-worker runs every task through it.
+// autoq-worker runs a job's tasks through one TaskRunner.
 //
-// Thread-safety: RunTask only reads `job`; concurrent calls are safe.
+// Thread-safety: RunTask only reads `job`; concurrent calls are safe. A
+// TaskRunner runs one task at a time (calls must not overlap).
 #ifndef AUTOQ_EVALUATOR_TASK_RUNNER_H_
 #define AUTOQ_EVALUATOR_TASK_RUNNER_H_
 
@@ -10,6 +11,7 @@
 #include <torch/csrc/jit/api/module.h>
 
 #include <cstdint>
+#include <memory>
 
 #include "absl/status/statusor.h"
 #include "evaluator/dataset.h"
@@ -40,6 +42,29 @@ struct JobData {
 absl::StatusOr<EvalRecord> RunTask(const JobData& job, const EvalTask& task,
                                    c10::Device device,
                                    const qat::ProgressOptions& progress = {});
+
+// Runs a job's tasks one after another like RunTask, with the same results,
+// but keeps what they share instead of rebuilding it per task: the
+// instrumented model (built once per stage's scheme, then reset to each
+// task's bits: qat::QuantizedModel::Reset) and the training subsets and
+// validation/test splits converted to normalized float once.
+class TaskRunner {
+ public:
+  TaskRunner(std::shared_ptr<const JobData> job, c10::Device device);
+  ~TaskRunner();
+  TaskRunner(const TaskRunner&) = delete;
+  TaskRunner& operator=(const TaskRunner&) = delete;
+
+  absl::StatusOr<EvalRecord> Run(const EvalTask& task,
+                                 const qat::ProgressOptions& progress = {});
+  const JobData& job() const { return *job_; }
+
+ private:
+  struct Prepared;
+  std::shared_ptr<const JobData> job_;
+  c10::Device device_;
+  std::unique_ptr<Prepared> prepared_;
+};
 
 }  // namespace autoq::evaluator
 

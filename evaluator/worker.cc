@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -25,8 +24,11 @@
 #include "common/rpc_util.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "evaluator/completion.h"
+#include "evaluator/model_cache.h"
 #include "evaluator/task_codec.h"
 #include "evaluator/task_runner.h"
+#include "evaluator/task_thread.h"
 #include "evaluator/worker_job.h"
 #include "proto/autoq.grpc.pb.h"
 #include "proto/autoq.pb.h"
@@ -102,6 +104,43 @@ const char* TaskStageName(int stage) {
   return s.ok() ? StageName(*s) : "unknown-stage";
 }
 
+// "task T (job J) STAGE BITS", how log lines name a task.
+std::string TaskTitle(const autoq::Task& task, const std::string& bits) {
+  return absl::StrCat("task ", task.task_id(), " (job ", task.job_id(), ") ",
+                      TaskStageName(task.stage()), bits.empty() ? "" : " ",
+                      bits);
+}
+
+// Fills `request` with the task's outcome; returns its summary for the log.
+std::string CompletionRequest(const autoq::LeaseTaskResponse& lease,
+                              const EvalTask& eval,
+                              const absl::StatusOr<EvalRecord>& result,
+                              const std::string& who,
+                              autoq::CompleteTaskRequest* request) {
+  request->set_lease_id(lease.lease_id());
+  request->set_task_id(lease.task().task_id());
+  if (!result.ok()) {
+    request->set_error(absl::StrCat(who, ": ", result.status().message()));
+    return absl::StrCat("error: ", result.status().message());
+  }
+  const EvalRecord& r = *result;
+  request->mutable_result()->ParseFromString(EncodeRecord(r, eval.bits));
+  for (const auto& [name, data] : r.artifacts) {
+    autoq::NamedBytes* a = request->add_artifacts();
+    a->set_name(name);
+    a->set_data(data);
+  }
+  std::string summary = absl::StrFormat("val %.2f%%", r.qat.best_val_top1);
+  if (r.qat.test_top1 >= 0) {
+    absl::StrAppendFormat(&summary, " test %.2f%%", r.qat.test_top1);
+  }
+  absl::StrAppendFormat(&summary, " %.1f KB", r.qat.size_bytes / 1024.0);
+  if (!r.artifacts.empty()) {
+    absl::StrAppend(&summary, ", ", r.artifacts.size(), " exports");
+  }
+  return summary;
+}
+
 absl::StatusOr<EvalTask> ToEvalTask(const autoq::Task& task) {
   EvalTask eval;
   eval.key = task.key();
@@ -169,16 +208,6 @@ EvalRecord NoopRecord(const EvalTask& task) {
   return r;
 }
 
-// A task running on its own thread while the worker's thread heartbeats.
-struct RunningTask {
-  std::atomic<bool> cancel{false};
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;  // guarded by mu
-  absl::StatusOr<EvalRecord> result =
-      absl::UnknownError("not run");  // guarded by mu until done
-};
-
 }  // namespace
 
 std::string DefaultModelCacheDir() {
@@ -200,7 +229,9 @@ class Worker::Impl {
       : options_(std::move(options)),
         device_(device),
         server_(options_.server),
-        stub_(std::move(stub)) {}
+        stub_(std::move(stub)),
+        model_cache_(options_.model_cache_dir,
+                     [this](const std::string& line) { Log(line); }) {}
 
   absl::Status Run(const std::atomic<int>& stop);
 
@@ -234,11 +265,21 @@ class Worker::Impl {
     std::lock_guard<std::mutex> lock(stats_mu_);
     ++(stats_.*field);
   }
+  void AddTime(double WorkerTimes::*field, double seconds) {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    stats_.times.*field += seconds;
+  }
+  // A finished task's phases, and the rest of its `seconds` as task_other.
+  void AddTaskTimes(const qat::QatResult& q, double seconds);
 
   // Registers (again), retrying while the server is away. OK when
   // registered; CANCELLED when stop reached `level` first; else the
   // server's refusal.
   absl::Status Register(const std::atomic<int>& stop, int level);
+  // One LeaseTask call, and the task it brings, or the wait when none is
+  // queued. OK to go on; else why the worker must leave.
+  absl::Status LeaseAndHandle(const std::atomic<int>& stop, Backoff* backoff,
+                              int64_t* handled);
   // One leased task from start to completion. Fails only when the worker
   // must leave (a refused token).
   absl::Status HandleTask(const autoq::LeaseTaskResponse& lease,
@@ -246,20 +287,33 @@ class Worker::Impl {
   // Runs `eval` on a task thread and heartbeats `lease_id` until it ends.
   Ending RunHeld(const autoq::Task& task, const EvalTask& eval,
                  const std::string& lease_id, const std::atomic<int>& stop,
-                 absl::StatusOr<EvalRecord>* result,
-                 absl::Status* fatal);
+                 absl::StatusOr<EvalRecord>* result, absl::Status* fatal);
+  // One heartbeat of `lease_id`: kDone while the lease holds, else how the
+  // task ends. Sets the time of the next beat.
+  Ending Heartbeat(const std::string& lease_id, const std::atomic<int>& stop,
+                   Backoff* backoff, Clock::time_point* next_beat,
+                   absl::Status* fatal);
   // On the task thread: the model, the job's data, the fine-tune.
   absl::StatusOr<EvalRecord> Execute(const autoq::Task& task,
-                                             const EvalTask& eval,
-                                             const std::atomic<bool>* cancel);
-  // The local path of the model `sha256`, fetched unless cached.
-  absl::StatusOr<std::string> EnsureModel(const std::string& sha256,
-                                          const std::atomic<bool>* cancel);
+                                     const EvalTask& eval,
+                                     const std::atomic<bool>* cancel);
+  // The TaskRunner of the task's job, set up unless it is the last one's.
+  absl::Status SetUpJob(const autoq::Task& task,
+                        const std::atomic<bool>* cancel);
+  // Downloads the model `sha256` (for the model cache), retrying while the
+  // server is away.
+  absl::StatusOr<std::string> FetchModel(const std::string& sha256,
+                                         const std::atomic<bool>* cancel);
   // Sends the outcome until the server takes or refuses it.
   absl::Status Complete(const autoq::LeaseTaskResponse& lease,
-                        const EvalTask& eval,
-                        absl::StatusOr<EvalRecord> result,
+                        const EvalTask& eval, absl::StatusOr<EvalRecord> result,
                         const std::atomic<int>& stop, Clock::time_point start);
+  // Counts and logs how the completion ended; an error when the worker
+  // must leave.
+  absl::Status LogCompletion(const std::string& what,
+                             const std::string& summary,
+                             const CompletionOutcome& out, bool has_result,
+                             Clock::time_point start);
   void Unregister();
 
   const WorkerOptions options_;
@@ -273,10 +327,12 @@ class Worker::Impl {
   milliseconds heartbeat_interval_{10000};
   bool away_logged_ = false;  // the server is away and the log says so
 
-  // The last job's data, used by one task thread at a time (each task's
-  // thread is joined before the next one starts).
+  ModelCache model_cache_;
+  // The last job's runner (its data, its models), used by one task thread
+  // at a time (each task's thread is joined before the next one starts).
   std::string job_key_;
-  std::shared_ptr<const JobData> job_data_;
+  std::unique_ptr<TaskRunner> runner_;
+  double last_job_setup_ = 0;  // of the running task, when it set up its job
 
   mutable std::mutex log_mu_;
   mutable std::mutex stats_mu_;
@@ -397,64 +453,75 @@ absl::Status Worker::Impl::Run(const std::atomic<int>& stop) {
                    options_.noop ? std::string(", no-op evaluator")
                                  : absl::StrCat(", model cache ",
                                                 options_.model_cache_dir)));
+  const auto run_start = Clock::now();
   absl::Status status = Register(stop, kFinishAndLeave);
+  AddTime(&WorkerTimes::rpc, Since(run_start));
   if (absl::IsCancelled(status)) return absl::OkStatus();
   if (!status.ok()) return status;
 
   Backoff backoff(options_.backoff_min, options_.backoff_max);
-  const auto stopped = [&] { return stop.load() != kKeepRunning; };
   int64_t handled = 0;
-  while (!stopped() &&
+  while (stop.load() == kKeepRunning &&
          (options_.max_tasks == 0 || handled < options_.max_tasks)) {
-    autoq::LeaseTaskRequest request;
-    request.set_worker_id(worker_id_);
-    request.set_device(device_.str());
-    autoq::LeaseTaskResponse response;
-    grpc::ClientContext context;
-    autoq::PrepareContext(&context, options_.token, options_.rpc_timeout);
-    const grpc::Status rpc = stub()->LeaseTask(&context, request, &response);
-    if (rpc.ok()) {
-      Connected();
-      backoff.Reset();
-      if (!response.has_task()) {
-        SleepUnless(Clamp<milliseconds>(milliseconds(response.retry_after_ms()),
-                                        milliseconds(10), milliseconds(60000)),
-                    stopped);
-        continue;
-      }
-      ++handled;
-      status = HandleTask(response, stop);
-      if (!status.ok()) break;
-      continue;
-    }
-    const grpc::StatusCode code = rpc.error_code();
-    if (code == grpc::StatusCode::NOT_FOUND) {
-      Log(absl::StrCat("the server does not know worker ", worker_id_, " (",
-                       rpc.error_message(), "): registering again"));
-      status = Register(stop, kFinishAndLeave);
-      if (absl::IsCancelled(status)) status = absl::OkStatus();
-      if (!status.ok()) break;
-    } else if (IsAuthError(code) ||
-               code == grpc::StatusCode::INVALID_ARGUMENT ||
-               code == grpc::StatusCode::UNIMPLEMENTED) {
-      status = RpcError("LeaseTask", rpc);
-      break;
-    } else {
-      // Away, or not handing out work right now (e.g. FAILED_PRECONDITION
-      // while draining): ask again later.
-      Disconnected(rpc, "LeaseTask");
-      SleepUnless(backoff.Next(), stopped);
-    }
+    status = LeaseAndHandle(stop, &backoff, &handled);
+    if (!status.ok()) break;
   }
   if (status.ok() ||
       !IsAuthError(static_cast<grpc::StatusCode>(status.code()))) {
     Unregister();
   }
+  AddTime(&WorkerTimes::wall, Since(run_start));
   const WorkerStats s = stats();
   Log(absl::StrCat("leaving: ", s.completed, " completed, ", s.failed,
                    " failed, ", s.abandoned, " abandoned",
                    status.ok() ? "" : absl::StrCat("; ", status.message())));
+  Log(absl::StrCat("summary: ", FormatWorkerSummary(s)));
   return status;
+}
+
+absl::Status Worker::Impl::LeaseAndHandle(const std::atomic<int>& stop,
+                                          Backoff* backoff, int64_t* handled) {
+  const auto stopped = [&] { return stop.load() != kKeepRunning; };
+  autoq::LeaseTaskRequest request;
+  request.set_worker_id(worker_id_);
+  request.set_device(device_.str());
+  autoq::LeaseTaskResponse response;
+  grpc::ClientContext context;
+  autoq::PrepareContext(&context, options_.token, options_.rpc_timeout);
+  const auto lease_start = Clock::now();
+  const grpc::Status rpc = stub()->LeaseTask(&context, request, &response);
+  AddTime(&WorkerTimes::rpc, Since(lease_start));
+  const auto wait_start = Clock::now();
+  if (rpc.ok()) {
+    Connected();
+    backoff->Reset();
+    if (response.has_task()) {
+      ++*handled;
+      return HandleTask(response, stop);
+    }
+    SleepUnless(Clamp<milliseconds>(milliseconds(response.retry_after_ms()),
+                                    milliseconds(10), milliseconds(60000)),
+                stopped);
+    AddTime(&WorkerTimes::idle, Since(wait_start));
+    return absl::OkStatus();
+  }
+  const grpc::StatusCode code = rpc.error_code();
+  if (code == grpc::StatusCode::NOT_FOUND) {
+    Log(absl::StrCat("the server does not know worker ", worker_id_, " (",
+                     rpc.error_message(), "): registering again"));
+    absl::Status status = Register(stop, kFinishAndLeave);
+    return absl::IsCancelled(status) ? absl::OkStatus() : status;
+  }
+  if (IsAuthError(code) || code == grpc::StatusCode::INVALID_ARGUMENT ||
+      code == grpc::StatusCode::UNIMPLEMENTED) {
+    return RpcError("LeaseTask", rpc);
+  }
+  // Away, or not handing out work right now (e.g. FAILED_PRECONDITION while
+  // draining): ask again later.
+  Disconnected(rpc, "LeaseTask");
+  SleepUnless(backoff->Next(), stopped);
+  AddTime(&WorkerTimes::idle, Since(wait_start));
+  return absl::OkStatus();
 }
 
 absl::Status Worker::Impl::HandleTask(const autoq::LeaseTaskResponse& lease,
@@ -463,11 +530,6 @@ absl::Status Worker::Impl::HandleTask(const autoq::LeaseTaskResponse& lease,
   const autoq::Task& task = lease.task();
   absl::StatusOr<EvalTask> eval = ToEvalTask(task);
   absl::StatusOr<EvalRecord> result = absl::UnknownError("not run");
-  const std::string bits =
-      eval.ok() ? qat::FormatBits(eval->bits) : std::string("?");
-  const std::string what =
-      absl::StrCat("task ", task.task_id(), " (job ", task.job_id(), ") ",
-                   TaskStageName(task.stage()), bits.empty() ? "" : " ", bits);
   if (!eval.ok()) {
     result = eval.status();
   } else if (options_.noop) {
@@ -476,9 +538,16 @@ absl::Status Worker::Impl::HandleTask(const autoq::LeaseTaskResponse& lease,
     absl::Status fatal;
     const Ending ending =
         RunHeld(task, *eval, lease.lease_id(), stop, &result, &fatal);
+    const double run_seconds = Since(start);
+    if (result.ok()) {
+      AddTaskTimes(result->qat, run_seconds);
+    } else {
+      AddTime(&WorkerTimes::task_other, run_seconds);
+    }
     if (ending != Ending::kDone) {
       Count(&WorkerStats::abandoned);
-      Log(absl::StrFormat("%s: abandoned (%s) after %.1f s", what,
+      Log(absl::StrFormat("%s: abandoned (%s) after %.1f s",
+                          TaskTitle(task, qat::FormatBits(eval->bits)),
                           ending == Ending::kLeaseLost ? "lease lost"
                           : ending == Ending::kStopped
                               ? "stopping"
@@ -488,166 +557,164 @@ absl::Status Worker::Impl::HandleTask(const autoq::LeaseTaskResponse& lease,
     }
   }
   if (!eval.ok()) eval = EvalTask{};
-  return Complete(lease, *eval, std::move(result), stop, start);
+  const auto complete_start = Clock::now();
+  absl::Status completed =
+      Complete(lease, *eval, std::move(result), stop, start);
+  AddTime(&WorkerTimes::rpc, Since(complete_start));
+  return completed;
 }
 
-Worker::Impl::Ending Worker::Impl::RunHeld(
-    const autoq::Task& task, const EvalTask& eval,
-    const std::string& lease_id, const std::atomic<int>& stop,
-    absl::StatusOr<EvalRecord>* result, absl::Status* fatal) {
-  auto running = std::make_shared<RunningTask>();
-  std::thread thread([this, running, &task, &eval] {
-    absl::StatusOr<EvalRecord> r =
-        Execute(task, eval, &running->cancel);
-    std::lock_guard<std::mutex> lock(running->mu);
-    running->result = std::move(r);
-    running->done = true;
-    running->cv.notify_all();
-  });
+void Worker::Impl::AddTaskTimes(const qat::QatResult& q, double seconds) {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  WorkerTimes& t = stats_.times;
+  t.train += q.train_seconds;
+  t.val += q.val_seconds;
+  t.calibration += q.calibration_seconds;
+  t.test += q.test_seconds;
+  t.prepare += q.prepare_seconds;
+  t.export_model += q.export_seconds;
+  // last_job_setup_ is what Execute spent on the job's setup this time.
+  const double phases = q.train_seconds + q.val_seconds +
+                        q.calibration_seconds + q.test_seconds +
+                        q.prepare_seconds + q.export_seconds;
+  t.task_other += std::max(0.0, seconds - phases - last_job_setup_);
+}
 
+Worker::Impl::Ending Worker::Impl::RunHeld(const autoq::Task& task,
+                                           const EvalTask& eval,
+                                           const std::string& lease_id,
+                                           const std::atomic<int>& stop,
+                                           absl::StatusOr<EvalRecord>* result,
+                                           absl::Status* fatal) {
+  TaskThread thread([this, &task, &eval](const std::atomic<bool>* cancel) {
+    return Execute(task, eval, cancel);
+  });
   Ending ending = Ending::kDone;
   Backoff backoff(options_.backoff_min, options_.backoff_max);
   auto next_beat = Clock::now() + heartbeat_interval_;
-  while (true) {
-    {
-      std::unique_lock<std::mutex> lock(running->mu);
-      running->cv.wait_until(lock,
-                             std::min(next_beat, Clock::now() + kPollInterval),
-                             [&] { return running->done; });
-      if (running->done) break;
-    }
+  while (!thread.WaitUntil(std::min(next_beat, Clock::now() + kPollInterval))) {
     if (stop.load() >= kAbandonAndLeave) {
       ending = Ending::kStopped;
       break;
     }
     if (Clock::now() < next_beat) continue;
-
-    autoq::HeartbeatRequest request;
-    request.set_worker_id(worker_id_);
-    request.add_lease_ids(lease_id);
-    autoq::HeartbeatResponse response;
-    grpc::ClientContext context;
-    autoq::PrepareContext(&context, options_.token, options_.rpc_timeout);
-    const grpc::Status rpc = stub()->Heartbeat(&context, request, &response);
-    if (rpc.ok()) {
-      Connected();
-      backoff.Reset();
-      if (std::find(response.lost_lease_ids().begin(),
-                    response.lost_lease_ids().end(),
-                    lease_id) != response.lost_lease_ids().end()) {
-        ending = Ending::kLeaseLost;
-        break;
-      }
-      next_beat = Clock::now() + heartbeat_interval_;
-    } else if (rpc.error_code() == grpc::StatusCode::NOT_FOUND) {
-      // The server lost this worker; a fresh registration's next heartbeat
-      // tells whether the lease survived.
-      Log(absl::StrCat("the server does not know worker ", worker_id_, " (",
-                       rpc.error_message(), "): registering again"));
-      absl::Status st = Register(stop, kAbandonAndLeave);
-      if (absl::IsCancelled(st)) {
-        ending = Ending::kStopped;
-        break;
-      }
-      if (!st.ok()) {
-        *fatal = st;
-        ending = Ending::kFatal;
-        break;
-      }
-      next_beat = Clock::now();
-    } else if (IsAuthError(rpc.error_code())) {
-      *fatal = RpcError("Heartbeat", rpc);
-      ending = Ending::kFatal;
-      break;
-    } else {
-      // Keep working: the server keeps leases across a restart, and tells
-      // at the next heartbeat if this one was lost meanwhile.
-      Disconnected(rpc, "Heartbeat");
-      next_beat = Clock::now() + std::min(backoff.Next(), heartbeat_interval_);
-    }
+    ending = Heartbeat(lease_id, stop, &backoff, &next_beat, fatal);
+    if (ending != Ending::kDone) break;
   }
-  if (ending != Ending::kDone) running->cancel.store(true);
-  thread.join();
-  std::lock_guard<std::mutex> lock(running->mu);
-  *result = std::move(running->result);
+  if (ending != Ending::kDone) thread.Cancel();
+  *result = thread.Join();
   return ending;
+}
+
+Worker::Impl::Ending Worker::Impl::Heartbeat(const std::string& lease_id,
+                                             const std::atomic<int>& stop,
+                                             Backoff* backoff,
+                                             Clock::time_point* next_beat,
+                                             absl::Status* fatal) {
+  autoq::HeartbeatRequest request;
+  request.set_worker_id(worker_id_);
+  request.add_lease_ids(lease_id);
+  autoq::HeartbeatResponse response;
+  grpc::ClientContext context;
+  autoq::PrepareContext(&context, options_.token, options_.rpc_timeout);
+  const grpc::Status rpc = stub()->Heartbeat(&context, request, &response);
+  if (rpc.ok()) {
+    Connected();
+    backoff->Reset();
+    const auto& lost = response.lost_lease_ids();
+    if (std::find(lost.begin(), lost.end(), lease_id) != lost.end()) {
+      return Ending::kLeaseLost;
+    }
+    *next_beat = Clock::now() + heartbeat_interval_;
+    return Ending::kDone;
+  }
+  if (rpc.error_code() == grpc::StatusCode::NOT_FOUND) {
+    // The server lost this worker; a fresh registration's next heartbeat
+    // tells whether the lease survived.
+    Log(absl::StrCat("the server does not know worker ", worker_id_, " (",
+                     rpc.error_message(), "): registering again"));
+    absl::Status st = Register(stop, kAbandonAndLeave);
+    if (absl::IsCancelled(st)) return Ending::kStopped;
+    if (!st.ok()) {
+      *fatal = st;
+      return Ending::kFatal;
+    }
+    *next_beat = Clock::now();
+    return Ending::kDone;
+  }
+  if (IsAuthError(rpc.error_code())) {
+    *fatal = RpcError("Heartbeat", rpc);
+    return Ending::kFatal;
+  }
+  // Keep working: the server keeps leases across a restart, and tells at
+  // the next heartbeat if this one was lost meanwhile.
+  Disconnected(rpc, "Heartbeat");
+  *next_beat = Clock::now() + std::min(backoff->Next(), heartbeat_interval_);
+  return Ending::kDone;
 }
 
 absl::StatusOr<EvalRecord> Worker::Impl::Execute(
     const autoq::Task& task, const EvalTask& eval,
     const std::atomic<bool>* cancel) {
-  const std::string key =
-      absl::StrCat(task.job_id(), "\n", task.model_sha256());
-  if (job_data_ == nullptr || job_key_ != key) {
-    job_data_.reset();  // free the last job's dataset before the next one
-    job_key_.clear();
-    ASSIGN_OR_RETURN(std::string model_path,
-                     EnsureModel(task.model_sha256(), cancel));
-    ASSIGN_OR_RETURN(JobConfig config,
-                     WorkerJobConfig(task.spec(), model_path));
-    const auto start = Clock::now();
-    ASSIGN_OR_RETURN(std::shared_ptr<JobData> data,
-                     BuildJobData(config, model_path));
-    Log(absl::StrFormat(
-        "job %s: %d layers, %d train / %d val / %d test images (%.1f s)",
-        task.job_id(), data->analysis.num_genes(),
-        static_cast<int>(data->data.train.size()),
-        static_cast<int>(data->data.val.size()),
-        static_cast<int>(data->data.test.size()), Since(start)));
-    job_data_ = std::move(data);
-    job_key_ = key;
-  }
+  last_job_setup_ = 0;
+  RETURN_IF_ERROR(SetUpJob(task, cancel));
   if (cancel->load()) return absl::CancelledError("cancelled");
   qat::ProgressOptions progress;
   progress.out = nullptr;  // one line per task, written by the worker
   progress.cancel = cancel;
-  return RunTask(*job_data_, eval, device_, progress);
+  return runner_->Run(eval, progress);
 }
 
-absl::StatusOr<std::string> Worker::Impl::EnsureModel(
-    const std::string& sha256, const std::atomic<bool>* cancel) {
-  if (!IsSha256Hex(sha256)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the task's model hash '", sha256, "' is not a lowercase hex SHA-256"));
-  }
-  const std::string path =
-      absl::StrCat(options_.model_cache_dir, "/", sha256, ".pt");
-  std::error_code ec;
-  if (std::filesystem::exists(path, ec)) {
-    absl::StatusOr<std::string> bytes = autoq::ReadFile(path);
-    if (bytes.ok() && autoq::Sha256Hex(*bytes) == sha256) return path;
-    Log(absl::StrCat("cached model ", path,
-                     " does not match its hash: fetching it again"));
-    std::filesystem::remove(path, ec);
-  }
-  std::filesystem::create_directories(options_.model_cache_dir, ec);
-  if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("model cache ", options_.model_cache_dir,
-                     ": cannot create the folder: ", ec.message()));
-  }
+absl::Status Worker::Impl::SetUpJob(const autoq::Task& task,
+                                    const std::atomic<bool>* cancel) {
+  const std::string key =
+      absl::StrCat(task.job_id(), "\n", task.model_sha256());
+  if (runner_ != nullptr && job_key_ == key) return absl::OkStatus();
+  const auto start = Clock::now();
+  runner_.reset();  // free the last job's dataset before the next one
+  job_key_.clear();
+  ASSIGN_OR_RETURN(
+      std::string model_path,
+      model_cache_.Ensure(
+          task.model_sha256(),
+          [this](const std::string& sha256, const std::atomic<bool>* c) {
+            return FetchModel(sha256, c);
+          },
+          cancel));
+  ASSIGN_OR_RETURN(JobConfig config, WorkerJobConfig(task.spec(), model_path));
+  ASSIGN_OR_RETURN(std::shared_ptr<JobData> data,
+                   BuildJobData(config, model_path));
+  Log(absl::StrFormat(
+      "job %s: %d layers, %d train / %d val / %d test images (%.1f s)",
+      task.job_id(), data->analysis.num_genes(),
+      static_cast<int>(data->data.train.size()),
+      static_cast<int>(data->data.val.size()),
+      static_cast<int>(data->data.test.size()), Since(start)));
+  runner_ = std::make_unique<TaskRunner>(std::move(data), device_);
+  job_key_ = key;
+  last_job_setup_ = Since(start);
+  AddTime(&WorkerTimes::job_setup, last_job_setup_);
+  return absl::OkStatus();
+}
 
+absl::StatusOr<std::string> Worker::Impl::FetchModel(
+    const std::string& sha256, const std::atomic<bool>* cancel) {
   Backoff backoff(options_.backoff_min, options_.backoff_max);
-  const auto cancelled = [cancel] { return cancel->load(); };
   while (true) {
-    const auto start = Clock::now();
     autoq::FetchModelRequest request;
     request.set_sha256(sha256);
     grpc::ClientContext context;
     autoq::PrepareContext(&context, options_.token, options_.fetch_timeout);
     std::unique_ptr<grpc::ClientReader<autoq::DataChunk>> reader =
         stub()->FetchModel(&context, request);
-    std::string bytes;
+    std::string bytes, claimed;
     int64_t total = -1;
-    std::string claimed;
     autoq::DataChunk chunk;
-    bool first = true;
-    while (reader->Read(&chunk)) {
+    for (bool first = true; reader->Read(&chunk); first = false) {
       if (first) {
         total = chunk.total_bytes();
         claimed = chunk.sha256();
         if (total > 0) bytes.reserve(static_cast<size_t>(total));
-        first = false;
       }
       bytes += chunk.data();
       if (cancel->load()) {
@@ -667,21 +734,12 @@ absl::StatusOr<std::string> Worker::Impl::EnsureModel(
                                                 bytes.size(), " bytes of ",
                                                 total));
       }
-      const std::string got = autoq::Sha256Hex(bytes);
-      if (got != sha256) {
-        return absl::DataLossError(absl::StrCat(
-            "FetchModel ", sha256, ": the bytes received hash to ", got));
-      }
-      RETURN_IF_ERROR(autoq::WriteFileAtomic(path, bytes));
       Count(&WorkerStats::model_fetches);
-      Log(absl::StrFormat("fetched model %s (%.1f KB) in %.1f s",
-                          sha256.substr(0, 12), bytes.size() / 1024.0,
-                          Since(start)));
-      return path;
+      return bytes;  // the cache checks the hash
     }
     if (!IsTransient(rpc.error_code())) return RpcError("FetchModel", rpc);
     // The worker's thread reports the server as away; just wait here.
-    if (!SleepUnless(backoff.Next(), cancelled)) {
+    if (!SleepUnless(backoff.Next(), [cancel] { return cancel->load(); })) {
       return absl::CancelledError("cancelled");
     }
   }
@@ -692,101 +750,67 @@ absl::Status Worker::Impl::Complete(const autoq::LeaseTaskResponse& lease,
                                     absl::StatusOr<EvalRecord> result,
                                     const std::atomic<int>& stop,
                                     Clock::time_point start) {
-  const autoq::Task& task = lease.task();
-  const std::string bits = qat::FormatBits(eval.bits);
-  const std::string what =
-      absl::StrCat("task ", task.task_id(), " (job ", task.job_id(), ") ",
-                   TaskStageName(task.stage()), bits.empty() ? "" : " ", bits);
+  const std::string what = TaskTitle(lease.task(), qat::FormatBits(eval.bits));
+  const std::string who = absl::StrCat(options_.name, " (", device_.str(), ")");
   autoq::CompleteTaskRequest request;
-  request.set_lease_id(lease.lease_id());
-  request.set_task_id(task.task_id());
-  std::string summary;
-  if (result.ok()) {
-    const EvalRecord& r = *result;
-    request.mutable_result()->ParseFromString(
-        EncodeRecord(r, eval.bits));
-    for (const auto& [name, data] : r.artifacts) {
-      autoq::NamedBytes* a = request.add_artifacts();
-      a->set_name(name);
-      a->set_data(data);
-    }
-    summary = absl::StrFormat("val %.2f%%", r.qat.best_val_top1);
-    if (r.qat.test_top1 >= 0) {
-      absl::StrAppendFormat(&summary, " test %.2f%%", r.qat.test_top1);
-    }
-    absl::StrAppendFormat(&summary, " %.1f KB", r.qat.size_bytes / 1024.0);
-    if (!r.artifacts.empty()) {
-      absl::StrAppend(&summary, ", ", r.artifacts.size(), " exports");
-    }
-  } else {
-    request.set_error(absl::StrCat(options_.name, " (", device_.str(),
-                                   "): ", result.status().message()));
-    summary = absl::StrCat("error: ", result.status().message());
-  }
-
+  std::string summary = CompletionRequest(lease, eval, result, who, &request);
   Backoff backoff(options_.backoff_min, options_.backoff_max);
-  const auto abandon = [&] { return stop.load() >= kAbandonAndLeave; };
-  bool registered_again = false;
-  while (true) {
-    request.set_worker_id(worker_id_);
-    autoq::CompleteTaskResponse response;
+  CompletionHooks hooks;
+  hooks.send = [&](autoq::CompleteTaskRequest* r,
+                   autoq::CompleteTaskResponse* response) {
+    r->set_worker_id(worker_id_);
     grpc::ClientContext context;
     autoq::PrepareContext(&context, options_.token,
-                           request.artifacts_size() > 0 ? options_.fetch_timeout
-                                                        : options_.rpc_timeout);
-    const grpc::Status rpc = stub()->CompleteTask(&context, request, &response);
-    if (rpc.ok()) {
+                          r->artifacts_size() > 0 ? options_.fetch_timeout
+                                                  : options_.rpc_timeout);
+    return stub()->CompleteTask(&context, *r, response);
+  };
+  hooks.register_again = [&] {
+    Log(absl::StrCat("the server does not know worker ", worker_id_,
+                     ": registering again"));
+    return Register(stop, kAbandonAndLeave);
+  };
+  hooks.wait = [&] {
+    return SleepUnless(backoff.Next(),
+                       [&] { return stop.load() >= kAbandonAndLeave; });
+  };
+  hooks.on_transient = [&](const grpc::Status& rpc) {
+    Disconnected(rpc, "CompleteTask");
+  };
+  hooks.rpc_error = [&](const grpc::Status& rpc) {
+    return RpcError("CompleteTask", rpc);
+  };
+  const CompletionOutcome out = SendCompletion(&request, who, hooks);
+  if (!out.exports_dropped.empty()) {
+    summary = absl::StrCat("error: ", out.exports_dropped);
+  }
+  return LogCompletion(what, summary, out, request.has_result(), start);
+}
+
+absl::Status Worker::Impl::LogCompletion(const std::string& what,
+                                         const std::string& summary,
+                                         const CompletionOutcome& out,
+                                         bool has_result,
+                                         Clock::time_point start) {
+  switch (out.kind) {
+    case CompletionOutcome::kTaken:
       Connected();
-      Count(request.has_result() ? &WorkerStats::completed
-                                 : &WorkerStats::failed);
+      Count(has_result ? &WorkerStats::completed : &WorkerStats::failed);
       Log(absl::StrFormat("%s: %s (%.1f s)%s", what, summary, Since(start),
-                          response.duplicate() ? " [already complete]" : ""));
+                          out.duplicate ? " [already complete]" : ""));
       return absl::OkStatus();
-    }
-    const grpc::StatusCode code = rpc.error_code();
-    if (IsAuthError(code)) {
+    case CompletionOutcome::kFatal:
       Count(&WorkerStats::abandoned);
-      return RpcError("CompleteTask", rpc);
-    }
-    if (code == grpc::StatusCode::NOT_FOUND && !registered_again) {
-      // The server lost this worker; whether it still takes the lease's
-      // result under a new registration is its call.
-      Log(absl::StrCat("the server does not know worker ", worker_id_, " (",
-                       rpc.error_message(), "): registering again"));
-      registered_again = true;
-      absl::Status st = Register(stop, kAbandonAndLeave);
-      if (absl::IsCancelled(st)) break;
-      if (!st.ok()) {
-        Count(&WorkerStats::abandoned);
-        return st;
-      }
-      continue;
-    }
-    if (code == grpc::StatusCode::RESOURCE_EXHAUSTED &&
-        request.artifacts_size() > 0) {
-      // The exports exceed a message limit: retrying cannot help, so report
-      // why instead and let the server decide.
-      const std::string error = absl::StrCat(
-          options_.name, " (", device_.str(),
-          "): the result with its exports is too large for the server (",
-          request.ByteSizeLong(), " bytes): ", rpc.error_message());
-      request.clear_artifacts();
-      request.set_error(error);
-      summary = absl::StrCat("error: ", error);
-      continue;
-    }
-    if (IsTransient(code)) {
-      Disconnected(rpc, "CompleteTask");
-      if (!SleepUnless(backoff.Next(), abandon)) break;
-      continue;
-    }
-    Count(&WorkerStats::abandoned);
-    Log(absl::StrFormat(
-        "%s: the server refused the outcome (%s: %s) after "
-        "%.1f s: %s",
-        what, absl::StatusCodeToString(static_cast<absl::StatusCode>(code)),
-        rpc.error_message(), Since(start), summary));
-    return absl::OkStatus();
+      return out.status;
+    case CompletionOutcome::kRefused:
+      Count(&WorkerStats::abandoned);
+      Log(absl::StrFormat(
+          "%s: the server refused the outcome (%s: %s) after %.1f s: %s", what,
+          absl::StatusCodeToString(out.status.code()), out.status.message(),
+          Since(start), summary));
+      return absl::OkStatus();
+    case CompletionOutcome::kAbandoned:
+      break;
   }
   Count(&WorkerStats::abandoned);
   Log(absl::StrFormat("%s: abandoned (stopping) after %.1f s: %s", what,
@@ -803,7 +827,7 @@ void Worker::Impl::Unregister() {
   // Leaving must not hang on a server that is away: one short attempt (its
   // leases expire on their own otherwise).
   autoq::PrepareContext(&context, options_.token,
-                         std::min(options_.rpc_timeout, milliseconds(5000)));
+                        std::min(options_.rpc_timeout, milliseconds(5000)));
   const grpc::Status rpc =
       stub()->UnregisterWorker(&context, request, &response);
   if (rpc.ok()) {
@@ -812,6 +836,20 @@ void Worker::Impl::Unregister() {
     Log(absl::StrCat("could not unregister worker ", worker_id_, ": ",
                      rpc.error_message()));
   }
+}
+
+std::string FormatWorkerSummary(const WorkerStats& stats) {
+  const WorkerTimes& t = stats.times;
+  const int64_t tasks = stats.completed + stats.failed + stats.abandoned;
+  const double busy = t.train + t.val;
+  return absl::StrFormat(
+      "%d tasks, wall %.1f s, training+validation %.1f s (%.1f%%): train "
+      "%.1f s, val %.1f s, calibration %.1f s, test %.1f s, model prep "
+      "%.1f s, export %.1f s, other in tasks %.1f s, job setup %.1f s, "
+      "rpc %.1f s, waiting for tasks %.1f s",
+      tasks, t.wall, busy, t.wall > 0 ? 100.0 * busy / t.wall : 0.0, t.train,
+      t.val, t.calibration, t.test, t.prepare, t.export_model, t.task_other,
+      t.job_setup, t.rpc, t.idle);
 }
 
 absl::StatusOr<std::string> ReadServerAddressFile(const std::string& path) {
@@ -847,8 +885,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   if (options.token.empty()) {
     return absl::InvalidArgumentError("no worker token");
   }
-  ASSIGN_OR_RETURN(c10::Device device,
-                   qat::ParseDevice(options.device));
+  ASSIGN_OR_RETURN(c10::Device device, qat::ParseDevice(options.device));
   if (options.name.empty()) options.name = HostName();
   if (options.model_cache_dir.empty()) {
     options.model_cache_dir = DefaultModelCacheDir();

@@ -85,6 +85,22 @@ inline constexpr int kKeepRunning = 0;
 inline constexpr int kFinishAndLeave = 1;   // finish the current task
 inline constexpr int kAbandonAndLeave = 2;  // drop the current task now
 
+// Where a Worker's wall time went, in seconds. The task phases add up the
+// tasks' own QatResult times; the rest is measured by the worker.
+struct WorkerTimes {
+  double wall = 0;          // Run, from start to leaving
+  double train = 0;         // training steps
+  double val = 0;           // validation passes
+  double calibration = 0;   // activation calibration before training
+  double test = 0;          // test passes of final and float tasks
+  double prepare = 0;       // per-task model preparation
+  double export_model = 0;  // exports of final tasks
+  double task_other = 0;    // the rest of running tasks (data, bookkeeping)
+  double job_setup = 0;     // once per job: model fetch, dataset, analysis
+  double rpc = 0;           // register, lease and complete calls
+  double idle = 0;          // waiting: no task queued, or the server away
+};
+
 // Counts of the tasks a Worker has handled.
 struct WorkerStats {
   int64_t completed = 0;  // a result the server accepted (or had already)
@@ -92,7 +108,13 @@ struct WorkerStats {
   int64_t abandoned = 0;  // lease lost, stop, or a result the server refused
   int64_t registrations = 0;
   int64_t model_fetches = 0;
+  WorkerTimes times;
 };
+
+// One line: tasks, wall time, the share in training + validation passes,
+// then each phase, e.g. "12 tasks, wall 80.1 s, training+validation
+// 70.2 s (87.6%): train 55.0 s, val 15.2 s, ...".
+std::string FormatWorkerSummary(const WorkerStats& stats);
 
 class Worker {
  public:

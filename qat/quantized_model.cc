@@ -27,8 +27,9 @@ struct QLayer {
   at::Tensor mask;    // STE mask of the last refresh
   torch::jit::Module bn;
   bool fold = false;
-  bool exact = false;        // exact fold: BN replaced by an autoq::site2
-  bool bn_graph_eval = false;  // traced in eval mode: BN always uses running stats
+  bool exact = false;  // exact fold: BN replaced by an autoq::site2
+  bool bn_graph_eval =
+      false;  // traced in eval mode: BN always uses running stats
   double bn_momentum = 0.1;
   QuantParams params;
 };
@@ -49,11 +50,15 @@ struct QuantizedModel::Impl : public SiteHook {
   ModelAnalysis analysis;
   torch::jit::Module module;
   std::unique_ptr<torch::jit::GraphFunction> forward;
-  std::vector<QLayer> layers;          // one per gene
+  std::vector<QLayer> layers;           // one per gene
   std::vector<QLayer*> by_graph_index;  // null for masked layers
-  std::vector<ActSite> sites;          // by graph_index
-  std::vector<QuantParams> params;     // mirror of layers[i].params
+  std::vector<ActSite> sites;           // by graph_index
+  std::vector<QuantParams> params;      // mirror of layers[i].params
   std::vector<torch::jit::Module> bns;  // every module with running stats
+  // Every parameter and buffer of `module` and its value after Create, for
+  // Reset.
+  std::vector<at::Tensor> state;
+  std::vector<at::Tensor> initial_state;
   bool training = false;
   bool observe = false;
   bool quantize_acts = true;
@@ -84,8 +89,8 @@ struct QuantizedModel::Impl : public SiteHook {
     if (!quantize_acts || !site.initialized) return x;
     QuantParams p = AffineParamsFromRange(site.lo, site.hi, site.abits);
     return at::fake_quantize_per_tensor_affine(
-        x, p.scale.reshape({1}), p.zero_point.reshape({1}).to(at::kInt),
-        p.qmin, p.qmax);
+        x, p.scale.reshape({1}), p.zero_point.reshape({1}).to(at::kInt), p.qmin,
+        p.qmax);
   }
 
   // Exact fold: `y` is the conv output with shadowed weights fq(W*s)/s,
@@ -100,8 +105,7 @@ struct QuantizedModel::Impl : public SiteHook {
     at::Tensor beta = q.bn.attr("bias").toTensor();
     at::Tensor rmean = q.bn.attr("running_mean").toTensor();
     at::Tensor rvar = q.bn.attr("running_var").toTensor();
-    const bool batch_stats =
-        !q.bn_graph_eval && q.bn.attr("training").toBool();
+    const bool batch_stats = !q.bn_graph_eval && q.bn.attr("training").toBool();
     std::vector<int64_t> shape(y.dim(), 1);
     shape[1] = y.size(1);
     at::Tensor mean, var;
@@ -173,25 +177,35 @@ QuantizedModel::QuantizedModel(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
 QuantizedModel::~QuantizedModel() = default;
 
+namespace {
+
+absl::Status CheckBits(const std::vector<LayerBits>& bits, int genes) {
+  if (!bits.empty() && static_cast<int>(bits.size()) != genes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bit list has ", bits.size(), " entries but the model has ", genes,
+        " quantizable layers"));
+  }
+  for (size_t i = 0; i < bits.size(); ++i) {
+    const LayerBits& b = bits[i];
+    if (b.wbits < kMinBits || b.wbits > kMaxBits ||
+        (b.abits != 0 && (b.abits < kMinBits || b.abits > kMaxBits))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer ", i, ": bits w", b.wbits, "/a", b.abits,
+                       " outside ", kMinBits, "..", kMaxBits));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<QuantizedModel>> QuantizedModel::Create(
     const torch::jit::Module& module, const ModelAnalysis& analysis,
     QuantizedModelOptions options) {
-  const int genes = analysis.num_genes();
   const bool quantized = !options.bits.empty();
-  if (quantized && static_cast<int>(options.bits.size()) != genes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bit list has ", options.bits.size(),
-                     " entries but the model has ", genes,
-                     " quantizable layers"));
-  }
-  for (size_t i = 0; i < options.bits.size(); ++i) {
-    const LayerBits& b = options.bits[i];
-    if (b.wbits < kMinBits || b.wbits > kMaxBits ||
-        (b.abits != 0 && (b.abits < kMinBits || b.abits > kMaxBits))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "layer ", i, ": bits w", b.wbits, "/a", b.abits, " outside ",
-          kMinBits, "..", kMaxBits));
-    }
+  if (absl::Status st = CheckBits(options.bits, analysis.num_genes());
+      !st.ok()) {
+    return st;
   }
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
@@ -245,7 +259,8 @@ absl::StatusOr<std::unique_ptr<QuantizedModel>> QuantizedModel::Create(
     InsertExactFoldSites(*graph, found, exact);
     InsertSites(*graph, found);
     impl->forward = std::make_unique<torch::jit::GraphFunction>(
-        "autoq_forward", graph, nullptr, torch::jit::ExecutorExecutionMode::SIMPLE);
+        "autoq_forward", graph, nullptr,
+        torch::jit::ExecutorExecutionMode::SIMPLE);
     impl->sites.resize(found.size());
     std::unordered_set<c10::TensorImpl*> quantized_weights;
     for (const LayerInfo& info : impl->analysis.layers) {
@@ -257,10 +272,10 @@ absl::StatusOr<std::unique_ptr<QuantizedModel>> QuantizedModel::Create(
       q.master = q.weight.detach().clone().set_requires_grad(true);
       const size_t gi = static_cast<size_t>(info.graph_index);
       q.exact = exact[gi];
-      q.fold = !info.bn_path.empty() &&
-               impl->options.scheme.bn_fold != BnFold::kNone &&
-               impl->options.scheme.granularity ==
-                   Granularity::kPerTensorAffine;
+      q.fold =
+          !info.bn_path.empty() &&
+          impl->options.scheme.bn_fold != BnFold::kNone &&
+          impl->options.scheme.granularity == Granularity::kPerTensorAffine;
       q.bn_momentum = momentum[gi];
       q.bn_graph_eval = graph_eval[gi];
       if (!info.bn_path.empty()) q.bn = SubmoduleAt(impl->module, info.bn_path);
@@ -277,13 +292,63 @@ absl::StatusOr<std::unique_ptr<QuantizedModel>> QuantizedModel::Create(
         impl->bns.push_back(m);
       }
     }
+    at::NoGradGuard no_grad;
+    for (const at::Tensor& t : impl->module.parameters(/*recurse=*/true)) {
+      impl->state.push_back(t);
+    }
+    for (const at::Tensor& t : impl->module.buffers(/*recurse=*/true)) {
+      impl->state.push_back(t);
+    }
+    for (const at::Tensor& t : impl->state) {
+      impl->initial_state.push_back(t.detach().clone());
+    }
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot prepare the model for quantization: ", SummarizeTorchError(e)));
   }
-  auto model = std::unique_ptr<QuantizedModel>(new QuantizedModel(std::move(impl)));
+  auto model =
+      std::unique_ptr<QuantizedModel>(new QuantizedModel(std::move(impl)));
   model->Train(false);
   return model;
+}
+
+absl::Status QuantizedModel::Reset(std::vector<LayerBits> bits) {
+  Impl& m = *impl_;
+  if (absl::Status st = CheckBits(bits, m.analysis.num_genes()); !st.ok()) {
+    return st;
+  }
+  if (bits.empty() != m.options.bits.empty()) {
+    return absl::InvalidArgumentError(
+        "a model built in float mode resets only to float mode, and a "
+        "quantized one only to bits");
+  }
+  try {
+    {
+      at::NoGradGuard no_grad;
+      for (size_t i = 0; i < m.state.size(); ++i) {
+        m.state[i].copy_(m.initial_state[i]);
+        if (m.state[i].requires_grad()) m.state[i].mutable_grad().reset();
+      }
+    }
+    m.options.bits = std::move(bits);
+    for (ActSite& site : m.sites) site = ActSite{};
+    for (QLayer& q : m.layers) {
+      q.bits = m.options.bits[static_cast<size_t>(q.info->gene)];
+      q.master = q.weight.detach().clone().set_requires_grad(true);
+      q.mask = at::Tensor();
+      q.params = QuantParams();
+      m.sites[static_cast<size_t>(q.info->graph_index)].abits = q.bits.abits;
+    }
+    m.params.clear();
+    m.observe = false;
+    m.quantize_acts = true;
+    m.bn_frozen = false;
+    Train(false);
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("cannot reset the model: ", SummarizeTorchError(e)));
+  }
+  return absl::OkStatus();
 }
 
 void QuantizedModel::RefreshWeights() {
@@ -330,7 +395,8 @@ at::Tensor QuantizedModel::Forward(const at::Tensor& x) {
     input = input.contiguous(at::MemoryFormat::ChannelsLast);
   }
   c10::IValue out = (*m.forward)({m.module._ivalue(), input});
-  TORCH_CHECK(out.isTensor(), "the model's forward must return one tensor, got ",
+  TORCH_CHECK(out.isTensor(),
+              "the model's forward must return one tensor, got ",
               out.tagKind());
   return out.toTensor();
 }

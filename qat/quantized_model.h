@@ -17,10 +17,10 @@
 #ifndef AUTOQ_QAT_QUANTIZED_MODEL_H_
 #define AUTOQ_QAT_QUANTIZED_MODEL_H_
 
+#include <torch/csrc/jit/api/module.h>
+
 #include <memory>
 #include <vector>
-
-#include <torch/csrc/jit/api/module.h>
 
 #include "absl/status/statusor.h"
 #include "qat/fake_quant.h"
@@ -71,6 +71,16 @@ class QuantizedModel {
       QuantizedModelOptions options);
 
   ~QuantizedModel();
+
+  // Returns the model to the state Create left it in, with `bits` in place
+  // of the bits it was built with: the source module's parameters and
+  // buffers, fresh masters, no observed activation ranges, BN not frozen,
+  // eval mode. Training it then computes exactly what a model freshly
+  // created with `bits` computes, without the deep copy and the graph work
+  // (the cheap per-task copy of a job's model). `bits` must be empty
+  // exactly when the model was built in float mode; the same checks as
+  // Create otherwise.
+  absl::Status Reset(std::vector<LayerBits> bits);
 
   // Runs the model on `x` (moved to the model's device).
   at::Tensor Forward(const at::Tensor& x);

@@ -132,7 +132,8 @@ TEST(QuantizedModelTest, StraightThroughEstimatorMasksClampedWeights) {
   int64_t clamped = 0;
   for (size_t i = 0; i < shadow_grads.size(); ++i) {
     at::Tensor master = params[i];
-    FakeQuantOutput fq = FakeQuantize(master.detach(), model.weight_params()[i]);
+    FakeQuantOutput fq =
+        FakeQuantize(master.detach(), model.weight_params()[i]);
     at::Tensor expect = shadow_grads[i] * fq.mask;
     EXPECT_TRUE(master.grad().equal(expect)) << i;
     clamped += (~fq.mask).sum().item<int64_t>();
@@ -162,8 +163,8 @@ TEST(QuantizedModelTest, QatIsDeterministicAndRunsBothSchemes) {
   r.seed = 11;
   ProgressOptions quiet;
   quiet.out = nullptr;
-  for (Granularity g : {Granularity::kPerTensorAffine,
-                        Granularity::kPerChannelSymmetric}) {
+  for (Granularity g :
+       {Granularity::kPerTensorAffine, Granularity::kPerChannelSymmetric}) {
     std::vector<double> losses;
     for (int run = 0; run < 2; ++run) {
       QuantizedModelOptions o;
@@ -182,6 +183,61 @@ TEST(QuantizedModelTest, QatIsDeterministicAndRunsBothSchemes) {
     }
     EXPECT_EQ(losses[0], losses[1]);
   }
+}
+
+// A model reset to new bits after a fine-tune (BN frozen, ranges observed,
+// weights trained) trains exactly like one freshly built with those bits.
+TEST(QuantizedModelTest, ResetTrainsLikeAFreshModel) {
+  at::manual_seed(7);
+  TensorDataset data;
+  data.images = at::randint(0, 256, {192, 1, 28, 28}, at::kByte);
+  data.labels = at::randint(0, 10, {192}, at::kLong);
+  data.num_classes = 10;
+  torch::jit::Module m = Builtin();
+  auto a = AnalyzeModel(m, {1, 28, 28});
+  ASSERT_TRUE(a.ok());
+  QatRecipe r;
+  r.epochs = 2;
+  r.batch_size = 64;
+  r.bn_freeze_epoch = 1;
+  r.seed = 5;
+  ProgressOptions quiet;
+  quiet.out = nullptr;
+  for (BnFold fold : {BnFold::kApproximate, BnFold::kExact}) {
+    QuantizedModelOptions o;
+    o.scheme.granularity = Granularity::kPerTensorAffine;
+    o.scheme.bn_fold = fold;
+    o.bits.assign(12, {3, 5});
+    auto reused = QuantizedModel::Create(m, *a, o);
+    ASSERT_TRUE(reused.ok()) << reused.status();
+    ASSERT_TRUE(RunQat(**reused, data, data, nullptr, r, quiet).ok());
+    std::vector<LayerBits> bits(12, {6, 4});
+    bits[0] = {8, 8};
+    ASSERT_TRUE((*reused)->Reset(bits).ok());
+    o.bits = bits;
+    auto fresh = QuantizedModel::Create(m, *a, o);
+    ASSERT_TRUE(fresh.ok()) << fresh.status();
+    auto want = RunQat(**fresh, data, data, nullptr, r, quiet);
+    auto got = RunQat(**reused, data, data, nullptr, r, quiet);
+    ASSERT_TRUE(want.ok() && got.ok());
+    EXPECT_EQ(got->size_bytes, want->size_bytes);
+    ASSERT_EQ(got->curve.size(), want->curve.size());
+    for (size_t e = 0; e < want->curve.size(); ++e) {
+      EXPECT_EQ(got->curve[e].train_loss, want->curve[e].train_loss) << e;
+      EXPECT_EQ(got->curve[e].val_top1, want->curve[e].val_top1) << e;
+    }
+    at::Tensor x = SliceImages(data, 0, 32);
+    (*reused)->Train(false);
+    (*fresh)->Train(false);
+    at::NoGradGuard no_grad;
+    EXPECT_TRUE((*reused)->Forward(x).equal((*fresh)->Forward(x)));
+  }
+  // Float and quantized models do not turn into each other.
+  QuantizedModelOptions o;
+  auto float_model = QuantizedModel::Create(m, *a, o);
+  ASSERT_TRUE(float_model.ok());
+  EXPECT_FALSE((*float_model)->Reset(std::vector<LayerBits>(12, {8, 8})).ok());
+  EXPECT_TRUE((*float_model)->Reset({}).ok());
 }
 
 }  // namespace
@@ -219,8 +275,8 @@ TEST(ExactFoldTest, EvalMatchesApproximateFoldAndTrainingUsesFloatStats) {
   model.Train(true);
   model.SetQuantizeActivations(false);
   const LayerInfo& stem = a->layers[0];
-  at::Tensor rm = SubmoduleAt(model.module(), stem.bn_path)
-                      .attr("running_mean").toTensor();
+  at::Tensor rm =
+      SubmoduleAt(model.module(), stem.bn_path).attr("running_mean").toTensor();
   at::Tensor before = rm.clone();
   at::Tensor master = model.Parameters()[0];
   at::Tensor yf;

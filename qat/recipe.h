@@ -60,7 +60,15 @@ struct QatResult {
   std::vector<EpochStats> curve;
   int64_t size_bytes = 0;  // 0 in float mode
   int64_t bops = 0;
+  // Where the wall time went (seconds): training steps, validation passes,
+  // activation calibration, the test pass; model preparation and exports
+  // are the task runner's (evaluator/task_runner.h), 0 from RunQat.
   double train_seconds = 0;
+  double val_seconds = 0;
+  double calibration_seconds = 0;
+  double test_seconds = 0;
+  double prepare_seconds = 0;
+  double export_seconds = 0;
   double wall_seconds = 0;
 };
 

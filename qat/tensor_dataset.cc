@@ -6,9 +6,15 @@ namespace autoq::qat {
 namespace {
 
 at::Tensor Normalize(const TensorDataset& data, at::Tensor batch) {
+  if (batch.scalar_type() != at::kByte && data.mean.empty()) {
+    return batch.to(at::kFloat);
+  }
+  // A float batch is a view of the dataset (SliceImages): normalize a copy,
+  // never the stored images.
   at::Tensor x = batch.scalar_type() == at::kByte
                      ? batch.to(at::kFloat).mul_(1.0f / 255.0f)
-                     : batch.to(at::kFloat);
+                     : batch.to(at::kFloat, /*non_blocking=*/false,
+                                /*copy=*/true);
   if (data.mean.empty()) return x;
   const int64_t c = x.size(1);
   auto opts = at::TensorOptions().dtype(at::kFloat);

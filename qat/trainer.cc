@@ -31,10 +31,10 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(
     return std::make_unique<torch::optim::Adam>(
         params, torch::optim::AdamOptions(r.lr).weight_decay(r.weight_decay));
   }
-  return std::make_unique<torch::optim::SGD>(
-      params, torch::optim::SGDOptions(r.lr)
-                  .momentum(r.momentum)
-                  .weight_decay(r.weight_decay));
+  return std::make_unique<torch::optim::SGD>(params,
+                                             torch::optim::SGDOptions(r.lr)
+                                                 .momentum(r.momentum)
+                                                 .weight_decay(r.weight_decay));
 }
 
 double LearningRate(const QatRecipe& r, int epoch, int64_t step,
@@ -100,7 +100,8 @@ void Calibrate(QuantizedModel& model, const TensorDataset& train, int batches,
   for (int b = 0; b < batches; ++b) {
     int64_t begin = b * batch;
     if (begin >= train.size()) break;
-    model.Forward(SliceImages(train, begin, std::min(begin + batch, train.size())));
+    model.Forward(
+        SliceImages(train, begin, std::min(begin + batch, train.size())));
   }
   model.SetObserveActivations(false);
 }
@@ -179,7 +180,13 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
     const at::Tensor train_labels = train.labels.to(device);
 
     if (recipe.epochs == 0 || !model.activations_calibrated()) {
-      Calibrate(model, train, recipe.calibration_batches, recipe.eval_batch_size);
+      const auto calibration_start = Clock::now();
+      // With training to follow, calibration only seeds the EMA ranges that
+      // every training step updates; at an EMA constant of 0.01 each batch
+      // after the first would move them by about 1 %, so one batch does.
+      const int batches = recipe.epochs == 0 ? recipe.calibration_batches : 1;
+      Calibrate(model, train, batches, recipe.eval_batch_size);
+      result.calibration_seconds = Seconds(calibration_start);
     }
     for (int epoch = 0; epoch < recipe.epochs; ++epoch) {
       const auto epoch_start = Clock::now();
@@ -188,19 +195,22 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
       model.Train(true);
       model.SetObserveActivations(true);
       model.SetQuantizeActivations(quantize_acts);
-      std::mt19937_64 rng(recipe.seed * 1000003u + static_cast<uint64_t>(epoch));
+      std::mt19937_64 rng(recipe.seed * 1000003u +
+                          static_cast<uint64_t>(epoch));
       std::shuffle(order.begin(), order.end(), rng);
       at::Tensor perm = at::tensor(order, at::kLong);
 
       Progress bar(absl::StrFormat("epoch %d/%d", epoch + 1, recipe.epochs),
                    steps * batch, progress);
       at::Tensor loss_sum = at::zeros({}, at::TensorOptions().device(device));
-      at::Tensor correct = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
+      at::Tensor correct =
+          at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
       double lr = recipe.lr;
       for (int64_t s = 0; s < steps; ++s) {
         CheckCancel(progress.cancel);
         at::Tensor idx = perm.slice(0, s * batch, (s + 1) * batch);
-        at::Tensor x = Augment(recipe, GatherImages(train, idx).to(device), rng);
+        at::Tensor x =
+            Augment(recipe, GatherImages(train, idx).to(device), rng);
         at::Tensor y = train_labels.index_select(0, idx.to(device));
         lr = LearningRate(recipe, epoch, s, steps);
         SetLearningRate(*optimizer, lr);
@@ -222,12 +232,15 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
       st.lr = lr;
       st.acts_quantized = quantize_acts;
       st.train_loss = steps > 0 ? loss_sum.item<double>() / steps : 0;
-      st.train_top1 = steps > 0 ? 100.0 * correct.item<int64_t>() / (steps * batch) : 0;
+      st.train_top1 =
+          steps > 0 ? 100.0 * correct.item<int64_t>() / (steps * batch) : 0;
       const double train_s = Seconds(epoch_start);
       result.train_seconds += train_s;
       st.images_per_s = train_s > 0 ? steps * batch / train_s : 0;
+      const auto val_start = Clock::now();
       st.val_top1 =
           EvalTop1(model, val, recipe.eval_batch_size, progress.cancel);
+      result.val_seconds += Seconds(val_start);
       st.seconds = Seconds(epoch_start);
       bar.Finish(absl::StrFormat("loss %.4f train %.2f%% val %.2f%%",
                                  st.train_loss, st.train_top1, st.val_top1));
@@ -237,13 +250,15 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
       model.SetQuantizeActivations(true);
       EpochStats st;
       st.acts_quantized = true;
+      const auto val_start = Clock::now();
       st.val_top1 =
           EvalTop1(model, val, recipe.eval_batch_size, progress.cancel);
+      result.val_seconds += Seconds(val_start);
       result.curve.push_back(st);
     }
-    const bool any_quantized = std::any_of(
-        result.curve.begin(), result.curve.end(),
-        [](const EpochStats& s) { return s.acts_quantized; });
+    const bool any_quantized =
+        std::any_of(result.curve.begin(), result.curve.end(),
+                    [](const EpochStats& s) { return s.acts_quantized; });
     for (const EpochStats& s : result.curve) {
       if (any_quantized && !s.acts_quantized) continue;
       if (result.best_epoch < 0 || s.val_top1 > result.best_val_top1) {
@@ -253,8 +268,10 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
     }
     result.final_val_top1 = result.curve.back().val_top1;
     if (test != nullptr && test->size() > 0) {
+      const auto test_start = Clock::now();
       result.test_top1 =
           EvalTop1(model, *test, recipe.eval_batch_size, progress.cancel);
+      result.test_seconds = Seconds(test_start);
     }
   } catch (const Cancelled&) {
     return absl::CancelledError("the fine-tune was cancelled");
