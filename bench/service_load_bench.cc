@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -89,8 +90,7 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
                      "lease-seconds", "work-threads",      "timeout-seconds",
                      "server",        "client-token-file", "worker-token-file"};
   spec.boolean = {"smoke", "help"};
-  absl::StatusOr<autoq::Flags> flags =
-      autoq::Flags::Parse(argc, argv, 1, spec);
+  absl::StatusOr<autoq::Flags> flags = autoq::Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok()) return flags.status();
   if (flags->Has("help")) {
     std::fputs(kUsage, stdout);
@@ -630,8 +630,10 @@ absl::StatusOr<int> Main(int argc, char** argv) {
   }
 
   int64_t stored_results = -1;
+  std::optional<server::ServerStats> server_stats;
   if (in_process != nullptr) {
     in_process->Shutdown();
+    server_stats = in_process->stats();
     in_process.reset();
     absl::StatusOr<std::unique_ptr<search::ResultStore>> store =
         search::ResultStore::Open(database);
@@ -721,6 +723,16 @@ absl::StatusOr<int> Main(int argc, char** argv) {
       "(%.2f cores; %s)\n",
       run_s, cpu_s, run_s > 0 ? cpu_s / run_s : 0.0,
       o.server.empty() ? "server and all clients" : "clients only");
+  if (server_stats.has_value()) {
+    const server::ServerStats& st = *server_stats;
+    std::printf(
+        "server writer thread:    %lld writes in %lld transactions (largest "
+        "%lld), busy %.3f s (%.0f %% of the run)\n",
+        static_cast<long long>(st.writes),
+        static_cast<long long>(st.write_groups),
+        static_cast<long long>(st.largest_group), st.writer_busy_seconds,
+        run_s > 0 ? 100.0 * st.writer_busy_seconds / run_s : 0.0);
+  }
 
   std::printf("\nchecks:\n");
   int failed = 0;

@@ -18,6 +18,7 @@
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
 #include "common/rpc_util.h"
 #include "search/result_store.h"
@@ -41,7 +42,8 @@ struct AutoqServer::Impl {
   std::unique_ptr<TaskQueue> queue;
   // After the queue: destroyed before it, once its last writes are done
   // (Shutdown resets it after the last RPC has been answered).
-  std::unique_ptr<StoreWriter> writer;
+  std::unique_ptr<StoreWriter> writer;  // swapped out under mu
+  StoreWriter::Stats last_writer_stats;  // guarded by mu, once writer is gone
   std::unique_ptr<JobManager> jobs;
   std::unique_ptr<boost::asio::thread_pool> pool;
   std::unique_ptr<JobService::CallbackService> job_service;
@@ -74,6 +76,11 @@ AutoqServer::~AutoqServer() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<AutoqServer>> AutoqServer::Start(
     ServerOptions options, TokenAuth auth) {
+  // Debian builds Abseil without NDEBUG, so every absl::Mutex lock (gRPC
+  // takes several per RPC) would also update a process-wide lock graph
+  // under a global lock: a few percent of the service's CPU, and contention
+  // between its threads. Lock-order bugs are the tests' business.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   options.max_model_bytes = std::clamp<int64_t>(options.max_model_bytes, 1024,
                                                 (int64_t{1} << 31) - 1);
   options.max_message_bytes =
@@ -216,7 +223,13 @@ void AutoqServer::Shutdown() {
   s.pool->join();
   s.jobs.reset();  // joins the job threads
   s.server->Wait();
-  s.writer.reset();  // writes what is left
+  std::unique_ptr<StoreWriter> writer;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    writer = std::move(s.writer);
+    s.last_writer_stats = writer->stats();
+  }
+  writer.reset();  // writes what is left
   if (s.options.log != nullptr) {
     std::fprintf(s.options.log, "autoq-server: stopped\n");
     std::fflush(s.options.log);
@@ -224,6 +237,19 @@ void AutoqServer::Shutdown() {
   std::lock_guard<std::mutex> lock(s.mu);
   s.stopped = true;
   s.cv.notify_all();
+}
+
+ServerStats AutoqServer::stats() const {
+  ServerStats out;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const StoreWriter::Stats w = impl_->writer != nullptr
+                                   ? impl_->writer->stats()
+                                   : impl_->last_writer_stats;
+  out.write_groups = w.groups;
+  out.writes = w.writes;
+  out.largest_group = w.largest;
+  out.writer_busy_seconds = w.busy_seconds;
+  return out;
 }
 
 void AutoqServer::Wait() {

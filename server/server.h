@@ -39,8 +39,17 @@ struct ServerOptions {
   // (or a whole lease if longer) while they reconnect. Default 30 s,
   // 0..86400.
   int restart_grace_seconds = 30;
-  int work_threads = 4;  // blocking work (uploads, exports), 1..64
+  int work_threads = 4;     // blocking work (uploads, exports), 1..64
   std::FILE* log = stderr;  // null: silent
+};
+
+// Counters of the thread that makes the service's small writes durable
+// (see server/store_writer.h), for benchmarks and operators.
+struct ServerStats {
+  int64_t write_groups = 0;        // transactions committed
+  int64_t writes = 0;              // writes in them
+  int64_t largest_group = 0;       // writes in the largest transaction
+  double writer_busy_seconds = 0;  // time the writer thread was busy
 };
 
 class AutoqServer {
@@ -50,7 +59,8 @@ class AutoqServer {
   // job and worker APIs it serves the standard gRPC health service
   // (grpc.health.v1.Health, no token needed, for Kubernetes probes and load
   // balancers): SERVING once the jobs are restored, NOT_SERVING from the
-  // start of Shutdown.
+  // start of Shutdown. Turns off Abseil's mutex deadlock detection for
+  // the process (see server.cc).
   static absl::StatusOr<std::unique_ptr<AutoqServer>> Start(
       ServerOptions options, TokenAuth auth);
   ~AutoqServer();  // Shutdown()
@@ -65,6 +75,9 @@ class AutoqServer {
 
   // Blocks until Shutdown has run.
   void Wait();
+
+  // Counters so far; any thread.
+  ServerStats stats() const;
 
   struct Impl;
 

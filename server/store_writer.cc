@@ -1,5 +1,7 @@
 #include "server/store_writer.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 #include <future>
@@ -51,6 +53,8 @@ StoreWriter::Stats StoreWriter::stats() const {
 }
 
 void StoreWriter::Loop() {
+  // Named for `top -H` and profilers.
+  pthread_setname_np(pthread_self(), "autoq-writer");
   std::vector<Write> group;
   for (;;) {
     {
