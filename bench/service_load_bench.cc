@@ -374,6 +374,7 @@ void RunWorker(int index, const std::string& target, const std::string& token,
 
 struct WatchOutcome {
   int64_t events = 0;
+  int64_t messages = 0;
   std::map<JobEvent::EventCase, int64_t> by_kind;
   bool saw_ended = false;
   JobState ended_state = JOB_STATE_UNSPECIFIED;
@@ -385,7 +386,7 @@ struct WatchOutcome {
 // One WatchJob stream, read with gRPC's callback API: a hundred blocking
 // readers would cost this process a thread wake-up per event, CPU the
 // server under test would not get on a small machine.
-class Watcher : public grpc::ClientReadReactor<JobEvent> {
+class Watcher : public grpc::ClientReadReactor<JobEvents> {
  public:
   Watcher(const std::string& target, const std::string& token,
           const std::string& job_id, int timeout_seconds)
@@ -396,22 +397,25 @@ class Watcher : public grpc::ClientReadReactor<JobEvent> {
 
   void Start() {
     stub_->async()->WatchJob(&ctx_, &request_, this);
-    StartRead(&event_);
+    StartRead(&batch_);
     StartCall();
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // OnDone follows
     WatchOutcome& o = out_;
-    ++o.events;
-    ++o.by_kind[event_.event_case()];
-    if (event_.seq() != expect_) o.in_order = false;
-    expect_ = event_.seq() + 1;
-    if (event_.has_ended()) {
-      o.saw_ended = true;
-      o.ended_state = event_.ended().state();
+    ++o.messages;
+    for (const JobEvent& event : batch_.events()) {
+      ++o.events;
+      ++o.by_kind[event.event_case()];
+      if (event.seq() != expect_) o.in_order = false;
+      expect_ = event.seq() + 1;
+      if (event.has_ended()) {
+        o.saw_ended = true;
+        o.ended_state = event.ended().state();
+      }
     }
-    StartRead(&event_);
+    StartRead(&batch_);
   }
 
   void OnDone(const grpc::Status& status) override {
@@ -433,7 +437,7 @@ class Watcher : public grpc::ClientReadReactor<JobEvent> {
   std::unique_ptr<JobService::Stub> stub_;
   grpc::ClientContext ctx_;
   WatchJobRequest request_;
-  JobEvent event_;
+  JobEvents batch_;
   int64_t expect_ = 1;
   WatchOutcome out_;  // written by the reactions, one at a time
   std::mutex mu_;
@@ -652,11 +656,12 @@ absl::StatusOr<int> Main(int argc, char** argv) {
   const double dispatch_s =
       tally.any_lease ? Ms(tally.first_lease, tally.last_completion) / 1000.0
                       : 0.0;
-  int64_t events = 0;
+  int64_t events = 0, messages = 0;
   std::map<JobEvent::EventCase, int64_t> by_kind;
   Clock::time_point last_watch_end = start;
   for (const WatchOutcome& w : watches) {
     events += w.events;
+    messages += w.messages;
     for (const auto& [kind, n] : w.by_kind) by_kind[kind] += n;
     last_watch_end = std::max(last_watch_end, w.end);
   }
@@ -698,9 +703,11 @@ absl::StatusOr<int> Main(int argc, char** argv) {
       cl.size(), Percentile(cl, 0.5), Percentile(cl, 0.99),
       cl.empty() ? 0.0 : cl.back());
   std::printf(
-      "watch events delivered:  %lld to %d streams in %.3f s: %.1f events/s\n",
+      "watch events delivered:  %lld to %d streams in %.3f s: %.1f events/s "
+      "in %lld messages\n",
       static_cast<long long>(events), o.watchers, watch_s,
-      watch_s > 0 ? static_cast<double>(events) / watch_s : 0.0);
+      watch_s > 0 ? static_cast<double>(events) / watch_s : 0.0,
+      static_cast<long long>(messages));
   if (events > 0 && tally.any_lease) {
     // The feed keeps every event, so a watcher that falls behind catches up
     // after the job; this is how far behind the slowest one was.

@@ -244,20 +244,22 @@ absl::StatusOr<JobStatus> JobClient::Watch(const std::string& job_id,
     WatchJobRequest request;
     request.set_job_id(job_id);
     request.set_after_seq(last);
-    std::unique_ptr<grpc::ClientReader<JobEvent>> reader =
+    std::unique_ptr<grpc::ClientReader<JobEvents>> reader =
         stub_->WatchJob(&context, request);
-    JobEvent event;
+    JobEvents batch;
     bool got = false;
     std::optional<JobStatus> ended;
-    while (reader->Read(&event)) {
-      got = true;
-      // A server may replay from an earlier point; deliver each seq once.
-      if (event.seq() <= last) continue;
-      last = event.seq();
-      if (on_event) on_event(event);
-      if (event.has_ended()) {
-        ended = event.ended();
-        break;
+    while (!ended.has_value() && reader->Read(&batch)) {
+      for (const JobEvent& event : batch.events()) {
+        got = true;
+        // A server may replay from an earlier point; deliver each seq once.
+        if (event.seq() <= last) continue;
+        last = event.seq();
+        if (on_event) on_event(event);
+        if (event.has_ended()) {
+          ended = event.ended();
+          break;
+        }
       }
     }
     if (ended.has_value()) {

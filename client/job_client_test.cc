@@ -274,7 +274,7 @@ class FakeJobService final : public JobService::Service {
 
   grpc::Status WatchJob(grpc::ServerContext* context,
                         const WatchJobRequest* request,
-                        grpc::ServerWriter<JobEvent>* writer) override {
+                        grpc::ServerWriter<JobEvents>* writer) override {
     if (grpc::Status s = Record(context); !s.ok()) return s;
     size_t call;
     std::vector<JobEvent> events;
@@ -285,12 +285,23 @@ class FakeJobService final : public JobService::Service {
       calls.push_back(request->after_seq());
       events = scripts[request->job_id()];
     }
+    // Events go out two per message, as a busy server batches them.
+    JobEvents batch;
+    auto send = [&](const JobEvent* e) {
+      if (e != nullptr) *batch.add_events() = *e;
+      if (batch.events_size() == 0 || (e != nullptr && batch.events_size() < 2))
+        return true;
+      const bool ok = writer->Write(batch);
+      batch.Clear();
+      return ok;
+    };
     if (static_cast<int>(call) < quiet_streams) {
       for (const JobEvent& e : events) {
         if (e.seq() > request->after_seq() && e.seq() <= drop_after_seq) {
-          writer->Write(e);
+          send(&e);
         }
       }
+      send(nullptr);
       while (!context->IsCancelled()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
@@ -302,13 +313,15 @@ class FakeJobService final : public JobService::Service {
     for (const JobEvent& e : events) {
       if (e.seq() <= from) continue;
       if (first && drop != Drop::kNone && e.seq() > drop_after_seq) {
+        send(nullptr);
         return drop == Drop::kUnavailable
                    ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                   "connection reset")
                    : grpc::Status::OK;
       }
-      if (!writer->Write(e)) break;
+      if (!send(&e)) break;
     }
+    send(nullptr);
     return grpc::Status::OK;
   }
 
@@ -490,9 +503,8 @@ TEST_F(JobClientTest, SubmitStreamsTheSpecThenTheModelInChunks) {
     joined += c;
   }
   EXPECT_EQ(joined, model);
-  EXPECT_THAT(progress,
-              ElementsAre(autoq::kChunkBytes, 2 * autoq::kChunkBytes,
-                          static_cast<int64_t>(model.size())));
+  EXPECT_THAT(progress, ElementsAre(autoq::kChunkBytes, 2 * autoq::kChunkBytes,
+                                    static_cast<int64_t>(model.size())));
 }
 
 TEST_F(JobClientTest, SubmitReportsTheServersRejection) {

@@ -28,18 +28,22 @@ int64_t EventFeed::Publish(JobEvent event, bool last) {
   return seq;
 }
 
-std::shared_ptr<const JobEvent> EventFeed::NextShared(int64_t after_seq) const {
+std::vector<std::shared_ptr<const JobEvent>> EventFeed::Since(
+    int64_t after_seq, size_t max) const {
   std::lock_guard<std::mutex> lock(mu_);
   // Anything before this feed's first event replays it from the start.
-  const int64_t index = std::max<int64_t>(after_seq - base_, 0);
-  if (index >= static_cast<int64_t>(events_.size())) return nullptr;
-  return events_[index];
+  const size_t begin =
+      static_cast<size_t>(std::max<int64_t>(after_seq - base_, 0));
+  if (begin >= events_.size()) return {};
+  const size_t end = begin + std::min(max, events_.size() - begin);
+  return {events_.begin() + static_cast<std::ptrdiff_t>(begin),
+          events_.begin() + static_cast<std::ptrdiff_t>(end)};
 }
 
 bool EventFeed::Next(int64_t after_seq, JobEvent* event) const {
-  std::shared_ptr<const JobEvent> next = NextShared(after_seq);
-  if (next == nullptr) return false;
-  *event = *next;
+  std::vector<std::shared_ptr<const JobEvent>> next = Since(after_seq, 1);
+  if (next.empty()) return false;
+  *event = *next.front();
   return true;
 }
 

@@ -37,9 +37,10 @@ class EventFeed {
 
   // The first event with seq > after_seq, if any.
   bool Next(int64_t after_seq, JobEvent* event) const;
-  // The same without a copy (null if none): events never change once
-  // published, so every watcher writes the one stored message.
-  std::shared_ptr<const JobEvent> NextShared(int64_t after_seq) const;
+  // The events with seq > after_seq, oldest first, at most `max`; shared,
+  // not copied (events never change once published).
+  std::vector<std::shared_ptr<const JobEvent>> Since(int64_t after_seq,
+                                                     size_t max) const;
 
   // True when the last event was published and `after_seq` is past it.
   bool Exhausted(int64_t after_seq) const;

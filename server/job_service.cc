@@ -97,9 +97,9 @@ class SubmitReactor : public grpc::ServerReadReactor<SubmitJobRequest> {
 // only while it lives.
 struct WatchLink;
 
-// Sends caught-up watch streams their new events in rounds: a stream that
-// was just flushed waits for the next round (`period`) and then gets every
-// event that came meanwhile in one send. Under load that is one send and one
+// Sends watch streams their new events in rounds: a stream that was just
+// written waits for the next round (`period`) and then gets every event
+// that came meanwhile in one message. Under load that is one send and one
 // wake-up of the client per stream and round instead of per event; an idle
 // stream waits at most one round.
 class WatchFlusher {
@@ -128,18 +128,18 @@ class WatchFlusher {
   std::thread thread_;
 };
 
-// WatchJob: replays the feed after `after_seq`, then follows it; one write
-// in flight; ends after the job's last event.
+// WatchJob: replays the feed after `after_seq`, then follows it, in
+// batches of events (JobEvents); one write in flight; ends after the job's
+// last event.
 //
-// Writes that send are started on the work pool only. StartWrite sends on
-// the socket inline: on the publisher's thread (the job's serialized
-// progress path) every completion would wait for one send per watcher, and
-// in OnWriteDone, on gRPC's few callback threads, the sends of many
-// watchers queue every LeaseTask behind them (bench/service_load_bench
-// measures it). A stream behind the feed writes its backlog buffered (no
-// send, so OnWriteDone may start the next one) and flushes with the newest
-// event; a stream that caught up waits for the flusher's next round.
-class WatchReactor : public grpc::ServerWriteReactor<JobEvent> {
+// Writes are started on the work pool only. StartWrite sends on the socket
+// inline: on the publisher's thread (the job's serialized progress path)
+// every completion would wait for one send per watcher, and in
+// OnWriteDone, on gRPC's few callback threads, the sends of many watchers
+// would queue every LeaseTask behind them (bench/service_load_bench
+// measures it). A stream that is a whole batch behind (a replay) writes
+// the next batch at once; otherwise it waits for the flusher's next round.
+class WatchReactor : public grpc::ServerWriteReactor<JobEvents> {
  public:
   WatchReactor(std::shared_ptr<EventFeed> feed, int64_t after_seq,
                WatchFlusher* flusher);
@@ -150,16 +150,18 @@ class WatchReactor : public grpc::ServerWriteReactor<JobEvent> {
   void Pump();
 
  private:
+  // Events per message: bounds a replay's messages (events are small).
+  static constexpr size_t kMaxBatch = 512;
+
   void PumpLocked();
 
   std::shared_ptr<EventFeed> feed_;
   WatchFlusher* flusher_;
   std::mutex mu_;
-  int64_t cursor_;                         // guarded by mu_: last seq written
-  std::shared_ptr<const JobEvent> event_;  // guarded by mu_: in flight
-  bool writing_ = false;                   // guarded by mu_
-  bool wrote_ = false;      // guarded by mu_: a write was started
-  bool buffered_ = false;   // guarded by mu_: the last write was buffered
+  int64_t cursor_;          // guarded by mu_: last seq written
+  JobEvents batch_;         // guarded by mu_: in flight
+  int64_t batch_last_ = 0;  // guarded by mu_: its last seq
+  bool writing_ = false;    // guarded by mu_
   bool finished_ = false;   // guarded by mu_
   bool cancelled_ = false;  // guarded by mu_
   std::shared_ptr<WatchLink> link_;
@@ -253,18 +255,15 @@ void WatchReactor::OnWriteDone(bool ok) {
     Finish(grpc::Status::CANCELLED);
     return;
   }
-  cursor_ = event_->seq();
-  event_.reset();
+  cursor_ = batch_last_;
+  batch_.Clear();
+  // Read after `writing` is cleared: an event published before that found
+  // the write in flight and woke nobody, so it is seen here.
   const int64_t last = feed_->last_seq();
-  // Two or more behind: the next write is buffered (no send), so it
-  // starts here, which saves a hop to the pool per event.
-  if (cursor_ + 1 < last) return PumpLocked();
-  // One behind after buffered writes: the write that flushes them sends,
-  // on the pool. One behind after a send: the next round.
-  if (cursor_ + 1 == last) {
-    if (buffered_) return WatchFlusher::QueuePump(link_, flusher_->pool());
-    return flusher_->Wake(link_);
+  if (last - cursor_ >= static_cast<int64_t>(kMaxBatch)) {
+    return WatchFlusher::QueuePump(link_, flusher_->pool());
   }
+  if (cursor_ < last) return flusher_->Wake(link_);
   // Caught up: the listener wakes the stream; or the feed ended.
   PumpLocked();
 }
@@ -299,19 +298,17 @@ void WatchReactor::PumpLocked() {
     Finish(grpc::Status::CANCELLED);
     return;
   }
-  event_ = feed_->NextShared(cursor_);
-  if (event_ != nullptr) {
+  const std::vector<std::shared_ptr<const JobEvent>> events =
+      feed_->Since(cursor_, kMaxBatch);
+  if (!events.empty()) {
+    batch_.Clear();
+    for (const std::shared_ptr<const JobEvent>& e : events) {
+      *batch_.add_events() = *e;
+    }
+    batch_last_ = events.back()->seq();
     writing_ = true;
     link_->writing = true;
-    // A buffered write completes at once without sending; the write of
-    // the newest event flushes them all. Never the first write: it carries
-    // the initial metadata, which a buffered write leaves unsent, and its
-    // completion would wait for a flush that never comes.
-    grpc::WriteOptions options;
-    buffered_ = wrote_ && event_->seq() < feed_->last_seq();
-    if (buffered_) options.set_buffer_hint();
-    wrote_ = true;
-    StartWrite(event_.get(), options);
+    StartWrite(&batch_);
     return;
   }
   if (feed_->Exhausted(cursor_)) {
@@ -363,14 +360,14 @@ class JobServiceImpl : public JobService::CallbackService {
         });
   }
 
-  grpc::ServerWriteReactor<JobEvent>* WatchJob(
+  grpc::ServerWriteReactor<JobEvents>* WatchJob(
       grpc::CallbackServerContext* ctx,
       const WatchJobRequest* request) override {
     absl::StatusOr<Principal> who = Authenticate(ctx, *auth_, Role::kClient);
-    if (!who.ok()) return new RejectedWriter<JobEvent>(who.status());
+    if (!who.ok()) return new RejectedWriter<JobEvents>(who.status());
     absl::StatusOr<std::shared_ptr<EventFeed>> feed =
         jobs_->Feed(who->name, request->job_id());
-    if (!feed.ok()) return new RejectedWriter<JobEvent>(feed.status());
+    if (!feed.ok()) return new RejectedWriter<JobEvents>(feed.status());
     return new WatchReactor(*std::move(feed), request->after_seq(), &flusher_);
   }
 

@@ -219,8 +219,8 @@ TEST_F(ServerTest, ClientsSeeOnlyTheirOwnJobs) {
     WatchJobRequest request;
     request.set_job_id(id);
     auto reader = jobs_->WatchJob(&ctx, request);
-    JobEvent event;
-    EXPECT_FALSE(reader->Read(&event));
+    JobEvents events;
+    EXPECT_FALSE(reader->Read(&events));
     EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
   }
   ListJobsResponse bobs;
@@ -236,8 +236,10 @@ TEST_F(ServerTest, ClientsSeeOnlyTheirOwnJobs) {
   WatchJobRequest request;
   request.set_job_id(id);
   auto reader = jobs_->WatchJob(&ctx, request);
-  JobEvent event;
-  ASSERT_TRUE(reader->Read(&event));
+  JobEvents events;
+  ASSERT_TRUE(reader->Read(&events));
+  ASSERT_GE(events.events_size(), 1);
+  const JobEvent& event = events.events(0);
   EXPECT_TRUE(event.has_accepted());
   EXPECT_EQ(event.seq(), 1);
   ctx.TryCancel();
@@ -262,11 +264,17 @@ TEST_F(ServerTest, WatchResumesAcrossARestart) {
     request.set_job_id(id);
     request.set_after_seq(after_seq);
     auto reader = jobs_->WatchJob(&ctx, request);
-    JobEvent event;
+    JobEvents events;
     std::vector<JobEvent> seen;
-    while (reader->Read(&event)) {
-      seen.push_back(event);
-      if (stop(event)) break;
+    bool stopped = false;
+    while (!stopped && reader->Read(&events)) {
+      for (const JobEvent& event : events.events()) {
+        seen.push_back(event);
+        if (stop(event)) {
+          stopped = true;
+          break;
+        }
+      }
     }
     ctx.TryCancel();
     reader->Finish();

@@ -59,7 +59,8 @@ class WorkerServiceImpl : public WorkerService::CallbackService {
                     std::FILE* log);
   ~WorkerServiceImpl() override;
 
-  // Requeues expired leases and forgets workers silent for a lease period.
+  // Requeues expired leases and forgets workers silent for a lease period
+  // and 2 s (their leases expire first).
   void Expire(int64_t now_ms);
   // Stops handing out tasks (shutdown): LeaseTask answers "no task".
   void StopLeasing();

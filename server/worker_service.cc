@@ -294,7 +294,12 @@ void WorkerServiceImpl::Expire(int64_t now_ms) {
   std::vector<std::pair<std::string, State::Live>> gone;
   {
     std::lock_guard<std::mutex> lock(state_->mu);
-    const int64_t limit = now_ms - int64_t{1000} * state_->limits.lease_seconds;
+    // A lease's deadline is set just after its worker was last seen, so a
+    // worker silent for exactly a lease period could be dropped (its
+    // leases released quietly) a tick before its leases expire. The extra
+    // seconds let the leases expire first, with their log line.
+    const int64_t limit =
+        now_ms - int64_t{1000} * (state_->limits.lease_seconds + 2);
     for (auto it = state_->workers.begin(); it != state_->workers.end();) {
       if (it->second.last_seen_ms < limit) {
         gone.emplace_back(it->first, it->second);
