@@ -119,6 +119,13 @@ absl::Status ResolveSearch(const SearchSpec& s, JobConfig* c) {
     }
     o.size_budget_bytes = static_cast<int64_t>(s.size_budget_kb() * 1024.0);
   }
+  if (s.has_max_accuracy_drop()) {
+    if (!(s.max_accuracy_drop() > 0 && s.max_accuracy_drop() <= 100)) {
+      return Bad("search.max_accuracy_drop",
+                 "must be in (0, 100] percentage points");
+    }
+    o.max_accuracy_drop = s.max_accuracy_drop();
+  }
   qat::QatRecipe search_defaults;  // one short epoch per candidate
   search_defaults.epochs = 1;
   c->search_recipe = search_defaults;

@@ -37,6 +37,9 @@ struct SearchOptions {
   bool pin_first_last = false;
   bool bops_objective = false;
   int64_t size_budget_bytes = 0;  // 0: none
+  // Percentage points of validation top-1 below the float model beyond
+  // which a configuration is outside the region of interest; (0, 100].
+  double max_accuracy_drop = 2.0;
 };
 
 struct FinalOptions {

@@ -48,7 +48,7 @@ std::string SearchText(const evaluator::SearchOptions& o) {
       ";seed=", o.seed, ";bits=", o.min_bits, "..", o.max_bits,
       ";search_abits=", o.search_activation_bits, ";abits=", o.activation_bits,
       ";pin=", o.pin_first_last, ";bops=", o.bops_objective,
-      ";budget=", o.size_budget_bytes);
+      ";budget=", o.size_budget_bytes, ";max_drop=", o.max_accuracy_drop);
 }
 
 // The identity of a search: its checkpoints are stored under this key, so
@@ -335,8 +335,8 @@ absl::StatusOr<SearchOutcome> Pipeline::Search() {
 FinalBatch Pipeline::MakeFinalBatch(const SearchOutcome& outcome) const {
   FinalBatch batch;
   for (size_t i : outcome.front) {
-    batch.bits.push_back(encoding_.Decode(outcome.population[i]));
-    batch.search_val.push_back(float_val_ - outcome.fitness[i][0]);
+    batch.bits.push_back(encoding_.Decode(outcome.archive[i]));
+    batch.search_val.push_back(float_val_ - outcome.archive_fitness[i][0]);
   }
   batch.front_points = batch.bits.size();
   if (config_.final_front.compare_uniform) {

@@ -1,5 +1,6 @@
 #include "search/problem.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -30,7 +31,12 @@ Objectives::Objectives(Encoding encoding, const qat::ModelAnalysis* analysis,
       budget_bytes_(options.size_budget_bytes),
       bops_(options.bops_objective),
       float_val_top1_(float_val_top1),
-      evaluation_(evaluation) {}
+      evaluation_(evaluation),
+      max_loss_(options.max_accuracy_drop),
+      // Above any configuration's size: every quantized one is smaller
+      // than the float model.
+      outside_size_kb_(
+          std::max<double>(analysis->float_size_bytes / 1024.0, 1.0)) {}
 
 bool Objectives::OverBudget(const std::vector<int>& genes) const {
   if (budget_bytes_ <= 0) return false;
@@ -52,6 +58,7 @@ absl::StatusOr<std::vector<std::vector<double>>> Objectives::Score(
           static_cast<double>(cost.size_bytes - budget_bytes_) / budget_bytes_;
       out[i] = {100.0 + excess, cost.size_bytes / 1024.0};
       if (bops_) out[i].push_back(cost.bops / 1e9);
+      archive_[batch[i]] = out[i];
       continue;
     }
     to_score.push_back(std::move(bits));
@@ -70,10 +77,13 @@ absl::StatusOr<std::vector<std::vector<double>>> Objectives::Score(
   for (size_t j = 0; j < records->size(); ++j) {
     const evaluator::EvalRecord& r = (*records)[j];
     const size_t i = scored_index[j];
-    out[i] = {float_val_top1_ - r.qat.best_val_top1,
-              r.qat.size_bytes / 1024.0};
-    if (bops_) out[i].push_back(r.qat.bops / 1e9);
+    const double loss = float_val_top1_ - r.qat.best_val_top1;
+    const bool outside = loss > max_loss_;
+    out[i] = {loss, r.qat.size_bytes / 1024.0 + (outside ? outside_size_kb_ : 0)};
+    // Giga-BOPs: no model reaches 1e6 (10^15 operations per image).
+    if (bops_) out[i].push_back(r.qat.bops / 1e9 + (outside ? 1e6 : 0));
     records_[batch[i]] = r;
+    archive_[batch[i]] = out[i];
   }
   return out;
 }

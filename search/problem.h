@@ -30,7 +30,15 @@ namespace autoq::search {
 // Objectives, all minimized: accuracy loss vs. the float model in
 // percentage points (float val top-1 - best val top-1 of the short QAT),
 // size in KB and, optionally, giga-BOPs. Configurations over the size
-// budget are not trained: their loss is 100 + the relative excess.
+// budget are not trained: their loss is 100 + the relative excess. A
+// configuration that loses more than options.max_accuracy_drop keeps its
+// loss, but its size (and BOPs) get a penalty larger than any
+// configuration's, so every configuration inside the region of interest
+// dominates it (constraint domination through the objectives: pagmo's
+// NSGA-II has no constraints).
+//
+// Every configuration scored is kept in an archive (genes -> objectives):
+// the final front is taken from it, not from the last population.
 class Objectives {
  public:
   Objectives(Encoding encoding, const qat::ModelAnalysis* analysis,
@@ -49,6 +57,19 @@ class Objectives {
 
   // The record of a chromosome scored earlier in this process, or null.
   const evaluator::EvalRecord* Find(const std::vector<int>& genes) const;
+
+  // Every configuration scored so far (or restored), with its objectives.
+  const std::map<std::vector<int>, std::vector<double>>& archive() const {
+    return archive_;
+  }
+  // Adds a configuration scored by an earlier run (a checkpoint's).
+  void Restore(const std::vector<int>& genes,
+               const std::vector<double>& objectives) {
+    archive_.emplace(genes, objectives);
+  }
+  // Objectives with this loss or more are outside the region of interest
+  // (or over the size budget).
+  double max_loss() const { return max_loss_; }
 
   // Called for every finished entry of a batch (for progress lines).
   using Progress = std::function<void(const std::vector<qat::LayerBits>& bits,
@@ -69,7 +90,10 @@ class Objectives {
   double float_val_top1_;
   CachedEvaluation* evaluation_;
   Progress progress_;
+  double max_loss_;
+  double outside_size_kb_;  // the size penalty outside the region
   std::map<std::vector<int>, evaluator::EvalRecord> records_;
+  std::map<std::vector<int>, std::vector<double>> archive_;
   absl::Status last_error_;
 };
 

@@ -29,6 +29,7 @@ absl::Status SaveCheckpoint(ResultStore& store, const std::string& job_key,
                             int generation, uint32_t next_seed,
                             const std::vector<std::vector<int>>& genes,
                             const std::vector<std::vector<double>>& fitness,
+                            const Objectives& objectives,
                             const EvalStats& stats) {
   SearchCheckpoint ckpt;
   ckpt.set_generation(generation);
@@ -40,24 +41,43 @@ absl::Status SaveCheckpoint(ResultStore& store, const std::string& job_key,
     for (int g : genes[i]) ind->add_genes(g);
     for (double f : fitness[i]) ind->add_fitness(f);
   }
+  for (const auto& [g, f] : objectives.archive()) {
+    Individual* ind = ckpt.add_archive();
+    for (int x : g) ind->add_genes(x);
+    for (double x : f) ind->add_fitness(x);
+  }
   std::string blob;
   ckpt.SerializeToString(&blob);
   return store.PutCheckpoint(job_key, generation, blob);
 }
 
-// The population's front after `generation`, as the log and the callback
-// see it.
-GenerationInfo DescribeGeneration(
-    const SearchContext& ctx, const Objectives& objectives, int generation,
-    int generations, const std::vector<std::vector<int>>& genes,
-    const std::vector<std::vector<double>>& fitness, const EvalStats& stats) {
+// The archive as parallel vectors.
+void ArchiveVectors(const Objectives& objectives,
+                    std::vector<std::vector<int>>* genes,
+                    std::vector<std::vector<double>>* fitness) {
+  genes->clear();
+  fitness->clear();
+  for (const auto& [g, f] : objectives.archive()) {
+    genes->push_back(g);
+    fitness->push_back(f);
+  }
+}
+
+// The archive's front after `generation`, as the log and the callback see
+// it.
+GenerationInfo DescribeGeneration(const SearchContext& ctx,
+                                  const Objectives& objectives, int generation,
+                                  int generations, const EvalStats& stats) {
+  std::vector<std::vector<int>> genes;
+  std::vector<std::vector<double>> fitness;
+  ArchiveVectors(objectives, &genes, &fitness);
   GenerationInfo info;
   info.generation = generation;
   info.generations = generations;
   info.computed = stats.computed;
   info.cached = stats.cached;
   std::vector<AccuracySize> points;
-  for (size_t i : FrontIndices(genes, fitness)) {
+  for (size_t i : FrontIndices(genes, fitness, objectives.max_loss())) {
     GenerationPoint p;
     const std::vector<qat::LayerBits> bits =
         objectives.encoding().Decode(genes[i]);
@@ -93,8 +113,8 @@ void LogGeneration(const SearchContext& ctx, const GenerationInfo& info,
   }
   std::fprintf(
       ctx.log,
-      "\n== generation %d/%d (%.1f s): Pareto front, validation "
-      "top-1 (float %.2f%%)\n%s",
+      "\n== generation %d/%d (%.1f s): Pareto front of every "
+      "configuration so far, validation top-1 (float %.2f%%)\n%s",
       info.generation, info.generations, seconds, ctx.float_val_top1,
       FormatFrontTable(rows, ctx.float_val_top1, ctx.float_size_bytes).c_str());
   std::fprintf(ctx.log,
@@ -108,13 +128,11 @@ void LogGeneration(const SearchContext& ctx, const GenerationInfo& info,
 
 // Logs a finished generation and hands it to the callback.
 void ReportGeneration(const SearchContext& ctx, const Objectives& objectives,
-                      int generation, int generations,
-                      const std::vector<std::vector<int>>& genes,
-                      const std::vector<std::vector<double>>& fitness,
-                      const EvalStats& stats, double seconds, bool restored) {
+                      int generation, int generations, const EvalStats& stats,
+                      double seconds, bool restored) {
   if (ctx.log == nullptr && !ctx.on_generation) return;
-  GenerationInfo info = DescribeGeneration(ctx, objectives, generation,
-                                           generations, genes, fitness, stats);
+  GenerationInfo info =
+      DescribeGeneration(ctx, objectives, generation, generations, stats);
   info.restored = restored;
   // A restored generation was logged by the run that computed it.
   if (!restored) LogGeneration(ctx, info, stats, seconds);
@@ -138,12 +156,13 @@ uint32_t GenerationSeed(uint32_t search_seed, int generation) {
 
 std::vector<size_t> FrontIndices(
     const std::vector<std::vector<int>>& genes,
-    const std::vector<std::vector<double>>& fitness) {
+    const std::vector<std::vector<double>>& fitness, double max_loss) {
   std::vector<std::vector<double>> objectives;
   std::vector<size_t> index;
   std::set<std::vector<int>> seen;
   for (size_t i = 0; i < genes.size(); ++i) {
-    if (fitness[i][0] >= 100.0) continue;  // over the size budget
+    // Outside the region (or over the size budget: 100 and more).
+    if (fitness[i][0] > max_loss || fitness[i][0] >= 100.0) continue;
     if (!seen.insert(genes[i]).second) continue;
     objectives.push_back(fitness[i]);
     index.push_back(i);
@@ -189,6 +208,19 @@ absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,
                          ": the search checkpoint does not "
                          "match this job's chromosome"));
       }
+      objectives.Restore(genes.back(), fitness.back());
+    }
+    for (const Individual& ind : saved.archive()) {
+      std::vector<int> g(ind.genes().begin(), ind.genes().end());
+      std::vector<double> f(ind.fitness().begin(), ind.fitness().end());
+      if (g.size() != static_cast<size_t>(objectives.encoding().dimension()) ||
+          f.size() != nobj) {
+        return absl::DataLossError(absl::StrCat(
+            store.path(),
+            ": the search checkpoint's archive does not match this job's "
+            "chromosome"));
+      }
+      objectives.Restore(g, f);
     }
     generation = saved.generation();
     next_seed = saved.next_seed();
@@ -199,8 +231,8 @@ absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,
                    "%s)\n",
                    generation, store.path().c_str());
     }
-    ReportGeneration(ctx, objectives, generation, options.generations, genes,
-                     fitness, evaluation.stats(), 0, /*restored=*/true);
+    ReportGeneration(ctx, objectives, generation, options.generations,
+                     evaluation.stats(), 0, /*restored=*/true);
   } else {
     genes = objectives.encoding().InitialPopulation(options.population,
                                                     options.seed);
@@ -216,9 +248,9 @@ absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,
     if (!scores.ok()) return scores.status();
     fitness = *std::move(scores);
     absl::Status st = SaveCheckpoint(store, ctx.job_key, 0, next_seed, genes,
-                                     fitness, evaluation.stats());
+                                     fitness, objectives, evaluation.stats());
     if (!st.ok()) return st;
-    ReportGeneration(ctx, objectives, 0, options.generations, genes, fitness,
+    ReportGeneration(ctx, objectives, 0, options.generations,
                      evaluation.stats(), Since(t), /*restored=*/false);
   }
 
@@ -250,14 +282,40 @@ absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,
           absl::StrCat("NSGA-II generation ", generation, ": ", e.what()));
     }
     next_seed = GenerationSeed(options.seed, generation + 1);
-    absl::Status st = SaveCheckpoint(store, ctx.job_key, generation, next_seed,
-                                     genes, fitness, evaluation.stats());
+    absl::Status st =
+        SaveCheckpoint(store, ctx.job_key, generation, next_seed, genes,
+                       fitness, objectives, evaluation.stats());
     if (!st.ok()) return st;
-    ReportGeneration(ctx, objectives, generation, options.generations, genes,
-                     fitness, evaluation.stats(), Since(t), /*restored=*/false);
+    ReportGeneration(ctx, objectives, generation, options.generations,
+                     evaluation.stats(), Since(t), /*restored=*/false);
   }
   out.generations_done = generation;
-  out.front = FrontIndices(genes, fitness);
+  ArchiveVectors(objectives, &out.archive, &out.archive_fitness);
+  out.front =
+      FrontIndices(out.archive, out.archive_fitness, objectives.max_loss());
+  if (out.front.empty()) {
+    // Nothing inside the region: the most accurate configuration within
+    // the budget, so the user still gets a model and can widen the region.
+    size_t best = out.archive.size();
+    for (size_t i = 0; i < out.archive.size(); ++i) {
+      if (out.archive_fitness[i][0] >= 100.0) continue;
+      if (best == out.archive.size() ||
+          out.archive_fitness[i][0] < out.archive_fitness[best][0]) {
+        best = i;
+      }
+    }
+    if (best < out.archive.size()) {
+      out.front.push_back(best);
+      if (ctx.log != nullptr) {
+        std::fprintf(ctx.log,
+                     "warning: no configuration came within %.2f points of "
+                     "the float model's validation top-1 "
+                     "(search.max_accuracy_drop); the final front is the most "
+                     "accurate one found (loss %.2f points)\n",
+                     objectives.max_loss(), out.archive_fitness[best][0]);
+      }
+    }
+  }
   out.seconds = Since(start);
   return out;
 }

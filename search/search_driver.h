@@ -26,16 +26,23 @@
 namespace autoq::search {
 
 struct SearchOutcome {
+  // The last population.
   std::vector<std::vector<int>> population;
   std::vector<std::vector<double>> fitness;
-  // Distinct non-dominated individuals within the size budget, by size.
+  // Every configuration scored for the job (this run and the runs it
+  // resumed), with its objectives.
+  std::vector<std::vector<int>> archive;
+  std::vector<std::vector<double>> archive_fitness;
+  // The final front: the archive's non-dominated configurations inside the
+  // region of interest and the size budget, by size (indices into
+  // `archive`). When none is inside, the most accurate one.
   std::vector<size_t> front;
   int generations_done = 0;
   int resumed_from = -1;  // generation restored from a checkpoint; -1 none
   double seconds = 0;     // wall time of this call
 };
 
-// A point of the current population's front after a generation.
+// A point of the archive's front after a generation.
 struct GenerationPoint {
   std::vector<int> wbits, abits;  // per gene (quantizable layer)
   int64_t size_bytes = 0;
@@ -85,11 +92,12 @@ absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,
 // resumed search continues exactly as an uninterrupted one.
 uint32_t GenerationSeed(uint32_t search_seed, int generation);
 
-// The distinct non-dominated individuals whose loss objective is a real
-// score (not an over-budget penalty), sorted by size.
+// The distinct non-dominated individuals whose loss objective is below
+// `max_loss` (inside the region of interest; over-budget penalties are
+// 100 and more), sorted by size.
 std::vector<size_t> FrontIndices(
     const std::vector<std::vector<int>>& genes,
-    const std::vector<std::vector<double>>& fitness);
+    const std::vector<std::vector<double>>& fitness, double max_loss = 100.0);
 
 }  // namespace autoq::search
 

@@ -169,6 +169,9 @@ TEST_F(SearchTest, ResumesFromTheLastCheckpointWithoutRecomputing) {
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   EXPECT_EQ(resumed->resumed_from, 2);
   EXPECT_EQ(resumed->population, full->population);
+  // The archive (every configuration scored) survives the restart too.
+  EXPECT_EQ(resumed->archive, full->archive);
+  EXPECT_EQ(resumed->front, full->front);
   EXPECT_EQ(evaluator_.runs() - runs_after_two, full_eval.runs() - runs_after_two);
   EXPECT_EQ(evaluator_.max_runs_of_one_key(), 1);
 
@@ -195,6 +198,90 @@ TEST_F(SearchTest, OverBudgetConfigurationsAreNotTrained) {
   EXPECT_GE((*scores)[0][0], 100.0);
   EXPECT_LT((*scores)[1][0], 100.0);
   EXPECT_EQ(evaluator_.runs(), 1);
+}
+
+// The final front is the non-dominated set of everything scored inside the
+// region of interest, not of the last population: no configuration scored
+// inside the region is better than the front in both objectives.
+TEST_F(SearchTest, FinalFrontIsTheArchiveFrontInsideTheRegion) {
+  auto store = ResultStore::Open(dir_.path() + "/arch.db");
+  ASSERT_TRUE(store.ok());
+  auto out = Search(store->get(), &evaluator_, 4, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_FALSE(out->front.empty());
+  ASSERT_EQ(out->archive.size(), out->archive_fitness.size());
+  EXPECT_GE(out->archive.size(), out->population.size());
+  std::set<std::vector<int>> archived(out->archive.begin(), out->archive.end());
+  for (const std::vector<int>& g : out->population) {
+    EXPECT_TRUE(archived.count(g)) << "a population member is not archived";
+  }
+  const double max_drop = evaluator::SearchOptions().max_accuracy_drop;
+  int inside = 0;
+  for (size_t i = 0; i < out->archive.size(); ++i) {
+    const std::vector<double>& f = out->archive_fitness[i];
+    if (f[0] > max_drop) continue;
+    ++inside;
+    for (size_t k : out->front) {
+      const std::vector<double>& p = out->archive_fitness[k];
+      EXPECT_FALSE(f[0] < p[0] && f[1] < p[1])
+          << "archived point (" << f[0] << ", " << f[1]
+          << ") dominates front point (" << p[0] << ", " << p[1] << ")";
+    }
+  }
+  EXPECT_GT(inside, 0);
+  for (size_t k : out->front) EXPECT_LE(out->archive_fitness[k][0], max_drop);
+}
+
+// A configuration beyond search.max_accuracy_drop is dominated by every
+// one inside, however small it is.
+TEST_F(SearchTest, OutsideTheRegionRanksBehindEveryConfigurationInside) {
+  auto store = ResultStore::Open(dir_.path() + "/roi.db");
+  ASSERT_TRUE(store.ok());
+  evaluator::SearchOptions o;
+  o.max_accuracy_drop = 2.0;
+  CachedEvaluation evaluation(store->get(), &evaluator_, Keys());
+  Objectives objectives(Encoding(6, o), &analysis_,
+                        qat::Granularity::kPerTensorAffine, o, 90.0,
+                        &evaluation);
+  auto scores =
+      objectives.Score({std::vector<int>(6, 2), std::vector<int>(6, 8)});
+  ASSERT_TRUE(scores.ok()) << scores.status();
+  const std::vector<double>& small = (*scores)[0];  // 2 bits: far outside
+  const std::vector<double>& large = (*scores)[1];  // 8 bits: inside
+  ASSERT_GT(small[0], 2.0);
+  ASSERT_LE(large[0], 2.0);
+  EXPECT_LT(large[0], small[0]);
+  EXPECT_LT(large[1], small[1]);  // the penalty outweighs 4x fewer bits
+  EXPECT_EQ(objectives.archive().size(), 2u);
+}
+
+// Nothing inside the region: the final front is the most accurate
+// configuration, not empty.
+TEST_F(SearchTest, EmptyRegionFallsBackToTheMostAccurate) {
+  auto store = ResultStore::Open(dir_.path() + "/none.db");
+  ASSERT_TRUE(store.ok());
+  evaluator::SearchOptions o;
+  o.population = 8;
+  o.generations = 1;
+  o.min_bits = 2;
+  o.max_bits = 3;  // every configuration loses more than 2 points
+  CachedEvaluation evaluation(store->get(), &evaluator_, Keys());
+  Objectives objectives(Encoding(6, o), &analysis_,
+                        qat::Granularity::kPerTensorAffine, o, 90.0,
+                        &evaluation);
+  SearchContext ctx;
+  ctx.job_key = "none";
+  ctx.float_val_top1 = 90.0;
+  ctx.float_size_bytes = analysis_.float_size_bytes;
+  ctx.log = nullptr;
+  auto out = RunSearch(o, objectives, evaluation, *store->get(), ctx);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->front.size(), 1u);
+  const double best = out->archive_fitness[out->front[0]][0];
+  EXPECT_GT(best, 2.0);
+  for (const std::vector<double>& f : out->archive_fitness) {
+    EXPECT_GE(f[0], best);
+  }
 }
 
 }  // namespace
