@@ -216,6 +216,22 @@ CompleteTaskRequest NoopCompletion(const std::string& worker_id,
   r->set_device("noop");
   *r->mutable_wbits() = task.wbits();
   *r->mutable_abits() = task.abits();
+  if (task.stage() == STAGE_SENSITIVITY) {
+    SensitivityResult* s = r->mutable_sensitivity();
+    s->set_min_bits(2);
+    s->set_max_bits(8);
+    s->set_reference_loss(0.3);
+    s->set_reference_top1(90);
+    s->set_images(1);
+    for (int i = 0; i < task.wbits_size(); ++i) {
+      SensitivityLayer* l = s->add_layers();
+      l->set_name(absl::StrCat("layer", i));
+      for (int b = 2; b <= 8; ++b) {
+        l->add_loss(0.3 + 0.003 * (8 - b) * (8 - b));
+        l->add_top1(90 - 0.3 * (8 - b) * (8 - b));
+      }
+    }
+  }
   if (task.stage() == STAGE_FINAL) {
     for (const char* name : evaluator::kFinalArtifacts) {
       NamedBytes* a = request.add_artifacts();

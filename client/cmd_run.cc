@@ -116,33 +116,7 @@ absl::StatusOr<JobSpec> SpecOf(const evaluator::JobConfig& config) {
 }
 
 void PrintSummary(const evaluator::JobConfig& config, const FinalFront& f) {
-  std::vector<search::TableRow> rows;
-  for (const auto* list : {&f.front(), &f.uniform()}) {
-    for (const FrontPointInfo& p : *list) {
-      rows.push_back(search::TableRow{
-          p.label(), p.size_bytes(), p.test_top1(),
-          std::vector<int>(p.wbits().begin(), p.wbits().end()),
-          std::vector<int>(p.abits().begin(), p.abits().end())});
-    }
-  }
-  std::printf(
-      "\n== final front after the full fine-tune, test top-1 "
-      "(float %.2f%%)\n%s",
-      f.float_test_top1(),
-      search::FormatFrontTable(rows, f.float_test_top1(), f.float_size_bytes())
-          .c_str());
-  std::printf(
-      "hypervolume (test, normalized loss x size, ref (1,1)): "
-      "front %.4f, uniform %.4f\n",
-      f.front_hypervolume(), f.uniform_hypervolume());
-  if (f.uniform_size() > 0) {
-    std::printf(
-        "smaller than every uniform configuration at least as "
-        "accurate: %s\n",
-        f.beating_points().empty()
-            ? "none"
-            : absl::StrJoin(f.beating_points(), ", ").c_str());
-  }
+  std::printf("\n%s", FormatFrontComparison(f).c_str());
   const int64_t total = f.computed() + f.cached();
   std::printf(
       "evaluations: %lld computed, %lld cached (cache hit rate "

@@ -12,6 +12,7 @@ absl::Status RunInspect(int argc, char** argv);
 absl::Status RunEval(int argc, char** argv);
 absl::Status RunTrainBaseline(int argc, char** argv);
 absl::Status RunRun(int argc, char** argv);
+absl::Status RunSensitivity(int argc, char** argv);
 
 // The service commands: clients of an autoq-server (client/job_client.h).
 absl::Status RunSubmit(int argc, char** argv);

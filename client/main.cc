@@ -58,6 +58,7 @@ constexpr Command kCommands[] = {
     {"train-baseline", autoq::client::RunTrainBaseline, true},
 #ifndef AUTOQ_CORE_ONLY  // the QAT core alone: no search, no service
     {"run", autoq::client::RunRun, true},
+    {"sensitivity", autoq::client::RunSensitivity, true},
     {"submit", autoq::client::RunSubmit, false},
     {"watch", autoq::client::RunWatch, false},
     {"list", autoq::client::RunList, false},

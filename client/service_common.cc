@@ -38,6 +38,8 @@ std::string StageName(TaskStage stage) {
       return "search";
     case STAGE_FINAL:
       return "final";
+    case STAGE_SENSITIVITY:
+      return "sensitivity";
     default:
       return "task";
   }
@@ -147,7 +149,7 @@ std::string ToJson(const google::protobuf::Message& message, bool pretty) {
   return out;
 }
 
-std::string FormatFinalFront(const FinalFront& f) {
+std::string FormatFrontComparison(const FinalFront& f) {
   std::vector<search::TableRow> rows;
   for (const auto* list : {&f.front(), &f.uniform()}) {
     for (const FrontPointInfo& p : *list) rows.push_back(Row(p, p.test_top1()));
@@ -157,17 +159,48 @@ std::string FormatFinalFront(const FinalFront& f) {
       f.float_test_top1());
   absl::StrAppend(&out, search::FormatFrontTable(rows, f.float_test_top1(),
                                                  f.float_size_bytes()));
+  if (f.uniform_size() > 0 && f.region_size_bytes() > 0) {
+    const double u = f.region_uniform_hypervolume();
+    absl::StrAppendFormat(
+        &out,
+        "deploy region (test loss <= %.2f pp, size <= %.1f KB): hypervolume "
+        "front %.4f, uniform %.4f",
+        f.max_accuracy_drop(), f.region_size_bytes() / 1024.0,
+        f.region_front_hypervolume(), u);
+    if (u > 0) {
+      absl::StrAppendFormat(&out, " (%+.1f %%)",
+                            100.0 * (f.region_front_hypervolume() / u - 1.0));
+    }
+    absl::StrAppend(&out, "\n");
+    auto near = [&](int64_t bytes) {
+      return bytes <= 0 ? std::string("none")
+                        : absl::StrFormat("%.1f KB (%.0f %% of %.1f KB)",
+                                          bytes / 1024.0,
+                                          100.0 * bytes / f.region_size_bytes(),
+                                          f.region_size_bytes() / 1024.0);
+    };
+    absl::StrAppend(&out, "smallest within 0.5 pp of float: front ",
+                    near(f.front_smallest_near_float()), ", uniform ",
+                    near(f.uniform_smallest_near_float()), "\n");
+  }
   absl::StrAppendFormat(&out,
                         "hypervolume (test, normalized loss x size, ref "
                         "(1,1)): front %.4f, uniform %.4f\n",
                         f.front_hypervolume(), f.uniform_hypervolume());
   if (f.uniform_size() > 0) {
-    absl::StrAppend(
-        &out, "smaller than every uniform configuration at least as accurate: ",
-        f.beating_points().empty() ? "none"
-                                   : absl::StrJoin(f.beating_points(), ", "),
-        "\n");
+    absl::StrAppend(&out,
+                    "inside the region, smaller than every uniform "
+                    "configuration at least as accurate: ",
+                    f.beating_points().empty()
+                        ? "none"
+                        : absl::StrJoin(f.beating_points(), ", "),
+                    "\n");
   }
+  return out;
+}
+
+std::string FormatFinalFront(const FinalFront& f) {
+  std::string out = FormatFrontComparison(f);
   absl::StrAppendFormat(
       &out,
       "evaluations: %d computed, %d cached; time: search %.1f s, final "
@@ -237,7 +270,9 @@ void EventPrinter::Print(const JobEvent& event) {
       absl::StrAppendFormat(
           &text, "  %8.1f KB  %6.1f s  %s%s\n", p.size_bytes() / 1024.0,
           e.cached() ? 0.0 : e.seconds(),
-          e.stage() == STAGE_FLOAT ? "float" : absl::StrJoin(wbits, ","),
+          e.stage() == STAGE_FLOAT         ? "float"
+          : e.stage() == STAGE_SENSITIVITY ? "one layer at a time"
+                                           : absl::StrJoin(wbits, ","),
           p.label().empty() ? "" : absl::StrCat(" ", p.label()));
       break;
     }

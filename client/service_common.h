@@ -55,6 +55,10 @@ std::string ToJson(const google::protobuf::Message& message, bool pretty);
 // top-1 with size and bits, the hypervolumes of front vs. uniform, the
 // points that beat every uniform configuration, evaluation counts, times.
 std::string FormatFinalFront(const FinalFront& front);
+// The table of the final front and uniform points, then the comparison:
+// the deploy region's hypervolumes, the smallest point near float, the
+// whole-space hypervolumes and the points that beat uniform.
+std::string FormatFrontComparison(const FinalFront& front);
 
 // Prints a job's events as `autoq watch` does: for people (one line per
 // evaluation, a front table per generation, worker changes, the final

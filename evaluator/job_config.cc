@@ -126,6 +126,13 @@ absl::Status ResolveSearch(const SearchSpec& s, JobConfig* c) {
     }
     o.max_accuracy_drop = s.max_accuracy_drop();
   }
+  if (s.has_sensitivity_images()) {
+    if (s.sensitivity_images() < 0 || s.sensitivity_images() > 1000000) {
+      return Bad("search.sensitivity_images",
+                 "must be in 0..1000000 (0: no sensitivity seeding)");
+    }
+    o.sensitivity_images = s.sensitivity_images();
+  }
   qat::QatRecipe search_defaults;  // one short epoch per candidate
   search_defaults.epochs = 1;
   c->search_recipe = search_defaults;

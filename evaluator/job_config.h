@@ -40,6 +40,10 @@ struct SearchOptions {
   // Percentage points of validation top-1 below the float model beyond
   // which a configuration is outside the region of interest; (0, 100].
   double max_accuracy_drop = 2.0;
+  // Seed the initial population from per-layer sensitivity (a
+  // STAGE_SENSITIVITY task on this many validation images, then a
+  // knapsack per size budget) besides the uniform configurations; 0: off.
+  int64_t sensitivity_images = 1000;
 };
 
 struct FinalOptions {

@@ -10,6 +10,8 @@ const char* StageName(Stage stage) {
       return "final";
     case Stage::kFloat:
       return "float";
+    case Stage::kSensitivity:
+      return "sensitivity";
   }
   return "unknown";
 }

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "qat/quant_config.h"
 #include "qat/recipe.h"
+#include "qat/sensitivity_table.h"
 
 namespace autoq::evaluator {
 
@@ -24,9 +26,11 @@ enum class Stage {
   kSearch,  // the short fine-tune that scores a candidate
   kFinal,   // the full fine-tune of a final point, with its exports
   kFloat,   // the float model's val and test scores (no bits, no training)
+  kSensitivity,  // per-layer weight sensitivity (no bits, no training)
 };
 
-// "search", "final", "float": in logs and in the cache keys' text.
+// "search", "final", "float", "sensitivity": in logs and in the cache
+// keys' text.
 const char* StageName(Stage stage);
 
 struct EvalTask {
@@ -40,6 +44,8 @@ struct EvalRecord {
   std::string device;  // where it ran
   // Final stage: exported files by name (stored as artifacts of the key).
   std::vector<std::pair<std::string, std::string>> artifacts;
+  // The sensitivity stage's table (empty otherwise).
+  std::optional<qat::SensitivityTable> sensitivity;
   // Already in the result store under its task's key, exports included
   // (the service stores a worker's result before the job hears of it):
   // search::CachedEvaluation does not write it again.

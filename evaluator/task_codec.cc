@@ -12,6 +12,8 @@ autoq::TaskStage ToProtoStage(Stage stage) {
       return autoq::STAGE_SEARCH;
     case Stage::kFinal:
       return autoq::STAGE_FINAL;
+    case Stage::kSensitivity:
+      return autoq::STAGE_SENSITIVITY;
   }
   return autoq::STAGE_UNSPECIFIED;
 }
@@ -24,6 +26,8 @@ absl::StatusOr<Stage> FromProtoStage(int stage) {
       return Stage::kSearch;
     case autoq::STAGE_FINAL:
       return Stage::kFinal;
+    case autoq::STAGE_SENSITIVITY:
+      return Stage::kSensitivity;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown stage ", stage, " (a newer server?)"));
@@ -58,6 +62,22 @@ std::string EncodeRecord(const EvalRecord& record,
   r.set_prepare_seconds(q.prepare_seconds);
   r.set_export_seconds(q.export_seconds);
   r.set_device(record.device);
+  if (record.sensitivity.has_value()) {
+    const qat::SensitivityTable& t = *record.sensitivity;
+    autoq::SensitivityResult* s = r.mutable_sensitivity();
+    s->set_min_bits(t.min_bits);
+    s->set_max_bits(t.max_bits);
+    s->set_reference_loss(t.reference_loss);
+    s->set_reference_top1(t.reference_top1);
+    s->set_images(t.images);
+    s->set_seconds(t.seconds);
+    for (size_t g = 0; g < t.layers.size(); ++g) {
+      autoq::SensitivityLayer* l = s->add_layers();
+      l->set_name(t.layers[g]);
+      for (double v : t.loss[g]) l->add_loss(v);
+      for (double v : t.top1[g]) l->add_top1(v);
+    }
+  }
   for (const qat::LayerBits& b : bits) {
     r.add_wbits(b.wbits);
     r.add_abits(b.abits);
@@ -99,6 +119,31 @@ absl::StatusOr<EvalRecord> DecodeRecord(const std::string& value) {
   q.prepare_seconds = r.prepare_seconds();
   q.export_seconds = r.export_seconds();
   record.device = r.device();
+  if (r.has_sensitivity()) {
+    const autoq::SensitivityResult& s = r.sensitivity();
+    qat::SensitivityTable t;
+    t.min_bits = s.min_bits();
+    t.max_bits = s.max_bits();
+    t.reference_loss = s.reference_loss();
+    t.reference_top1 = s.reference_top1();
+    t.images = s.images();
+    t.seconds = s.seconds();
+    const int widths = t.max_bits - t.min_bits + 1;
+    if (t.min_bits < qat::kMinBits || t.max_bits > qat::kMaxBits ||
+        widths < 1) {
+      return absl::DataLossError("a cached sensitivity has bad bit-widths");
+    }
+    for (const autoq::SensitivityLayer& l : s.layers()) {
+      if (l.loss_size() != widths || l.top1_size() != widths) {
+        return absl::DataLossError(
+            "a cached sensitivity has rows of the wrong length");
+      }
+      t.layers.push_back(l.name());
+      t.loss.emplace_back(l.loss().begin(), l.loss().end());
+      t.top1.emplace_back(l.top1().begin(), l.top1().end());
+    }
+    record.sensitivity = std::move(t);
+  }
   return record;
 }
 

@@ -10,6 +10,7 @@
 #include "evaluator/score.h"
 #include "qat/export.h"
 #include "qat/quantized_model.h"
+#include "qat/sensitivity.h"
 #include "qat/tensor_dataset.h"
 #include "qat/torch_errors.h"
 #include "qat/trainer.h"
@@ -79,6 +80,31 @@ absl::StatusOr<EvalRecord> RunFloatTask(const JobData& job,
   return record;
 }
 
+// Per-layer weight sensitivity on the first validation images: the
+// search's prior (no bits, no training).
+absl::StatusOr<EvalRecord> RunSensitivityTask(
+    const JobData& job, c10::Device device,
+    const qat::ProgressOptions& progress) {
+  const auto start = Clock::now();
+  qat::SensitivityOptions options;
+  options.min_bits = job.min_bits;
+  options.max_bits = job.max_bits;
+  options.device = device;
+  options.cancel = progress.cancel;
+  EvalRecord record;
+  ASSIGN_OR_RETURN(
+      record.sensitivity,
+      qat::MeasureSensitivity(job.model, job.analysis,
+                              qat::Head(job.data.val, job.sensitivity_images),
+                              job.scheme, options));
+  record.qat.best_val_top1 = record.sensitivity->reference_top1;
+  record.qat.test_top1 = -1;
+  record.qat.val_seconds = Since(start);
+  record.device = device.str();
+  record.qat.wall_seconds = Since(start);
+  return record;
+}
+
 }  // namespace
 
 // What the job's tasks share, built on first use.
@@ -137,6 +163,9 @@ absl::StatusOr<EvalRecord> TaskRunner::Run(
     const EvalTask& task, const qat::ProgressOptions& progress) {
   const JobData& job = *job_;
   if (task.stage == Stage::kFloat) return RunFloatTask(job, task, device_);
+  if (task.stage == Stage::kSensitivity) {
+    return RunSensitivityTask(job, device_, progress);
+  }
   const auto start = Clock::now();
   const bool final_stage = task.stage == Stage::kFinal;
   Prepared& p = *prepared_;

@@ -34,11 +34,17 @@ struct JobData {
   qat::QatRecipe final_recipe;
   int64_t final_train_subset = 0;
   qat::BnFold final_bn_fold = qat::BnFold::kApproximate;
+  // The sensitivity stage: the first images of the validation split and
+  // the weight bit-widths probed.
+  int64_t sensitivity_images = 1000;
+  int min_bits = qat::kMinBits, max_bits = qat::kMaxBits;
 };
 
 // Runs `task` on `device`. Search tasks score on the validation split only;
 // final tasks also score the test split and export the model; float tasks
-// (no bits) score the unmodified model on the validation and test splits.
+// (no bits) score the unmodified model on the validation and test splits;
+// sensitivity tasks (no bits) measure qat::MeasureSensitivity on the first
+// job.sensitivity_images validation images.
 absl::StatusOr<EvalRecord> RunTask(const JobData& job, const EvalTask& task,
                                    c10::Device device,
                                    const qat::ProgressOptions& progress = {});

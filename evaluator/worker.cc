@@ -192,6 +192,25 @@ EvalRecord NoopRecord(const EvalTask& task) {
   epoch.acts_quantized = !task.bits.empty();
   q.curve.push_back(epoch);
   r.device = "noop";
+  if (task.stage == Stage::kSensitivity) {
+    // The same shape as above: a layer's loss grows with the square of the
+    // bits it loses, more in later layers.
+    qat::SensitivityTable t;
+    t.reference_loss = 0.3;
+    t.reference_top1 = 90.0;
+    t.images = 1;
+    for (size_t i = 0; i < task.bits.size(); ++i) {
+      t.layers.push_back(absl::StrCat("layer", i));
+      t.loss.emplace_back();
+      t.top1.emplace_back();
+      for (int b = t.min_bits; b <= t.max_bits; ++b) {
+        const double pp = 0.05 * (8 - b) * (8 - b) * (1.0 + i % 3);
+        t.loss.back().push_back(t.reference_loss + 0.01 * pp);
+        t.top1.back().push_back(90.0 - pp);
+      }
+    }
+    r.sensitivity = std::move(t);
+  }
   if (task.stage == Stage::kFinal) {
     std::string bits = qat::FormatBits(task.bits);
     r.artifacts.emplace_back(kTorchScriptArtifact,

@@ -56,14 +56,38 @@ std::vector<qat::LayerBits> Encoding::UniformBits(int bits) const {
                                      qat::LayerBits{bits, abits});
 }
 
-std::vector<std::vector<int>> Encoding::InitialPopulation(int size,
-                                                          uint32_t seed) const {
+std::vector<int> Encoding::EncodeWeights(const std::vector<int>& wbits) const {
+  std::vector<int> genes(static_cast<size_t>(dimension()), max_bits_);
+  for (size_t i = 0; i < free_layers_.size(); ++i) {
+    const size_t layer = static_cast<size_t>(free_layers_[i]);
+    if (layer < wbits.size()) {
+      genes[i] = std::clamp(wbits[layer], min_bits_, max_bits_);
+    }
+  }
+  return genes;
+}
+
+std::vector<std::vector<int>> Encoding::InitialPopulation(
+    int size, uint32_t seed, const std::vector<std::vector<int>>& seeds) const {
   std::vector<std::vector<int>> pop;
   std::set<std::vector<int>> seen;
-  for (int b = min_bits_; b <= max_bits_ && static_cast<int>(pop.size()) < size;
-       ++b) {
-    pop.push_back(Uniform(b));
-    seen.insert(pop.back());
+  auto add = [&](std::vector<int> genes) {
+    if (static_cast<int>(pop.size()) >= size) return;
+    if (seen.insert(genes).second) pop.push_back(std::move(genes));
+  };
+  if (seeds.empty()) {
+    for (int b = min_bits_; b <= max_bits_; ++b) add(Uniform(b));
+  } else {
+    size_t next_seed = 0;
+    for (int b = max_bits_; b >= min_bits_; --b) {
+      add(Uniform(b));
+      while (next_seed < seeds.size() &&
+             seen.count(seeds[next_seed]) != 0) {
+        ++next_seed;
+      }
+      if (next_seed < seeds.size()) add(seeds[next_seed++]);
+    }
+    while (next_seed < seeds.size()) add(seeds[next_seed++]);
   }
   const int uniforms = static_cast<int>(pop.size());
   std::mt19937 rng(seed);

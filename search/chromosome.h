@@ -38,12 +38,21 @@ class Encoding {
   // activations): the uniform configuration as a model sees it.
   std::vector<qat::LayerBits> UniformBits(int bits) const;
 
-  // The initial population: every uniform configuration (min..max bits)
-  // first, then offspring of random pairs of them (uniform crossover and a
-  // +-1 mutation per gene with probability 1/dimension), without repeats
-  // where the space allows. `size` >= 1.
-  std::vector<std::vector<int>> InitialPopulation(int size,
-                                                  uint32_t seed) const;
+  // The genes of per-layer weight bits (one per layer of the model,
+  // clamped to the bounds); pinned layers are dropped, searched activation
+  // genes are max_bits.
+  std::vector<int> EncodeWeights(const std::vector<int>& wbits) const;
+
+  // The initial population. Without `seeds`: every uniform configuration
+  // (min..max bits) first. With seeds (chromosomes, e.g. knapsack
+  // solutions): uniform configurations from max_bits down and the seeds in
+  // turn, so both get about half of a small population. Then offspring of
+  // random pairs of those (uniform crossover and a +-1 mutation per gene
+  // with probability 1/dimension), without repeats where the space allows.
+  // `size` >= 1.
+  std::vector<std::vector<int>> InitialPopulation(
+      int size, uint32_t seed,
+      const std::vector<std::vector<int>>& seeds = {}) const;
 
  private:
   int num_layers_;

@@ -38,12 +38,14 @@ std::string CachedEvaluation::Key(
   for (const qat::LayerBits& b : bits) {
     absl::StrAppend(&bit_text, "w", b.wbits, "a", b.abits, ";");
   }
+  const std::string& recipe =
+      stage == evaluator::Stage::kSearch        ? keys_.search_stage
+      : stage == evaluator::Stage::kSensitivity ? keys_.sensitivity_stage
+                                                : keys_.final_stage;
   return Sha256Hex(absl::StrCat(
       "autoq-result-v", kKeyVersion, "\nmodel=", keys_.model_digest,
       "\ndata=", keys_.data, "\nstage=", StageName(stage), "\nrecipe=",
-      stage == evaluator::Stage::kSearch ? keys_.search_stage
-                                         : keys_.final_stage,
-      "\nbits=", bit_text));
+      recipe, "\nbits=", bit_text));
 }
 
 absl::StatusOr<std::optional<std::string>> CachedEvaluation::Artifact(

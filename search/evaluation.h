@@ -28,6 +28,8 @@ struct KeyContext {
   std::string data;          // dataset spec and split options
   std::string search_stage;  // recipe, scheme and train subset of a candidate
   std::string final_stage;   // the same for the final fine-tune
+  // Scheme, bit range and images of the sensitivity measurement.
+  std::string sensitivity_stage;
 };
 
 struct EvalStats {

@@ -7,12 +7,14 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "evaluator/task.h"
-#include "absl/strings/str_format.h"
 #include "search/chromosome.h"
+#include "search/knapsack.h"
 #include "search/problem.h"
+#include "search/sensitivity_report.h"
 
 namespace autoq::search {
 namespace {
@@ -48,7 +50,8 @@ std::string SearchText(const evaluator::SearchOptions& o) {
       ";seed=", o.seed, ";bits=", o.min_bits, "..", o.max_bits,
       ";search_abits=", o.search_activation_bits, ";abits=", o.activation_bits,
       ";pin=", o.pin_first_last, ";bops=", o.bops_objective,
-      ";budget=", o.size_budget_bytes, ";max_drop=", o.max_accuracy_drop);
+      ";budget=", o.size_budget_bytes, ";max_drop=", o.max_accuracy_drop,
+      ";sensitivity=", o.sensitivity_images);
 }
 
 // The identity of a search: its checkpoints are stored under this key, so
@@ -153,6 +156,9 @@ KeyContext MakeKeyContext(const evaluator::JobConfig& config,
   keys.final_stage = absl::StrCat(
       RecipeText(config.final_front.recipe, config.final_front.train_subset),
       ";", SchemeText(final_scheme), ";export=1");
+  keys.sensitivity_stage = absl::StrCat(
+      SchemeText(config.scheme), ";bits=", config.search.min_bits, "..",
+      config.search.max_bits, ";images=", config.search.sensitivity_images);
   return keys;
 }
 
@@ -223,7 +229,8 @@ class Pipeline {
   }
 
   absl::Status ScoreFloat();
-  absl::StatusOr<SearchOutcome> Search();
+  absl::StatusOr<std::vector<std::vector<int>>> SensitivitySeeds();
+  absl::StatusOr<SearchOutcome> Search(std::vector<std::vector<int>> seeds);
   FinalBatch MakeFinalBatch(const SearchOutcome& outcome) const;
   absl::StatusOr<std::vector<evaluator::EvalRecord>> FineTuneFinal(
       const FinalBatch& batch);
@@ -252,8 +259,12 @@ absl::StatusOr<JobSummary> Pipeline::Run() {
   RETURN_IF_ERROR(ScoreFloat());
 
   if (IsCancelled()) return absl::CancelledError("job cancelled");
+  absl::StatusOr<std::vector<std::vector<int>>> seeds = SensitivitySeeds();
+  if (!seeds.ok()) return seeds.status();
+
+  if (IsCancelled()) return absl::CancelledError("job cancelled");
   reporter_.Phase("search");
-  absl::StatusOr<SearchOutcome> outcome = Search();
+  absl::StatusOr<SearchOutcome> outcome = Search(*std::move(seeds));
   if (!outcome.ok()) return outcome.status();
 
   if (IsCancelled()) return absl::CancelledError("job cancelled");
@@ -299,8 +310,71 @@ absl::Status Pipeline::ScoreFloat() {
   return absl::OkStatus();
 }
 
+// The sensitivity prior: one sensitivity task (cached like any result),
+// then a knapsack solution for each of half a population of size budgets
+// between uniform (min_bits + 1) and (max_bits - 1): the seeds of the
+// initial population. None when search.sensitivity_images is 0.
+absl::StatusOr<std::vector<std::vector<int>>> Pipeline::SensitivitySeeds() {
+  const evaluator::SearchOptions& o = config_.search;
+  if (o.sensitivity_images <= 0 || o.max_bits - o.min_bits < 2) {
+    return std::vector<std::vector<int>>();
+  }
+  reporter_.Phase("sensitivity");
+  CachedEvaluation sensitivity_evaluation(store_, evaluator_, keys_);
+  // Every layer at max_bits: the reference, and the layer count a worker
+  // without the model (the no-op one) needs.
+  const std::vector<qat::LayerBits> reference = encoding_.UniformBits(o.max_bits);
+  absl::StatusOr<std::vector<evaluator::EvalRecord>> records =
+      sensitivity_evaluation.Evaluate(
+          evaluator::Stage::kSensitivity, {reference},
+          [&](size_t, const evaluator::EvalRecord& r, bool cached, size_t done,
+              size_t total) {
+            reporter_.Evaluation(evaluator::Stage::kSensitivity, nullptr,
+                                 reference, r, cached, done, total);
+          });
+  if (!records.ok()) return Failed(records.status());
+  const std::optional<qat::SensitivityTable>& table =
+      records->front().sensitivity;
+  if (!table.has_value() ||
+      table->layers.size() != static_cast<size_t>(genes_)) {
+    return absl::InternalError(absl::StrCat(
+        "the sensitivity result has ",
+        table.has_value() ? table->layers.size() : 0, " layers, the model ",
+        genes_));
+  }
+  const int abits = o.search_activation_bits ? 8 : o.activation_bits;
+  const std::vector<LayerChoices> choices = ChoicesFromSensitivity(
+      analysis_, *table, config_.scheme.granularity, abits);
+  auto size_at = [&](int bits) {
+    int64_t total = 0;
+    for (const LayerChoices& l : choices) {
+      total += l.size_bytes[static_cast<size_t>(bits - table->min_bits)];
+    }
+    return total;
+  };
+  absl::StatusOr<std::vector<std::vector<int>>> solutions = KnapsackFront(
+      choices, std::max(1, o.population / 2), size_at(o.min_bits + 1),
+      size_at(o.max_bits - 1));
+  if (!solutions.ok()) return solutions.status();
+  std::vector<std::vector<int>> seeds;
+  for (const std::vector<int>& wbits : *solutions) {
+    seeds.push_back(encoding_.EncodeWeights(wbits));
+  }
+  if (log_ != nullptr) {
+    std::fprintf(log_,
+                 "sensitivity: %zu layers x %d bit-widths on %lld validation "
+                 "images (%.1f s); %zu knapsack seeds\n",
+                 table->layers.size(), table->max_bits - table->min_bits + 1,
+                 static_cast<long long>(table->images), table->seconds,
+                 seeds.size());
+    std::fflush(log_);
+  }
+  return seeds;
+}
+
 // The NSGA-II search, resumed from its checkpoint when there is one.
-absl::StatusOr<SearchOutcome> Pipeline::Search() {
+absl::StatusOr<SearchOutcome> Pipeline::Search(
+    std::vector<std::vector<int>> seeds) {
   auto objectives = std::make_shared<Objectives>(
       encoding_, &analysis_, config_.scheme.granularity, config_.search,
       float_val_, &evaluation_);
@@ -321,6 +395,7 @@ absl::StatusOr<SearchOutcome> Pipeline::Search() {
     reporter_.Generation(info);
   };
   ctx.cancelled = cancelled_;
+  ctx.seeds = std::move(seeds);
   const auto search_start = Clock::now();
   absl::StatusOr<SearchOutcome> outcome =
       RunSearch(config_.search, *objectives, evaluation_, *store_, ctx);
@@ -386,6 +461,7 @@ absl::Status Pipeline::AssembleReport(
   report.float_val_top1 = float_val_;
   report.float_test_top1 = float_test_;
   report.float_size_bytes = analysis_.float_size_bytes;
+  report.max_accuracy_drop = config_.search.max_accuracy_drop;
   for (size_t i = 0; i < batch.bits.size(); ++i) {
     const bool uniform = i >= batch.front_points;
     const std::string label =

@@ -109,6 +109,7 @@ class PipelineTest : public ::testing::Test {
     config_.search.population = 8;
     config_.search.generations = kGenerations;
     config_.search.seed = 3;
+    config_.search.sensitivity_images = 0;  // seeding: its own test
     config_.final_front.compare_uniform = true;
     auto store = ResultStore::Open(dir_.File("results.db"));
     EXPECT_TRUE(store.ok()) << store.status();
@@ -241,6 +242,38 @@ TEST_F(PipelineTest, RunsEveryPhaseAndReportsEveryEvaluation) {
                                    " front points + 7 uniform "
                                    "configurations")));
   EXPECT_THAT(text, HasSubstr("  [final 1/"));
+}
+
+// With search.sensitivity_images, one sensitivity task (cached like any
+// result) seeds the initial population with knapsack solutions.
+TEST_F(PipelineTest, SeedsTheSearchFromSensitivity) {
+  config_.search.sensitivity_images = 100;
+  FakeEvaluator evaluator(&analysis_);
+  RecordingObserver observer;
+  MemoryLog log;
+  absl::StatusOr<JobSummary> summary = Run(&evaluator, &observer, log.file());
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_THAT(observer.phases,
+              ElementsAre("float", "sensitivity", "search", "final", "done"));
+  EXPECT_EQ(evaluator.runs(evaluator::Stage::kSensitivity), 1);
+  EXPECT_EQ(observer.evaluations[evaluator::Stage::kSensitivity], 1);
+  const std::string text = log.text();
+  EXPECT_THAT(text, HasSubstr("sensitivity: 6 layers x 7 bit-widths"));
+  EXPECT_THAT(text, HasSubstr("sensitivity + knapsack seeds"));
+  ASSERT_FALSE(summary->report.front.empty());
+
+  // The fake's first layers are the sensitive ones: the seeds keep them at
+  // more bits than the last, so the front holds such a configuration.
+  bool graded = false;
+  for (const FrontPoint& p : summary->report.front) {
+    graded = graded || p.wbits.front() > p.wbits.back();
+  }
+  EXPECT_TRUE(graded);
+
+  // A second run of the same job takes the table from the cache.
+  FakeEvaluator again(&analysis_);
+  ASSERT_TRUE(Run(&again, nullptr).ok());
+  EXPECT_EQ(again.runs(evaluator::Stage::kSensitivity), 0);
 }
 
 TEST_F(PipelineTest, SecondRunAnswersEverythingFromTheCache) {

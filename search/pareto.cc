@@ -82,4 +82,18 @@ double NormalizedHypervolume(const std::vector<AccuracySize>& points,
   return Hypervolume2D(std::move(normalized), {1.0, 1.0});
 }
 
+double RegionHypervolume(const std::vector<AccuracySize>& points,
+                         double float_top1, double max_drop,
+                         int64_t size_ref_bytes) {
+  if (!(max_drop > 0) || size_ref_bytes <= 0) return 0;
+  std::vector<std::array<double, 2>> normalized;
+  normalized.reserve(points.size());
+  for (const AccuracySize& p : points) {
+    normalized.push_back({std::max(0.0, (float_top1 - p.top1) / max_drop),
+                          static_cast<double>(p.size_bytes) /
+                              static_cast<double>(size_ref_bytes)});
+  }
+  return Hypervolume2D(std::move(normalized), {1.0, 1.0});
+}
+
 }  // namespace autoq::search

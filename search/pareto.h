@@ -41,6 +41,18 @@ struct AccuracySize {
 double NormalizedHypervolume(const std::vector<AccuracySize>& points,
                              double float_top1, int64_t float_size_bytes);
 
+// Hypervolume inside the region users deploy from, normalized to it:
+//   x = (float_top1 - top1) / max_drop, clipped below at 0 (a point more
+//       accurate than float counts as lossless)
+//   y = size_bytes / size_ref_bytes (e.g. the uniform 8-bit model's size)
+// with the reference point (1, 1), so the value lies in [0, 1] and points
+// losing more than max_drop (same unit as top1) or larger than
+// size_ref_bytes add nothing. Returns 0 when max_drop or size_ref_bytes is
+// not positive.
+double RegionHypervolume(const std::vector<AccuracySize>& points,
+                         double float_top1, double max_drop,
+                         int64_t size_ref_bytes);
+
 }  // namespace autoq::search
 
 #endif  // AUTOQ_SEARCH_PARETO_H_

@@ -65,6 +65,18 @@ TEST(Hypervolume2DTest, PointsBeyondTheReferenceAddNothing) {
   EXPECT_DOUBLE_EQ(Hypervolume2D({{-1, 0}}, {1, 1}), 2.0);
 }
 
+TEST(RegionHypervolumeTest, NormalizedToTheDeployBox) {
+  // Float 90 %, box: loss <= 2 pp, size <= 1000 B.
+  // (89, 500): x = 0.5, y = 0.5 -> 0.25.
+  EXPECT_NEAR(RegionHypervolume({{89, 500}}, 90, 2, 1000), 0.25, 1e-12);
+  // More accurate than float counts as lossless, not more.
+  EXPECT_NEAR(RegionHypervolume({{91, 500}}, 90, 2, 1000), 0.5, 1e-12);
+  // Outside the box in either direction: nothing.
+  EXPECT_EQ(RegionHypervolume({{87, 100}}, 90, 2, 1000), 0);
+  EXPECT_EQ(RegionHypervolume({{90, 1000}}, 90, 2, 1000), 0);
+  EXPECT_EQ(RegionHypervolume({{90, 100}}, 90, 0, 1000), 0);
+}
+
 TEST(NormalizedHypervolumeTest, LossAndSizeRelativeToFloat) {
   // Float 90 %, 1000 bytes. A point at 81 % (loss 0.1) and 250 bytes
   // (0.25): (1-0.1)*(1-0.25) = 0.675.

@@ -75,6 +75,36 @@ FrontComparison CompareWithUniform(const FrontReport& report) {
   c.uniform_hypervolume =
       NormalizedHypervolume(TestPoints(report.uniform), report.float_test_top1,
                             report.float_size_bytes);
+  c.max_accuracy_drop = report.max_accuracy_drop;
+  c.region_size_bytes = report.float_size_bytes;
+  bool any_uniform = false;
+  for (const FrontPoint& u : report.uniform) {
+    if (u.test_top1 < 0) continue;
+    c.region_size_bytes =
+        any_uniform ? std::max(c.region_size_bytes, u.size_bytes)
+                    : u.size_bytes;
+    any_uniform = true;
+  }
+  c.region_front_hypervolume =
+      RegionHypervolume(TestPoints(report.front), report.float_test_top1,
+                        report.max_accuracy_drop, c.region_size_bytes);
+  c.region_uniform_hypervolume =
+      RegionHypervolume(TestPoints(report.uniform), report.float_test_top1,
+                        report.max_accuracy_drop, c.region_size_bytes);
+  auto smallest_near_float = [&](const std::vector<FrontPoint>& points) {
+    int64_t best = 0;
+    for (const FrontPoint& p : points) {
+      if (p.test_top1 < 0 ||
+          p.test_top1 < report.float_test_top1 - kNearFloatPoints) {
+        continue;
+      }
+      if (best == 0 || p.size_bytes < best) best = p.size_bytes;
+    }
+    return best;
+  };
+  c.front_smallest_near_float = smallest_near_float(report.front);
+  c.uniform_smallest_near_float = smallest_near_float(report.uniform);
+
   std::vector<const FrontPoint*> measured;
   for (const FrontPoint& u : report.uniform) {
     if (u.test_top1 >= 0) measured.push_back(&u);
@@ -82,6 +112,9 @@ FrontComparison CompareWithUniform(const FrontReport& report) {
   if (measured.empty()) return c;  // nothing to beat
   for (const FrontPoint& p : report.front) {
     if (p.test_top1 < 0) continue;
+    if (report.float_test_top1 - p.test_top1 > report.max_accuracy_drop) {
+      continue;  // outside the region users deploy from
+    }
     const bool beats =
         std::all_of(measured.begin(), measured.end(), [&](const FrontPoint* u) {
           return u->test_top1 < p.test_top1 || p.size_bytes < u->size_bytes;
@@ -228,6 +261,17 @@ std::string RenderFrontJson(const FrontReport& r) {
        "reference (1, 1)"},
       {"front_hypervolume", c.front_hypervolume},
       {"uniform_hypervolume", c.uniform_hypervolume},
+      {"region",
+       {{"max_accuracy_drop", c.max_accuracy_drop},
+        {"size_bytes", c.region_size_bytes},
+        {"hypervolume_space",
+         "x = max(0, float_top1 - top1) / max_accuracy_drop, y = size / "
+         "region size_bytes, reference (1, 1)"},
+        {"front_hypervolume", c.region_front_hypervolume},
+        {"uniform_hypervolume", c.region_uniform_hypervolume}}},
+      {"smallest_within_0_5pp_of_float",
+       {{"front_size_bytes", c.front_smallest_near_float},
+        {"uniform_size_bytes", c.uniform_smallest_near_float}}},
       {"beating_points", c.beating_points},
       {"beats_uniform", c.beats_uniform()}};
   j["front"] = Json::array();

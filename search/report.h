@@ -39,21 +39,41 @@ struct FrontReport {
   int64_t float_size_bytes = 0;
   std::vector<FrontPoint> front;    // the found front (final fine-tune done)
   std::vector<FrontPoint> uniform;  // uniform configurations, same fine-tune
+  // The region of interest: points losing more than this many percentage
+  // points of test top-1 against float do not count as beating uniform.
+  // 100: every point counts.
+  double max_accuracy_drop = 100;
 };
 
 struct FrontComparison {
-  // NormalizedHypervolume (search/pareto.h) of test top-1 and size.
+  // NormalizedHypervolume (search/pareto.h) of test top-1 and size, over
+  // the whole space (useless low-accuracy points count too).
   double front_hypervolume = 0;
   double uniform_hypervolume = 0;
-  // Labels of the front points that beat every uniform configuration (see
-  // CompareWithUniform), in front order.
+  // The region users deploy from: test loss <= max_accuracy_drop and size
+  // <= region_size_bytes (the largest measured uniform configuration, i.e.
+  // uniform 8-bit; float size without one). RegionHypervolume of each set.
+  double max_accuracy_drop = 100;
+  int64_t region_size_bytes = 0;
+  double region_front_hypervolume = 0;
+  double region_uniform_hypervolume = 0;
+  // The smallest point within 0.5 percentage points of float test top-1,
+  // of the front and of the uniform configurations; 0 when none is.
+  int64_t front_smallest_near_float = 0;
+  int64_t uniform_smallest_near_float = 0;
+  // Labels of the front points inside the region that beat every uniform
+  // configuration (see CompareWithUniform), in front order.
   std::vector<std::string> beating_points;
-  // The front covers more than the uniform configurations and at least one
-  // of its points beats them all.
+  // Inside the region, the front covers more than the uniform
+  // configurations and at least one of its points beats them all.
   bool beats_uniform() const {
-    return front_hypervolume > uniform_hypervolume && !beating_points.empty();
+    return region_front_hypervolume > region_uniform_hypervolume &&
+           !beating_points.empty();
   }
 };
+
+// How close to float a point must be for the "smallest near float" figure.
+inline constexpr double kNearFloatPoints = 0.5;
 
 // Compares the found front with the uniform configurations on the test
 // split. A front point p with a measured test top-1 "beats uniform" iff at
@@ -61,7 +81,8 @@ struct FrontComparison {
 // than every measured uniform configuration u with u.test_top1 >=
 // p.test_top1. When no uniform configuration is that accurate, p qualifies:
 // it is more accurate than all of them. (Equal sizes do not qualify: the
-// point must buy a strictly smaller model at no accuracy cost.)
+// point must buy a strictly smaller model at no accuracy cost.) Points
+// outside the region (test loss > report.max_accuracy_drop) never qualify.
 FrontComparison CompareWithUniform(const FrontReport& report);
 
 // One row of FormatFrontTable.

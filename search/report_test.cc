@@ -109,6 +109,36 @@ TEST(CompareWithUniformTest, NoMeasuredUniformMeansNothingToBeat) {
   EXPECT_FALSE(c.beats_uniform());
 }
 
+// Inside a 2 pp region, a point far below float (front-4 at 70 %) no
+// longer counts as beating uniform, and the region's hypervolume is
+// normalized to the box loss <= 2 pp x size <= uniform 8-bit.
+TEST(CompareWithUniformTest, OnlyPointsInsideTheRegionCount) {
+  FrontReport r = BaseReport();
+  r.max_accuracy_drop = 2;
+  r.front = {Point("front-1", false, {8, 4, 4, 8}, 600, 89.8),
+             Point("front-4", false, {4, 2, 2, 2}, 200, 70)};
+  const FrontComparison c = CompareWithUniform(r);
+  EXPECT_EQ(c.beating_points, std::vector<std::string>{"front-1"});
+  EXPECT_EQ(c.region_size_bytes, 1000);  // uniform 8-bit
+  // front-1: x = 0.2 / 2 = 0.1, y = 0.6; front-4 is outside.
+  EXPECT_NEAR(c.region_front_hypervolume, 0.9 * 0.4, 1e-12);
+  // uniform-8 sits on the size edge; uniform-4 and -2 lose too much.
+  EXPECT_NEAR(c.region_uniform_hypervolume, 0.0, 1e-12);
+  EXPECT_TRUE(c.beats_uniform());
+  // Within 0.5 pp of float (90 %): front-1, and uniform-8 (89.5 %, exactly
+  // 0.5 below, counts).
+  EXPECT_EQ(c.front_smallest_near_float, 600);
+  EXPECT_EQ(c.uniform_smallest_near_float, 1000);
+
+  // The whole-space figure still counts front-4: it hid the difference.
+  r.front = {Point("front-4", false, {4, 2, 2, 2}, 200, 70)};
+  const FrontComparison only_far = CompareWithUniform(r);
+  EXPECT_TRUE(only_far.beating_points.empty());
+  EXPECT_FALSE(only_far.beats_uniform());
+  EXPECT_GT(only_far.front_hypervolume, 0);
+  EXPECT_EQ(only_far.front_smallest_near_float, 0);
+}
+
 TEST(FormatFrontTableTest, SortedBySizeWithNumbers) {
   std::vector<TableRow> rows = {
       {"front-2", 2048, 89.25, {8, 8, 4}, {8, 8, 8}},
@@ -194,6 +224,15 @@ TEST(ReportFilesTest, JsonRoundTrips) {
   EXPECT_EQ(j["comparison"]["beating_points"].get<std::vector<std::string>>(),
             c.beating_points);
   EXPECT_EQ(j["comparison"]["beats_uniform"].get<bool>(), c.beats_uniform());
+  EXPECT_DOUBLE_EQ(
+      j["comparison"]["region"]["front_hypervolume"].get<double>(),
+      c.region_front_hypervolume);
+  EXPECT_EQ(j["comparison"]["region"]["size_bytes"].get<int64_t>(),
+            c.region_size_bytes);
+  EXPECT_EQ(j["comparison"]["smallest_within_0_5pp_of_float"]
+             ["front_size_bytes"]
+                 .get<int64_t>(),
+            c.front_smallest_near_float);
 }
 
 TEST(ReportFilesTest, CsvHasHeaderAndOneLinePerPoint) {

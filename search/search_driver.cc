@@ -235,12 +235,17 @@ absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,
                      evaluation.stats(), 0, /*restored=*/true);
   } else {
     genes = objectives.encoding().InitialPopulation(options.population,
-                                                    options.seed);
+                                                    options.seed, ctx.seeds);
     if (ctx.log != nullptr) {
       std::fprintf(ctx.log,
                    "\n== initial population: %zu configurations (uniform "
-                   "%d..%d bits and their offspring)\n",
-                   genes.size(), options.min_bits, options.max_bits);
+                   "%d..%d bits%s and their offspring)\n",
+                   genes.size(), options.min_bits, options.max_bits,
+                   ctx.seeds.empty()
+                       ? ""
+                       : absl::StrCat(", ", ctx.seeds.size(),
+                                      " sensitivity + knapsack seeds")
+                             .c_str());
     }
     const auto t = Clock::now();
     absl::StatusOr<std::vector<std::vector<double>>> scores =

@@ -80,6 +80,10 @@ struct SearchContext {
   // When it reads true, the search stops before its next generation with
   // CANCELLED ("job cancelled"). May be null.
   const std::atomic<bool>* cancelled = nullptr;
+  // Chromosomes for the initial population besides the uniform ones (see
+  // Encoding::InitialPopulation), e.g. sensitivity + knapsack solutions.
+  // Part of the search's identity: job_key must change with them.
+  std::vector<std::vector<int>> seeds;
 };
 
 absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,

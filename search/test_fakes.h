@@ -80,6 +80,29 @@ class FakeEvaluator : public evaluator::Evaluator {
       r.qat.size_bytes = analysis_->float_size_bytes;
       return r;
     }
+    if (task.stage == evaluator::Stage::kSensitivity) {
+      // The same per-layer sensitivities as the scores below, as a loss in
+      // nats (1 pp of top-1 ~ 0.01).
+      qat::SensitivityTable t;
+      t.reference_loss = 0.3;
+      t.reference_top1 = 90.0;
+      t.images = 100;
+      for (int i = 0; i < analysis_->num_genes(); ++i) {
+        t.layers.push_back(absl::StrCat("layer", i));
+        t.loss.emplace_back();
+        t.top1.emplace_back();
+        for (int b = t.min_bits; b <= t.max_bits; ++b) {
+          const double pp = 4.0 / (1.0 + i) * std::pow(2.0, 2 - b) * 4;
+          t.loss.back().push_back(t.reference_loss +
+                                  (b == t.max_bits ? 0 : 0.01 * pp));
+          t.top1.back().push_back(90.0 - (b == t.max_bits ? 0 : pp));
+        }
+      }
+      r.qat.best_val_top1 = 90.0;
+      r.qat.test_top1 = -1;
+      r.sensitivity = std::move(t);
+      return r;
+    }
     r.qat.best_val_top1 = std::max(10.0, 90.0 - loss);
     r.qat.test_top1 =
         task.stage == evaluator::Stage::kFinal ? r.qat.best_val_top1 - 0.5 : -1;

@@ -273,6 +273,13 @@ absl::StatusOr<FinalFront> RunServiceJob(const JobRunContext& ctx) {
   out.set_float_size_bytes(report.float_size_bytes);
   out.set_front_hypervolume(summary.comparison.front_hypervolume);
   out.set_uniform_hypervolume(summary.comparison.uniform_hypervolume);
+  const search::FrontComparison& c = summary.comparison;
+  out.set_max_accuracy_drop(c.max_accuracy_drop);
+  out.set_region_size_bytes(c.region_size_bytes);
+  out.set_region_front_hypervolume(c.region_front_hypervolume);
+  out.set_region_uniform_hypervolume(c.region_uniform_hypervolume);
+  out.set_front_smallest_near_float(c.front_smallest_near_float);
+  out.set_uniform_smallest_near_float(c.uniform_smallest_near_float);
   for (const std::string& b : summary.comparison.beating_points) {
     out.add_beating_points(b);
   }
