@@ -61,6 +61,30 @@ TEST(EncodingTest, InitialPopulationStartsWithUniformConfigs) {
   EXPECT_NE(e.InitialPopulation(16, 8), pop);
 }
 
+TEST(EncodingTest, SeedsShareTheInitialPopulationWithUniformConfigs) {
+  evaluator::SearchOptions o;
+  o.pin_first_last = true;
+  Encoding e(6, o);
+  // Pinned layers drop out; out-of-range bits are clamped.
+  EXPECT_EQ(e.EncodeWeights({8, 3, 4, 9, 1, 8}), (std::vector<int>{3, 4, 8, 2}));
+  const std::vector<std::vector<int>> seeds = {
+      {3, 4, 5, 6}, {4, 4, 5, 6}, e.Uniform(8), {5, 5, 6, 6}, {6, 6, 7, 7}};
+  std::vector<std::vector<int>> pop = e.InitialPopulation(8, 7, seeds);
+  ASSERT_EQ(pop.size(), 8u);
+  // Uniform from 8 bits down, a seed after each (the seed equal to uniform
+  // 8 is skipped).
+  EXPECT_EQ(pop[0], e.Uniform(8));
+  EXPECT_EQ(pop[1], seeds[0]);
+  EXPECT_EQ(pop[2], e.Uniform(7));
+  EXPECT_EQ(pop[3], seeds[1]);
+  EXPECT_EQ(pop[4], e.Uniform(6));
+  EXPECT_EQ(pop[5], seeds[3]);
+  EXPECT_EQ(pop[6], e.Uniform(5));
+  EXPECT_EQ(pop[7], seeds[4]);
+  // Without seeds the order is unchanged: uniform 2..8 first.
+  EXPECT_EQ(e.InitialPopulation(8, 7)[0], e.Uniform(2));
+}
+
 class SearchTest : public ::testing::Test {
  protected:
   SearchTest() : analysis_(FakeAnalysis(6)), evaluator_(&analysis_) {}
