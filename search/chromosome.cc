@@ -78,8 +78,22 @@ std::vector<std::vector<int>> Encoding::InitialPopulation(
   if (seeds.empty()) {
     for (int b = min_bits_; b <= max_bits_; ++b) add(Uniform(b));
   } else {
+    // max_bits (the accurate anchor), then outward from just below the
+    // middle, where the smallest configurations inside a region of
+    // interest usually are: 8, 4, 5, 3, 6, 2, 7 for 2..8.
+    std::vector<int> order = {max_bits_};
+    const int mid = (min_bits_ + max_bits_) / 2 - 1;
+    for (int d = 0; static_cast<int>(order.size()) < max_bits_ - min_bits_ + 1;
+         ++d) {
+      for (int b : {mid - d, mid + d + 1}) {
+        if (b >= min_bits_ && b < max_bits_ &&
+            std::find(order.begin(), order.end(), b) == order.end()) {
+          order.push_back(b);
+        }
+      }
+    }
     size_t next_seed = 0;
-    for (int b = max_bits_; b >= min_bits_; --b) {
+    for (int b : order) {
       add(Uniform(b));
       while (next_seed < seeds.size() &&
              seen.count(seeds[next_seed]) != 0) {

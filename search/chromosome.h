@@ -45,8 +45,10 @@ class Encoding {
 
   // The initial population. Without `seeds`: every uniform configuration
   // (min..max bits) first. With seeds (chromosomes, e.g. knapsack
-  // solutions): uniform configurations from max_bits down and the seeds in
-  // turn, so both get about half of a small population. Then offspring of
+  // solutions): uniform configurations and the seeds in turn, so both get
+  // about half of a small population; the uniform ones start with max_bits
+  // and go outward from just below the middle (8, 4, 5, 3, 6, 2, 7 for
+  // 2..8), where the smallest accurate ones usually are. Then offspring of
   // random pairs of those (uniform crossover and a +-1 mutation per gene
   // with probability 1/dimension), without repeats where the space allows.
   // `size` >= 1.

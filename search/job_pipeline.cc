@@ -312,7 +312,7 @@ absl::Status Pipeline::ScoreFloat() {
 
 // The sensitivity prior: one sensitivity task (cached like any result),
 // then a knapsack solution for each of half a population of size budgets
-// between uniform (min_bits + 1) and (max_bits - 1): the seeds of the
+// between uniform (min_bits + 1) and (max_bits - 2): the seeds of the
 // initial population. None when search.sensitivity_images is 0.
 absl::StatusOr<std::vector<std::vector<int>>> Pipeline::SensitivitySeeds() {
   const evaluator::SearchOptions& o = config_.search;
@@ -354,7 +354,7 @@ absl::StatusOr<std::vector<std::vector<int>>> Pipeline::SensitivitySeeds() {
   };
   absl::StatusOr<std::vector<std::vector<int>>> solutions = KnapsackFront(
       choices, std::max(1, o.population / 2), size_at(o.min_bits + 1),
-      size_at(o.max_bits - 1));
+      size_at(std::max(o.min_bits + 1, o.max_bits - 2)));
   if (!solutions.ok()) return solutions.status();
   std::vector<std::vector<int>> seeds;
   for (const std::vector<int>& wbits : *solutions) {

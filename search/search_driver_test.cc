@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "search/chromosome.h"
@@ -71,16 +72,21 @@ TEST(EncodingTest, SeedsShareTheInitialPopulationWithUniformConfigs) {
       {3, 4, 5, 6}, {4, 4, 5, 6}, e.Uniform(8), {5, 5, 6, 6}, {6, 6, 7, 7}};
   std::vector<std::vector<int>> pop = e.InitialPopulation(8, 7, seeds);
   ASSERT_EQ(pop.size(), 8u);
-  // Uniform from 8 bits down, a seed after each (the seed equal to uniform
-  // 8 is skipped).
+  // Uniform 8, then 4, 5, 3, ..., a seed after each (the seed equal to
+  // uniform 8 is skipped).
   EXPECT_EQ(pop[0], e.Uniform(8));
   EXPECT_EQ(pop[1], seeds[0]);
-  EXPECT_EQ(pop[2], e.Uniform(7));
+  EXPECT_EQ(pop[2], e.Uniform(4));
   EXPECT_EQ(pop[3], seeds[1]);
-  EXPECT_EQ(pop[4], e.Uniform(6));
+  EXPECT_EQ(pop[4], e.Uniform(5));
   EXPECT_EQ(pop[5], seeds[3]);
-  EXPECT_EQ(pop[6], e.Uniform(5));
+  EXPECT_EQ(pop[6], e.Uniform(3));
   EXPECT_EQ(pop[7], seeds[4]);
+  // Every uniform configuration comes once a population is large enough.
+  std::vector<std::vector<int>> big = e.InitialPopulation(20, 7, seeds);
+  for (int b = 2; b <= 8; ++b) {
+    EXPECT_NE(std::find(big.begin(), big.end(), e.Uniform(b)), big.end()) << b;
+  }
   // Without seeds the order is unchanged: uniform 2..8 first.
   EXPECT_EQ(e.InitialPopulation(8, 7)[0], e.Uniform(2));
 }
