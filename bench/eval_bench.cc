@@ -34,10 +34,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   autoq::qat::TuneProcessForTraining();
-  at::set_num_threads(static_cast<int>(flags->GetInt("threads", 2).value_or(2)));
+  at::set_num_threads(
+      static_cast<int>(flags->GetInt("threads", 2).value_or(2)));
   const int64_t images = flags->GetInt("images", 4096).value_or(4096);
-  const int repeats =
-      static_cast<int>(flags->GetInt("repeats", 3).value_or(3));
+  const int repeats = static_cast<int>(flags->GetInt("repeats", 3).value_or(3));
   std::vector<int64_t> batches;
   for (absl::string_view s :
        absl::StrSplit(flags->Get("batches", "64,128,256,512"), ',')) {
@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
   }
   auto module = autoq::qat::LoadModel(flags->Get("model"));
   if (!module.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(module.status().message()).c_str());
+    std::fprintf(stderr, "%s\n",
+                 std::string(module.status().message()).c_str());
     return 1;
   }
   auto analysis = autoq::qat::AnalyzeModel(*module, {1, 28, 28});
@@ -73,9 +74,9 @@ int main(int argc, char** argv) {
     for (int r = 0; r < repeats; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
       (void)autoq::qat::PredictLogits(**model, data, b);
-      const double s = std::chrono::duration<double>(
-                           std::chrono::steady_clock::now() - t0)
-                           .count();
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+              .count();
       rates.push_back(images / s);
     }
     std::sort(rates.begin(), rates.end());

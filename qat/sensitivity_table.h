@@ -23,8 +23,11 @@ struct SensitivityTable {
   int64_t images = 0;
   double seconds = 0;
 
-  // loss[gene][bits] - reference_loss, never below 0: the additive
-  // penalty of the search's prior. 0 outside [min_bits, max_bits].
+  // The additive penalty of the search's prior: the largest loss increase
+  // over reference_loss measured at `bits` or more (never below 0), so it
+  // never falls as bits fall. A measured increase of about 0 at 3 bits
+  // between 0.004 at 4 and 5 bits is noise, not a free 3-bit layer. 0
+  // outside [min_bits, max_bits].
   double Penalty(size_t gene, int bits) const;
 };
 

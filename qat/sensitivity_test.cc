@@ -56,6 +56,9 @@ TEST_F(SensitivityTest, OneProbePerLayerAndWidthAgainstTheReference) {
     EXPECT_EQ(t->Penalty(g, 8), 0);
     for (int b = 2; b <= 8; ++b) {
       EXPECT_GE(t->Penalty(g, b), 0);
+      if (b < 8) EXPECT_GE(t->Penalty(g, b), t->Penalty(g, b + 1));
+      EXPECT_GE(t->Penalty(g, b) + 1e-12,
+                t->loss[g][b - 2] - t->reference_loss);
       EXPECT_TRUE(std::isfinite(t->loss[g][b - 2]));
       EXPECT_GE(t->top1[g][b - 2], 0);
       EXPECT_LE(t->top1[g][b - 2], 100);
@@ -92,6 +95,24 @@ TEST_F(SensitivityTest, NarrowRangeAndCancellation) {
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// The penalty never falls as bits fall: a noisy dip below a higher
+// width's loss counts as that width's.
+TEST(SensitivityTableTest, PenaltyIsMonotoneInBits) {
+  SensitivityTable t;
+  t.min_bits = 2;
+  t.max_bits = 5;
+  t.reference_loss = 1.0;
+  t.layers = {"a"};
+  t.loss = {{1.5, 0.98, 1.004, 1.0}};  // 2, 3, 4, 5 bits
+  t.top1 = {{0, 0, 0, 0}};
+  EXPECT_DOUBLE_EQ(t.Penalty(0, 5), 0);
+  EXPECT_NEAR(t.Penalty(0, 4), 0.004, 1e-12);
+  EXPECT_NEAR(t.Penalty(0, 3), 0.004, 1e-12);  // 0.98 is noise
+  EXPECT_NEAR(t.Penalty(0, 2), 0.5, 1e-12);
+  EXPECT_EQ(t.Penalty(0, 6), 0);
+  EXPECT_EQ(t.Penalty(1, 2), 0);
 }
 
 }  // namespace
