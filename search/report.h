@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace autoq::search {
 
@@ -125,6 +126,10 @@ absl::Status WriteFrontCsv(const FrontReport& report, const std::string& path);
 // per layer of every front point. In report_svg.cc.
 std::string RenderFrontSvg(const FrontReport& report);
 absl::Status WriteFrontSvg(const FrontReport& report, const std::string& path);
+
+// `s` with &, <, >, " and ' as XML entities: text and attribute values of
+// the SVG renderers (front.svg, sensitivity.svg).
+std::string XmlEscape(absl::string_view s);
 
 
 }  // namespace autoq::search

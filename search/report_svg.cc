@@ -14,17 +14,8 @@
 #include "common/file_util.h"
 
 namespace autoq::search {
-namespace {
 
-constexpr const char* kFrontColor = "#1f77b4";
-constexpr const char* kUniformColor = "#e6550d";
-// Bar colors of the front points (Tableau 10), reused cyclically.
-constexpr const char* kPalette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2",
-                                    "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-                                    "#9c755f", "#bab0ac"};
-constexpr size_t kPaletteSize = sizeof(kPalette) / sizeof(kPalette[0]);
-
-std::string Xml(absl::string_view s) {
+std::string XmlEscape(absl::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
@@ -49,6 +40,16 @@ std::string Xml(absl::string_view s) {
   }
   return out;
 }
+
+namespace {
+
+constexpr const char* kFrontColor = "#1f77b4";
+constexpr const char* kUniformColor = "#e6550d";
+// Bar colors of the front points (Tableau 10), reused cyclically.
+constexpr const char* kPalette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2",
+                                    "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+                                    "#9c755f", "#bab0ac"};
+constexpr size_t kPaletteSize = sizeof(kPalette) / sizeof(kPalette[0]);
 
 // Pixel coordinates: one decimal is plenty.
 std::string Px(double v) { return absl::StrFormat("%.1f", v); }
@@ -172,7 +173,7 @@ std::string UniformLegend(const std::vector<const FrontPoint*>& uniform) {
 std::string Text(double x, double y, absl::string_view text,
                  absl::string_view attrs = "") {
   return absl::StrCat("<text x=\"", Px(x), "\" y=\"", Px(y), "\"",
-                      attrs.empty() ? "" : " ", attrs, ">", Xml(text),
+                      attrs.empty() ? "" : " ", attrs, ">", XmlEscape(text),
                       "</text>\n");
 }
 
@@ -444,7 +445,7 @@ void FrontSvg::ScatterPoints() {
         &s_,
         absl::StrCat("<rect x=\"", Px(x - 4), "\" y=\"", Px(y - 4),
                      "\" width=\"8\" height=\"8\" fill=\"", kUniformColor,
-                     "\"><title>", Xml(Tooltip(*p)), "</title></rect>\n"),
+                     "\"><title>", XmlEscape(Tooltip(*p)), "</title></rect>\n"),
         Text(x + 6, pinned ? y - 8 : y + 15,
              pinned
                  ? absl::StrFormat("%s (%.1f %%)", UniformTag(*p), p->test_top1)
@@ -457,7 +458,7 @@ void FrontSvg::ScatterPoints() {
         &s_,
         absl::StrCat("<circle cx=\"", Px(x), "\" cy=\"", Px(y),
                      "\" r=\"4.5\" fill=\"", kFrontColor, "\"><title>",
-                     Xml(Tooltip(*p)), "</title></circle>\n"),
+                     XmlEscape(Tooltip(*p)), "</title></circle>\n"),
         Text(x + 6, y - 6, p->label,
              absl::StrCat("fill=\"", kFrontColor, "\" font-size=\"10\"")));
   }
@@ -558,7 +559,7 @@ void FrontSvg::BitsColumn(size_t i, double gw) {
         &s_, absl::StrCat("<rect x=\"", Px(g0 + 3 + k * bw), "\" y=\"",
                           Px(BY(b)), "\" width=\"", Px(bw), "\" height=\"",
                           Px(l_.bot_y1 - BY(b)), "\" fill=\"",
-                          kPalette[k % kPaletteSize], "\"><title>", Xml(tip),
+                          kPalette[k % kPaletteSize], "\"><title>", XmlEscape(tip),
                           "</title></rect>\n"));
   }
   if (i > 0) {

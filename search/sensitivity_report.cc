@@ -7,32 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "qat/cost_model.h"
+#include "search/report.h"
 
 namespace autoq::search {
 namespace {
-
-std::string Xml(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 // White (no increase) to dark red (>= 1 nat), log scale from 1e-4.
 std::string HeatColor(double penalty) {
@@ -151,9 +129,10 @@ std::string RenderSensitivitySvg(const qat::SensitivityTable& t) {
     const double y = top + g * cell_h;
     std::string name = absl::StrCat(g, " ", t.layers[g]);
     if (name.size() > 40) name = name.substr(0, 39) + "~";
-    absl::StrAppend(&s, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" "
-                                        "text-anchor=\"end\">%s</text>\n",
-                                        left - 8, y + cell_h * 0.7, Xml(name)));
+    absl::StrAppend(
+        &s, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" "
+                            "text-anchor=\"end\">%s</text>\n",
+                            left - 8, y + cell_h * 0.7, XmlEscape(name)));
     for (int b = t.min_bits; b <= t.max_bits; ++b) {
       const double x = left + (b - t.min_bits) * cell_w;
       const double p = t.Penalty(g, b);
