@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -127,6 +128,32 @@ TEST(CliErrorsTest, BadFlags) {
   ExpectCleanError("eval --bogus 1", "unknown option --bogus");
   ExpectCleanError("inspect x.pt --threads 0", "--threads 0");
   ExpectCleanError("eval --model x.pt --bits 8 --device tpu", "not a device");
+}
+
+TEST(CliErrorsTest, SensitivityRefusesBadOptions) {
+  ExpectCleanError("sensitivity", "usage: autoq sensitivity");
+  ExpectCleanError("sensitivity x.pt --min-bits 5 --max-bits 3",
+                   "--min-bits and --max-bits");
+  ExpectCleanError("sensitivity x.pt --images -1", "--images must be >= 0");
+  ExpectCleanError("sensitivity x.pt --knapsack 5000", "--knapsack");
+  ExpectCleanError("sensitivity x.pt --abits 9", "--abits");
+  ExpectCleanError("sensitivity /nonexistent.pt", "model file not found");
+}
+
+TEST(CliErrorsTest, SensitivityOnAGoodInputSucceeds) {
+  AUTOQ_REQUIRE_FIXTURE(Fixture("small_dscnn.pt"));
+  TempDir dir;
+  WriteGoodIdx(dir.path());
+  CommandResult r = RunCommand(
+      std::string(AUTOQ_BINARY) + " sensitivity " + Fixture("small_dscnn.pt") +
+      " --data idx:" + dir.path() + " --val-size 16 --images 16 --threads 2 " +
+      "--knapsack 3 --out " + dir.path() + "/sens");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("dloss@2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("sensitivity + knapsack"), std::string::npos)
+      << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/sens/sensitivity.svg"));
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/sens/sensitivity.json"));
 }
 
 // The same small job succeeds, so the errors above are about the input.
