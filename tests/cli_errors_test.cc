@@ -66,7 +66,8 @@ TEST(CliErrorsTest, FileThatIsNotTorchScript) {
 
 TEST(CliErrorsTest, ModelWithoutQuantizableLayers) {
   AUTOQ_REQUIRE_FIXTURE(Fixture("no_layers.pt"));
-  ExpectCleanError("inspect " + Fixture("no_layers.pt"), "no quantizable layer");
+  ExpectCleanError("inspect " + Fixture("no_layers.pt"),
+                   "no quantizable layer");
 }
 
 TEST(CliErrorsTest, InputShapeTheModelRejects) {
@@ -88,7 +89,8 @@ TEST(CliErrorsTest, TruncatedDatasetFile) {
   std::string path = dir.File("train-images-idx3-ubyte");
   std::string bytes = testing::ReadFile(path);
   testing::WriteFile(path, bytes.substr(0, bytes.size() / 2));
-  ExpectCleanError(EvalArgs("idx:" + dir.path(), "8"), "train-images-idx3-ubyte");
+  ExpectCleanError(EvalArgs("idx:" + dir.path(), "8"),
+                   "train-images-idx3-ubyte");
 }
 
 TEST(CliErrorsTest, WrongIdxMagic) {
