@@ -133,6 +133,31 @@ absl::Status ResolveSearch(const SearchSpec& s, JobConfig* c) {
     }
     o.sensitivity_images = s.sensitivity_images();
   }
+  if (!s.strategy().empty()) {
+    if (s.strategy() == "guided") {
+      o.strategy = SearchOptions::Strategy::kGuided;
+    } else if (s.strategy() == "nsga2") {
+      o.strategy = SearchOptions::Strategy::kNsga2;
+    } else if (s.strategy() == "knapsack") {
+      o.strategy = SearchOptions::Strategy::kKnapsack;
+    } else {
+      return Bad("search.strategy",
+                 absl::StrCat("\"", s.strategy(),
+                              "\" is not one of guided, nsga2, knapsack"));
+    }
+  }
+  if (o.strategy == SearchOptions::Strategy::kKnapsack &&
+      (o.sensitivity_images <= 0 || o.max_bits - o.min_bits < 2)) {
+    return Bad("search.strategy",
+               "knapsack needs search.sensitivity_images > 0 and at least 3 "
+               "bit-widths");
+  }
+  if (s.has_screening()) {
+    if (s.screening() < 1 || s.screening() > 1000) {
+      return Bad("search.screening", "must be in 1..1000 (1: no screening)");
+    }
+    o.screening = s.screening();
+  }
   qat::QatRecipe search_defaults;  // one short epoch per candidate
   search_defaults.epochs = 1;
   c->search_recipe = search_defaults;
@@ -193,6 +218,18 @@ bool ValidName(const std::string& name) {
 }
 
 }  // namespace
+
+const char* StrategyName(SearchOptions::Strategy s) {
+  switch (s) {
+    case SearchOptions::Strategy::kGuided:
+      return "guided";
+    case SearchOptions::Strategy::kNsga2:
+      return "nsga2";
+    case SearchOptions::Strategy::kKnapsack:
+      return "knapsack";
+  }
+  return "guided";
+}
 
 absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view json) {
   JobSpec spec;

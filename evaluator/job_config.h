@@ -44,7 +44,28 @@ struct SearchOptions {
   // STAGE_SENSITIVITY task on this many validation images, then a
   // knapsack per size budget) besides the uniform configurations; 0: off.
   int64_t sensitivity_images = 1000;
+  // How the search runs.
+  enum class Strategy {
+    // Sensitivity seeds, surrogate-screened offspring, and the final front
+    // from every configuration scored, inside the region of interest.
+    kGuided,
+    // Plain NSGA-II: uniform initial population, unscreened offspring,
+    // the last population's front, no region in the objectives (the
+    // reports still judge in it). A baseline.
+    kNsga2,
+    // No search: the sensitivity + knapsack solutions go straight to the
+    // final fine-tune (HAWQ-V3's recipe). A baseline.
+    kKnapsack,
+  };
+  Strategy strategy = Strategy::kGuided;
+  // Guided only: offspring bred per population slot and generation; a
+  // surrogate fitted on every scored configuration picks a population's
+  // worth for QAT. 1: no screening.
+  int screening = 16;
 };
+
+// "guided", "nsga2", "knapsack".
+const char* StrategyName(SearchOptions::Strategy s);
 
 struct FinalOptions {
   qat::QatRecipe recipe;

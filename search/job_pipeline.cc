@@ -4,6 +4,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,7 @@
 #include "common/status_macros.h"
 #include "evaluator/task.h"
 #include "search/chromosome.h"
+#include "qat/sensitivity_table.h"
 #include "search/knapsack.h"
 #include "search/problem.h"
 #include "search/sensitivity_report.h"
@@ -51,7 +53,8 @@ std::string SearchText(const evaluator::SearchOptions& o) {
       ";search_abits=", o.search_activation_bits, ";abits=", o.activation_bits,
       ";pin=", o.pin_first_last, ";bops=", o.bops_objective,
       ";budget=", o.size_budget_bytes, ";max_drop=", o.max_accuracy_drop,
-      ";sensitivity=", o.sensitivity_images);
+      ";sensitivity=", o.sensitivity_images, ";strategy=",
+      evaluator::StrategyName(o.strategy), ";screening=", o.screening);
 }
 
 // The identity of a search: its checkpoints are stored under this key, so
@@ -232,6 +235,8 @@ class Pipeline {
   absl::StatusOr<std::vector<std::vector<int>>> SensitivitySeeds();
   absl::StatusOr<SearchOutcome> Search(std::vector<std::vector<int>> seeds);
   FinalBatch MakeFinalBatch(const SearchOutcome& outcome) const;
+  FinalBatch KnapsackBatch(const std::vector<std::vector<int>>& seeds) const;
+  void AddUniform(FinalBatch* batch) const;
   absl::StatusOr<std::vector<evaluator::EvalRecord>> FineTuneFinal(
       const FinalBatch& batch);
   absl::Status AssembleReport(const FinalBatch& batch,
@@ -250,6 +255,7 @@ class Pipeline {
   const Encoding encoding_;
   CachedEvaluation evaluation_;  // the search and final stages
   double float_val_ = 0, float_test_ = -1;
+  std::optional<qat::SensitivityTable> sensitivity_;
   JobSummary summary_;
 };
 
@@ -262,15 +268,22 @@ absl::StatusOr<JobSummary> Pipeline::Run() {
   absl::StatusOr<std::vector<std::vector<int>>> seeds = SensitivitySeeds();
   if (!seeds.ok()) return seeds.status();
 
-  if (IsCancelled()) return absl::CancelledError("job cancelled");
-  reporter_.Phase("search");
-  absl::StatusOr<SearchOutcome> outcome = Search(*std::move(seeds));
-  if (!outcome.ok()) return outcome.status();
+  FinalBatch batch;
+  if (config_.search.strategy ==
+      evaluator::SearchOptions::Strategy::kKnapsack) {
+    // No search: the knapsack solutions are the front.
+    batch = KnapsackBatch(*seeds);
+  } else {
+    if (IsCancelled()) return absl::CancelledError("job cancelled");
+    reporter_.Phase("search");
+    absl::StatusOr<SearchOutcome> outcome = Search(*std::move(seeds));
+    if (!outcome.ok()) return outcome.status();
+    batch = MakeFinalBatch(*outcome);
+  }
 
   if (IsCancelled()) return absl::CancelledError("job cancelled");
   reporter_.Phase("final");
   const auto final_start = Clock::now();
-  const FinalBatch batch = MakeFinalBatch(*outcome);
   absl::StatusOr<std::vector<evaluator::EvalRecord>> finals =
       FineTuneFinal(batch);
   if (!finals.ok()) return finals.status();
@@ -313,10 +326,12 @@ absl::Status Pipeline::ScoreFloat() {
 // The sensitivity prior: one sensitivity task (cached like any result),
 // then a knapsack solution for each of half a population of size budgets
 // between uniform (min_bits + 1) and (max_bits - 2): the seeds of the
-// initial population. None when search.sensitivity_images is 0.
+// initial population. None when search.sensitivity_images is 0, and for
+// plain NSGA-II.
 absl::StatusOr<std::vector<std::vector<int>>> Pipeline::SensitivitySeeds() {
   const evaluator::SearchOptions& o = config_.search;
-  if (o.sensitivity_images <= 0 || o.max_bits - o.min_bits < 2) {
+  if (o.sensitivity_images <= 0 || o.max_bits - o.min_bits < 2 ||
+      o.strategy == evaluator::SearchOptions::Strategy::kNsga2) {
     return std::vector<std::vector<int>>();
   }
   reporter_.Phase("sensitivity");
@@ -342,6 +357,7 @@ absl::StatusOr<std::vector<std::vector<int>>> Pipeline::SensitivitySeeds() {
         table.has_value() ? table->layers.size() : 0, " layers, the model ",
         genes_));
   }
+  sensitivity_ = *table;
   const int abits = o.search_activation_bits ? 8 : o.activation_bits;
   const std::vector<LayerChoices> choices = ChoicesFromSensitivity(
       analysis_, *table, config_.scheme.granularity, abits);
@@ -396,6 +412,7 @@ absl::StatusOr<SearchOutcome> Pipeline::Search(
   };
   ctx.cancelled = cancelled_;
   ctx.seeds = std::move(seeds);
+  ctx.sensitivity = sensitivity_.has_value() ? &*sensitivity_ : nullptr;
   const auto search_start = Clock::now();
   absl::StatusOr<SearchOutcome> outcome =
       RunSearch(config_.search, *objectives, evaluation_, *store_, ctx);
@@ -414,13 +431,28 @@ FinalBatch Pipeline::MakeFinalBatch(const SearchOutcome& outcome) const {
     batch.search_val.push_back(float_val_ - outcome.archive_fitness[i][0]);
   }
   batch.front_points = batch.bits.size();
-  if (config_.final_front.compare_uniform) {
-    for (int b = config_.search.min_bits; b <= config_.search.max_bits; ++b) {
-      batch.bits.push_back(encoding_.UniformBits(b));
-      batch.search_val.push_back(-1);
-    }
-  }
+  AddUniform(&batch);
   return batch;
+}
+
+FinalBatch Pipeline::KnapsackBatch(
+    const std::vector<std::vector<int>>& seeds) const {
+  FinalBatch batch;
+  for (const std::vector<int>& g : seeds) {
+    batch.bits.push_back(encoding_.Decode(g));
+    batch.search_val.push_back(-1);  // never scored by the search
+  }
+  batch.front_points = batch.bits.size();
+  AddUniform(&batch);
+  return batch;
+}
+
+void Pipeline::AddUniform(FinalBatch* batch) const {
+  if (!config_.final_front.compare_uniform) return;
+  for (int b = config_.search.min_bits; b <= config_.search.max_bits; ++b) {
+    batch->bits.push_back(encoding_.UniformBits(b));
+    batch->search_val.push_back(-1);
+  }
 }
 
 // The final fine-tune of the front (and of the uniform configurations).

@@ -25,6 +25,7 @@ using ::testing::ElementsAre;
 using testing::FakeAnalysis;
 using testing::FakeEvaluator;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int kGenes = 6;
 constexpr int kGenerations = 3;
@@ -274,6 +275,57 @@ TEST_F(PipelineTest, SeedsTheSearchFromSensitivity) {
   FakeEvaluator again(&analysis_);
   ASSERT_TRUE(Run(&again, nullptr).ok());
   EXPECT_EQ(again.runs(evaluator::Stage::kSensitivity), 0);
+}
+
+// The knapsack baseline: the sensitivity + knapsack solutions go straight
+// to the final fine-tune; the search scores nothing.
+TEST_F(PipelineTest, KnapsackStrategyFineTunesTheSolutionsWithoutSearch) {
+  config_.search.sensitivity_images = 100;
+  config_.search.strategy = evaluator::SearchOptions::Strategy::kKnapsack;
+  FakeEvaluator evaluator(&analysis_);
+  RecordingObserver observer;
+  absl::StatusOr<JobSummary> summary = Run(&evaluator, &observer);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_THAT(observer.phases,
+              ElementsAre("float", "sensitivity", "final", "done"));
+  EXPECT_EQ(evaluator.runs(evaluator::Stage::kSearch), 0);
+  EXPECT_EQ(summary->report.front.size(),
+            static_cast<size_t>(config_.search.population / 2));
+  for (const FrontPoint& p : summary->report.front) {
+    EXPECT_EQ(p.search_val_top1, -1);
+    EXPECT_GE(p.test_top1, 0);
+  }
+  EXPECT_EQ(summary->report.uniform.size(), 7u);
+}
+
+// Plain NSGA-II: no sensitivity task, no region in the objectives, and the
+// final front is the last population's.
+TEST_F(PipelineTest, Nsga2StrategyUsesTheLastPopulation) {
+  config_.search.sensitivity_images = 100;  // ignored by this strategy
+  config_.search.strategy = evaluator::SearchOptions::Strategy::kNsga2;
+  config_.search.max_accuracy_drop = 0.5;
+  FakeEvaluator evaluator(&analysis_);
+  RecordingObserver observer;
+  MemoryLog log;
+  absl::StatusOr<JobSummary> summary = Run(&evaluator, &observer, log.file());
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(evaluator.runs(evaluator::Stage::kSensitivity), 0);
+  EXPECT_THAT(log.text(), Not(HasSubstr("surrogate:")));
+  // Points beyond the 0.5-point region are kept: the thesis has none.
+  bool outside = false;
+  for (const FrontPoint& p : summary->report.front) {
+    outside = outside || p.search_val_top1 < 90.0 - 0.5;
+  }
+  EXPECT_TRUE(outside);
+}
+
+// The guided search logs what its surrogate did in every generation.
+TEST_F(PipelineTest, GuidedSearchLogsTheSurrogate) {
+  FakeEvaluator evaluator(&analysis_);
+  MemoryLog log;
+  ASSERT_TRUE(Run(&evaluator, nullptr, log.file()).ok());
+  EXPECT_THAT(log.text(), HasSubstr("surrogate: "));
+  EXPECT_THAT(log.text(), HasSubstr("Kendall tau"));
 }
 
 TEST_F(PipelineTest, SecondRunAnswersEverythingFromTheCache) {

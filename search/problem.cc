@@ -32,7 +32,10 @@ Objectives::Objectives(Encoding encoding, const qat::ModelAnalysis* analysis,
       bops_(options.bops_objective),
       float_val_top1_(float_val_top1),
       evaluation_(evaluation),
-      max_loss_(options.max_accuracy_drop),
+      // Plain NSGA-II has no region of interest in its objectives.
+      max_loss_(options.strategy == evaluator::SearchOptions::Strategy::kNsga2
+                    ? 100.0
+                    : options.max_accuracy_drop),
       // Above any configuration's size: every quantized one is smaller
       // than the float model.
       outside_size_kb_(
@@ -44,24 +47,37 @@ bool Objectives::OverBudget(const std::vector<int>& genes) const {
              .size_bytes > budget_bytes_;
 }
 
+std::vector<double> Objectives::Predicted(const std::vector<int>& genes,
+                                          double loss) const {
+  const qat::ModelCost cost =
+      qat::ComputeCost(*analysis_, encoding_.Decode(genes), granularity_);
+  std::vector<double> out;
+  if (budget_bytes_ > 0 && cost.size_bytes > budget_bytes_) {
+    const double excess =
+        static_cast<double>(cost.size_bytes - budget_bytes_) / budget_bytes_;
+    out = {100.0 + excess, cost.size_bytes / 1024.0};
+    if (bops_) out.push_back(cost.bops / 1e9);
+    return out;
+  }
+  const bool outside = loss > max_loss_;
+  out = {loss, cost.size_bytes / 1024.0 + (outside ? outside_size_kb_ : 0)};
+  if (bops_) out.push_back(cost.bops / 1e9 + (outside ? 1e6 : 0));
+  return out;
+}
+
 absl::StatusOr<std::vector<std::vector<double>>> Objectives::Score(
     const std::vector<std::vector<int>>& batch) {
   std::vector<std::vector<double>> out(batch.size());
   std::vector<std::vector<qat::LayerBits>> to_score;
   std::vector<size_t> scored_index;
   for (size_t i = 0; i < batch.size(); ++i) {
-    std::vector<qat::LayerBits> bits = encoding_.Decode(batch[i]);
-    qat::ModelCost cost = qat::ComputeCost(*analysis_, bits, granularity_);
-    if (budget_bytes_ > 0 && cost.size_bytes > budget_bytes_) {
+    if (OverBudget(batch[i])) {
       // Dominated by every configuration within the budget; never trained.
-      const double excess =
-          static_cast<double>(cost.size_bytes - budget_bytes_) / budget_bytes_;
-      out[i] = {100.0 + excess, cost.size_bytes / 1024.0};
-      if (bops_) out[i].push_back(cost.bops / 1e9);
+      out[i] = Predicted(batch[i], 0);
       archive_[batch[i]] = out[i];
       continue;
     }
-    to_score.push_back(std::move(bits));
+    to_score.push_back(encoding_.Decode(batch[i]));
     scored_index.push_back(i);
   }
   EvalProgress progress;

@@ -55,6 +55,12 @@ class Objectives {
   absl::StatusOr<std::vector<std::vector<double>>> Score(
       const std::vector<std::vector<int>>& batch);
 
+  // The objectives a chromosome would get if its short QAT lost `loss`
+  // points: exact size and BOPs from the cost model, with the same
+  // penalties as Score (for the surrogate's predictions).
+  std::vector<double> Predicted(const std::vector<int>& genes,
+                                double loss) const;
+
   // The record of a chromosome scored earlier in this process, or null.
   const evaluator::EvalRecord* Find(const std::vector<int>& genes) const;
 

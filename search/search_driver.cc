@@ -15,6 +15,7 @@
 #include "qat/cost_model.h"
 #include "search/pareto.h"
 #include "search/report.h"
+#include "search/screening.h"
 
 namespace autoq::search {
 namespace {
@@ -137,6 +138,24 @@ void ReportGeneration(const SearchContext& ctx, const Objectives& objectives,
   // A restored generation was logged by the run that computed it.
   if (!restored) LogGeneration(ctx, info, stats, seconds);
   if (ctx.on_generation) ctx.on_generation(info);
+}
+
+void LogScreening(const SearchContext& ctx, const ScreeningStats& s) {
+  if (ctx.log == nullptr) return;
+  if (s.screened) {
+    std::fprintf(ctx.log,
+                 "surrogate: ridge on %zu configurations, cross-validated "
+                 "Kendall tau %.2f; QAT for %zu of %zu new candidates by "
+                 "prediction + %zu unscreened\n",
+                 s.training_rows, s.cv_tau, s.by_prediction, s.bred,
+                 s.exploratory);
+  } else {
+    std::fprintf(ctx.log,
+                 "surrogate: not used this generation (%s); %zu plain "
+                 "offspring\n",
+                 s.why.c_str(), s.exploratory);
+  }
+  std::fflush(ctx.log);
 }
 
 bool Cancelled(const SearchContext& ctx) {
@@ -268,18 +287,28 @@ absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,
     if (Cancelled(ctx)) return absl::CancelledError("job cancelled");
     const auto t = Clock::now();
     ++generation;
+    const bool screened =
+        options.strategy == evaluator::SearchOptions::Strategy::kGuided &&
+        options.screening > 1;
     try {
-      pagmo::population pop(problem, 0u, next_seed);
-      for (size_t i = 0; i < genes.size(); ++i) {
-        pop.push_back(ToDecisionVector(genes[i]), fitness[i]);
-      }
-      pagmo::nsga2 algo(1u, options.crossover, options.eta_c, mutation,
-                        options.eta_m, next_seed);
-      algo.set_bfe(pagmo::bfe{pagmo::member_bfe{}});
-      pop = algo.evolve(pop);
-      for (size_t i = 0; i < pop.size(); ++i) {
-        genes[i] = ToGenes(pop.get_x()[i]);
-        fitness[i] = pop.get_f()[i];
+      if (screened) {
+        absl::StatusOr<ScreeningStats> stats = ScreenedGeneration(
+            options, objectives, ctx.sensitivity, next_seed, &genes, &fitness);
+        if (!stats.ok()) return stats.status();
+        LogScreening(ctx, *stats);
+      } else {
+        pagmo::population pop(problem, 0u, next_seed);
+        for (size_t i = 0; i < genes.size(); ++i) {
+          pop.push_back(ToDecisionVector(genes[i]), fitness[i]);
+        }
+        pagmo::nsga2 algo(1u, options.crossover, options.eta_c, mutation,
+                          options.eta_m, next_seed);
+        algo.set_bfe(pagmo::bfe{pagmo::member_bfe{}});
+        pop = algo.evolve(pop);
+        for (size_t i = 0; i < pop.size(); ++i) {
+          genes[i] = ToGenes(pop.get_x()[i]);
+          fitness[i] = pop.get_f()[i];
+        }
       }
     } catch (const std::exception& e) {
       if (!objectives.last_error().ok()) return objectives.last_error();
@@ -296,8 +325,17 @@ absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,
   }
   out.generations_done = generation;
   ArchiveVectors(objectives, &out.archive, &out.archive_fitness);
-  out.front =
-      FrontIndices(out.archive, out.archive_fitness, objectives.max_loss());
+  if (options.strategy == evaluator::SearchOptions::Strategy::kNsga2) {
+    // The source thesis's front: the last population's, all of it.
+    for (size_t p : FrontIndices(genes, fitness, objectives.max_loss())) {
+      const auto it = objectives.archive().find(genes[p]);
+      out.front.push_back(static_cast<size_t>(
+          std::distance(objectives.archive().begin(), it)));
+    }
+  } else {
+    out.front =
+        FrontIndices(out.archive, out.archive_fitness, objectives.max_loss());
+  }
   if (out.front.empty()) {
     // Nothing inside the region: the most accurate configuration within
     // the budget, so the user still gets a model and can widen the region.

@@ -19,6 +19,7 @@
 #include "evaluator/job_config.h"
 #include "qat/model_info.h"
 #include "qat/quant_config.h"
+#include "qat/sensitivity_table.h"
 #include "search/evaluation.h"
 #include "search/problem.h"
 #include "search/result_store.h"
@@ -35,7 +36,8 @@ struct SearchOutcome {
   std::vector<std::vector<double>> archive_fitness;
   // The final front: the archive's non-dominated configurations inside the
   // region of interest and the size budget, by size (indices into
-  // `archive`). When none is inside, the most accurate one.
+  // `archive`). When none is inside, the most accurate one. Plain NSGA-II
+  // (strategy nsga2): the last population's non-dominated configurations.
   std::vector<size_t> front;
   int generations_done = 0;
   int resumed_from = -1;  // generation restored from a checkpoint; -1 none
@@ -84,6 +86,9 @@ struct SearchContext {
   // Encoding::InitialPopulation), e.g. sensitivity + knapsack solutions.
   // Part of the search's identity: job_key must change with them.
   std::vector<std::vector<int>> seeds;
+  // The per-layer sensitivity, a feature of the guided search's surrogate.
+  // May be null.
+  const qat::SensitivityTable* sensitivity = nullptr;
 };
 
 absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,
