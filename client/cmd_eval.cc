@@ -62,7 +62,7 @@ absl::Status RunEval(int argc, char** argv) {
 
   ASSIGN_OR_RETURN(torch::jit::Module module, qat::LoadModel(flags.Get("model")));
   ASSIGN_OR_RETURN(evaluator::DatasetSplits data,
-                   DataFromFlags(flags, "fashion-mnist", recipe.seed));
+                   DataFromFlags(flags, "fashion-mnist"));
   std::vector<int64_t> shape(data.train.images.sizes().begin() + 1,
                              data.train.images.sizes().end());
   if (flags.Has("input")) {

@@ -89,7 +89,7 @@ absl::Status RunSensitivity(int argc, char** argv) {
   ASSIGN_OR_RETURN(torch::jit::Module module,
                    qat::LoadModel(flags.positional()[0]));
   ASSIGN_OR_RETURN(evaluator::DatasetSplits data,
-                   DataFromFlags(flags, "fashion-mnist", /*seed=*/1));
+                   DataFromFlags(flags, "fashion-mnist"));
   std::vector<int64_t> shape(data.val.images.sizes().begin() + 1,
                              data.val.images.sizes().end());
   if (flags.Has("input")) {

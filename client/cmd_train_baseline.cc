@@ -98,7 +98,7 @@ absl::Status RunTrainBaseline(int argc, char** argv) {
   }
   const std::string out = flags.Get("out", "out/builtin_fashion_mnist.pt");
   ASSIGN_OR_RETURN(evaluator::DatasetSplits data,
-                   DataFromFlags(flags, "fashion-mnist", recipe.seed));
+                   DataFromFlags(flags, "fashion-mnist"));
 
   qat::ProgressOptions progress;
   if (flags.Has("quiet")) progress.out = nullptr;

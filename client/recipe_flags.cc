@@ -11,12 +11,16 @@ const char kRecipeFlagsHelp[] =
     "  --schedule cosine|constant|step   learning-rate schedule (cosine)\n"
     "  --act-delay N       epochs before activations are quantized (0)\n"
     "  --bn-freeze E       epoch from which BN statistics are frozen (never)\n"
-    "  --seed S            seed of shuffling and splits (0)\n";
+    "  --seed S            seed of shuffling and initialization (0)\n";
 
 const char kDataFlagsHelp[] =
     "  --data SPEC         fashion-mnist | idx:DIR | mnist:DIR | cifar10:DIR |\n"
     "                      tensor:TRAIN.pt[,TEST.pt], optional ;mean=..;std=..\n"
+    "                      and ;val=VAL.pt (your validation file: nothing carved)\n"
     "  --val-size N        validation images carved from train (5000)\n"
+    "  --split-seed S      seed of the train/validation carve (1, as autoq run\n"
+    "                      and train-baseline use: a model's own training\n"
+    "                      images never land in its validation split)\n"
     "  --train-subset N, --val-subset N, --test-subset N   (0: all)\n";
 
 void AddRecipeFlags(FlagSpec* spec) {
@@ -26,7 +30,8 @@ void AddRecipeFlags(FlagSpec* spec) {
 
 void AddDataFlags(FlagSpec* spec) {
   spec->with_value.insert(
-      {"data", "val-size", "train-subset", "val-subset", "test-subset"});
+      {"data", "val-size", "train-subset", "val-subset", "test-subset",
+       "split-seed"});
 }
 
 absl::StatusOr<qat::QatRecipe> RecipeFromFlags(const Flags& flags,
@@ -50,7 +55,7 @@ absl::StatusOr<qat::QatRecipe> RecipeFromFlags(const Flags& flags,
 }
 
 absl::StatusOr<evaluator::DatasetSplits> DataFromFlags(
-    const Flags& flags, const std::string& default_spec, uint64_t seed) {
+    const Flags& flags, const std::string& default_spec) {
   ASSIGN_OR_RETURN(evaluator::DataSpec spec,
                    evaluator::ParseDataSpec(flags.Get("data", default_spec)));
   evaluator::SplitOptions split;
@@ -58,7 +63,12 @@ absl::StatusOr<evaluator::DatasetSplits> DataFromFlags(
   ASSIGN_OR_RETURN(split.train_subset, flags.GetInt("train-subset", 0));
   ASSIGN_OR_RETURN(split.val_subset, flags.GetInt("val-subset", 0));
   ASSIGN_OR_RETURN(split.test_subset, flags.GetInt("test-subset", 0));
-  split.seed = seed;
+  ASSIGN_OR_RETURN(int64_t split_seed,
+                   flags.GetInt("split-seed", kDefaultSplitSeed));
+  if (split_seed < 0) {
+    return absl::InvalidArgumentError("--split-seed must be >= 0");
+  }
+  split.seed = static_cast<uint64_t>(split_seed);
   return evaluator::LoadDataset(spec, split);
 }
 

@@ -12,7 +12,7 @@ namespace autoq::client {
 
 // --epochs --batch --optimizer --lr --momentum --wd --schedule --act-delay
 // --bn-freeze --seed; and --data --val-size --train-subset --val-subset
-// --test-subset.
+// --test-subset --split-seed.
 void AddRecipeFlags(FlagSpec* spec);
 void AddDataFlags(FlagSpec* spec);
 
@@ -20,9 +20,14 @@ void AddDataFlags(FlagSpec* spec);
 absl::StatusOr<qat::QatRecipe> RecipeFromFlags(const Flags& flags,
                                                qat::QatRecipe defaults);
 
+// The train/validation carve's seed unless --split-seed says otherwise: a
+// job's dataset.seed default, and the built-in baseline's. Separate from
+// the QAT seed (--seed), so changing that never moves the split.
+inline constexpr int64_t kDefaultSplitSeed = 1;
+
 // Loads --data (default `default_spec`) split by the data flags.
 absl::StatusOr<evaluator::DatasetSplits> DataFromFlags(
-    const Flags& flags, const std::string& default_spec, uint64_t seed);
+    const Flags& flags, const std::string& default_spec);
 
 // "usage" text lines for the flags above.
 extern const char kRecipeFlagsHelp[];

@@ -247,6 +247,31 @@ absl::StatusOr<DatasetSplits> LoadDatasetImpl(const DataSpec& spec,
   }
 
   const int64_t n = full_train.size();
+  if (!spec.val_path.empty()) {
+    // The user's own validation file: the whole training file trains.
+    ASSIGN_OR_RETURN(qat::TensorDataset val, ReadTensorFile(spec.val_path));
+    if (val.images.sizes().slice(1) != full_train.images.sizes().slice(1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          spec.val_path, ": validation images are ",
+          absl::StrJoin(val.images.sizes().slice(1), "x"),
+          " but training images are ",
+          absl::StrJoin(full_train.images.sizes().slice(1), "x")));
+    }
+    RETURN_IF_ERROR(
+        ValidateLabels(val.labels, full_train.num_classes, spec.val_path));
+    val.num_classes = full_train.num_classes;
+    const std::vector<int64_t> perm = Permutation(n, options.seed);
+    DatasetSplits splits;
+    splits.val = qat::Head(val, options.val_subset);
+    splits.train = Select(full_train, perm, 0,
+                          static_cast<size_t>(Trimmed(options.train_subset, n)));
+    splits.test = qat::Head(test, options.test_subset);
+    for (qat::TensorDataset* d : {&splits.train, &splits.val, &splits.test}) {
+      d->mean = spec.mean;
+      d->std = spec.std;
+    }
+    return splits;
+  }
   if (options.val_size >= n) {
     return absl::InvalidArgumentError(
         absl::StrCat(spec.train_path, ": val_size ", options.val_size,
@@ -318,10 +343,19 @@ absl::StatusOr<DataSpec> ParseDataSpec(std::string_view spec_view) {
     const absl::string_view value = eq == absl::string_view::npos
                                         ? absl::string_view()
                                         : opt.substr(eq + 1);
+    if (name == "val") {
+      if (value.empty() || !out.val_path.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("data spec '", spec,
+                         "': option 'val' needs one file, given once"));
+      }
+      out.val_path = std::string(value);
+      continue;
+    }
     if (name != "mean" && name != "std") {
       return absl::InvalidArgumentError(
           absl::StrCat("data spec '", spec, "': unknown option '", name,
-                       "' (expected mean= or std=)"));
+                       "' (expected mean=, std= or val=)"));
     }
     bool& seen = name == "mean" ? has_mean : has_std;
     if (seen) {

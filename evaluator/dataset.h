@@ -11,6 +11,9 @@
 //            | 'cifar10:' DIR               CIFAR-10 binary version in DIR
 //            | 'tensor:' TRAIN [',' TEST]   torch.save({'images','labels'})
 //   option  := 'mean=' floats | 'std=' floats
+//            | 'val=' FILE                  the validation split, a tensor
+//                                           file; nothing is carved from
+//                                           the training file then
 //   floats  := float { ',' float }          one value, or one per channel
 //
 // IDX directories hold train-images-idx3-ubyte, train-labels-idx1-ubyte,
@@ -52,6 +55,9 @@ struct DataSpec {
   // (empty when the test split is carved from the train file).
   std::string train_path;
   std::string test_path;
+  // A tensor file holding the validation split; empty: carved from the
+  // training file (SplitOptions::val_size, seeded by SplitOptions::seed).
+  std::string val_path;
   // Normalization copied into every split; both empty, or the same length
   // (1 = all channels, else one per channel), std > 0.
   std::vector<float> mean;
@@ -91,8 +97,9 @@ struct DatasetSplits {
 //    carve-out of the train file), then trimmed to test_subset;
 //  - val: the first val_size samples of a permutation of the (remaining)
 //    training samples seeded with options.seed, trimmed to val_subset;
+//    or, when the spec names a val file, that file trimmed to val_subset;
 //  - train: the rest of that permutation, in permuted order, trimmed to
-//    train_subset.
+//    train_subset (with a val file: the whole training file, permuted).
 // The same seed gives the same splits. num_classes is 10 for IDX / CIFAR-10
 // and max(label) + 1 over train + test for tensor files.
 absl::StatusOr<DatasetSplits> LoadDataset(const DataSpec& spec,

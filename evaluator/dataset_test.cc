@@ -639,6 +639,13 @@ torch.save({'images': x, 'labels': y - 1}, d + '/negative.pt')
 torch.save([x, y], d + '/list.pt')
 torch.save({'images': x, 'labels': y}, d + '/legacy.pt',
            _use_new_zipfile_serialization=False)
+xv = (torch.arange(5 * 3 * 4 * 4) % 7).to(torch.uint8).reshape(5, 3, 4, 4)
+torch.save({'images': xv, 'labels': torch.tensor([0, 1, 2, 3, 1])},
+           d + '/val.pt')
+torch.save({'images': xv[:, :2], 'labels': torch.tensor([0, 1, 2, 3, 1])},
+           d + '/val_shape.pt')
+torch.save({'images': xv, 'labels': torch.tensor([0, 1, 9, 3, 1])},
+           d + '/val_label.pt')
 )PY";
     // Plain `python3` may be a pyenv without torch; Debian's is explicit.
     python_ok_ =
@@ -693,6 +700,48 @@ TEST_F(TensorFileTest, ReadsUint8AndFloat) {
   EXPECT_EQ(test->images.scalar_type(), at::kFloat);
   EXPECT_EQ(test->num_classes, 5);
   EXPECT_FLOAT_EQ(test->images[5][2][3][3].item<float>(), 1.0f);
+}
+
+// A validation file of the user's: the whole training file trains, and
+// the split seed only orders it.
+TEST_F(TensorFileTest, LoadDatasetWithValFile) {
+  auto spec = ParseDataSpec(absl::StrCat("tensor:", Path("train.pt"), ",",
+                                         Path("test.pt"), ";val=",
+                                         Path("val.pt")));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->val_path, Path("val.pt"));
+  SplitOptions opt;
+  opt.val_size = 3;  // ignored: nothing is carved
+  opt.seed = 5;
+  auto s = LoadDataset(*spec, opt);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->train.size(), 12);
+  EXPECT_EQ(s->val.size(), 5);
+  EXPECT_EQ(s->val.num_classes, s->train.num_classes);
+  EXPECT_EQ(s->val.labels[2].item<int64_t>(), 2);
+  opt.val_subset = 2;
+  opt.seed = 6;
+  auto other = LoadDataset(*spec, opt);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->val.size(), 2);
+  EXPECT_TRUE(at::equal(other->val.images, s->val.images.slice(0, 0, 2)));
+}
+
+TEST_F(TensorFileTest, ValFileErrorsNameTheFile) {
+  for (const auto& [file, substr] :
+       {std::pair<std::string, std::string>{"val_shape.pt", "validation images"},
+        {"val_label.pt", "9"},
+        {"absent_val.pt", "absent_val.pt"}}) {
+    auto spec = ParseDataSpec(absl::StrCat("tensor:", Path("train.pt"), ",",
+                                           Path("test.pt"), ";val=", Path(file)));
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    auto s = LoadDataset(*spec, SplitOptions{});
+    ASSERT_FALSE(s.ok()) << file;
+    EXPECT_THAT(Msg(s.status()), HasSubstr(Path(file))) << Msg(s.status());
+    EXPECT_THAT(Msg(s.status()), HasSubstr(substr)) << Msg(s.status());
+  }
+  EXPECT_FALSE(ParseDataSpec("fashion-mnist;val=").ok());
+  EXPECT_FALSE(ParseDataSpec("fashion-mnist;val=a.pt;val=b.pt").ok());
 }
 
 TEST_F(TensorFileTest, LoadDatasetWithTestFile) {

@@ -121,6 +121,8 @@ int main(int argc, char** argv) {
   if (!token.ok()) return Fail(std::string(token.status().message()));
   options.token = *token;
 
+  // Before any thread starts (the allocator's arenas are per thread).
+  if (!options.noop) autoq::qat::TuneProcessForTraining();
   absl::StatusOr<std::unique_ptr<autoq::evaluator::Worker>> worker =
       autoq::evaluator::Worker::Create(options);
   if (!worker.ok()) return Fail(std::string(worker.status().message()));
@@ -130,7 +132,6 @@ int main(int argc, char** argv) {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
-  if (!options.noop) autoq::qat::TuneProcessForTraining();
 
   const absl::Status status = (*worker)->Run(g_stop);
   if (!status.ok()) return Fail(std::string(status.message()));
