@@ -34,12 +34,12 @@
 # the same seed (the same first generations).
 #
 #   bench/run_search_quality.sh [--seeds N] [--settings builtin,abits]
-#                               [--budgets 16,32,64] [--work DIR]
+#                               [--budgets 8,16,32] [--work DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=3
 settings=builtin,abits
-budgets=16,32,64
+budgets=8,16,32
 work=""
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -14,11 +14,15 @@ const char kRecipeFlagsHelp[] =
     "  --seed S            seed of shuffling and initialization (0)\n";
 
 const char kDataFlagsHelp[] =
-    "  --data SPEC         fashion-mnist | idx:DIR | mnist:DIR | cifar10:DIR |\n"
-    "                      tensor:TRAIN.pt[,TEST.pt], optional ;mean=..;std=..\n"
-    "                      and ;val=VAL.pt (your validation file: nothing carved)\n"
+    "  --data SPEC         fashion-mnist | idx:DIR | mnist:DIR | cifar10:DIR "
+    "|\n"
+    "                      tensor:TRAIN.pt[,TEST.pt], optional "
+    ";mean=..;std=..\n"
+    "                      and ;val=VAL.pt (your validation file: nothing "
+    "carved)\n"
     "  --val-size N        validation images carved from train (5000)\n"
-    "  --split-seed S      seed of the train/validation carve (1, as autoq run\n"
+    "  --split-seed S      seed of the train/validation carve (1, as autoq "
+    "run\n"
     "                      and train-baseline use: a model's own training\n"
     "                      images never land in its validation split)\n"
     "  --train-subset N, --val-subset N, --test-subset N   (0: all)\n";
@@ -29,9 +33,8 @@ void AddRecipeFlags(FlagSpec* spec) {
 }
 
 void AddDataFlags(FlagSpec* spec) {
-  spec->with_value.insert(
-      {"data", "val-size", "train-subset", "val-subset", "test-subset",
-       "split-seed"});
+  spec->with_value.insert({"data", "val-size", "train-subset", "val-subset",
+                           "test-subset", "split-seed"});
 }
 
 absl::StatusOr<qat::QatRecipe> RecipeFromFlags(const Flags& flags,
@@ -42,8 +45,10 @@ absl::StatusOr<qat::QatRecipe> RecipeFromFlags(const Flags& flags,
   ASSIGN_OR_RETURN(r.momentum, flags.GetDouble("momentum", r.momentum));
   ASSIGN_OR_RETURN(r.weight_decay, flags.GetDouble("wd", r.weight_decay));
   ASSIGN_OR_RETURN(int64_t delay, flags.GetInt("act-delay", r.act_quant_delay));
-  ASSIGN_OR_RETURN(int64_t freeze, flags.GetInt("bn-freeze", r.bn_freeze_epoch));
-  ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", static_cast<int64_t>(r.seed)));
+  ASSIGN_OR_RETURN(int64_t freeze,
+                   flags.GetInt("bn-freeze", r.bn_freeze_epoch));
+  ASSIGN_OR_RETURN(int64_t seed,
+                   flags.GetInt("seed", static_cast<int64_t>(r.seed)));
   r.epochs = static_cast<int>(epochs);
   r.act_quant_delay = static_cast<int>(delay);
   r.bn_freeze_epoch = static_cast<int>(freeze);

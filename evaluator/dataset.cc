@@ -251,11 +251,11 @@ absl::StatusOr<DatasetSplits> LoadDatasetImpl(const DataSpec& spec,
     // The user's own validation file: the whole training file trains.
     ASSIGN_OR_RETURN(qat::TensorDataset val, ReadTensorFile(spec.val_path));
     if (val.images.sizes().slice(1) != full_train.images.sizes().slice(1)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          spec.val_path, ": validation images are ",
-          absl::StrJoin(val.images.sizes().slice(1), "x"),
-          " but training images are ",
-          absl::StrJoin(full_train.images.sizes().slice(1), "x")));
+      return absl::InvalidArgumentError(
+          absl::StrCat(spec.val_path, ": validation images are ",
+                       absl::StrJoin(val.images.sizes().slice(1), "x"),
+                       " but training images are ",
+                       absl::StrJoin(full_train.images.sizes().slice(1), "x")));
     }
     RETURN_IF_ERROR(
         ValidateLabels(val.labels, full_train.num_classes, spec.val_path));
@@ -263,8 +263,9 @@ absl::StatusOr<DatasetSplits> LoadDatasetImpl(const DataSpec& spec,
     const std::vector<int64_t> perm = Permutation(n, options.seed);
     DatasetSplits splits;
     splits.val = qat::Head(val, options.val_subset);
-    splits.train = Select(full_train, perm, 0,
-                          static_cast<size_t>(Trimmed(options.train_subset, n)));
+    splits.train =
+        Select(full_train, perm, 0,
+               static_cast<size_t>(Trimmed(options.train_subset, n)));
     splits.test = qat::Head(test, options.test_subset);
     for (qat::TensorDataset* d : {&splits.train, &splits.val, &splits.test}) {
       d->mean = spec.mean;
@@ -345,9 +346,8 @@ absl::StatusOr<DataSpec> ParseDataSpec(std::string_view spec_view) {
                                         : opt.substr(eq + 1);
     if (name == "val") {
       if (value.empty() || !out.val_path.empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("data spec '", spec,
-                         "': option 'val' needs one file, given once"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "data spec '", spec, "': option 'val' needs one file, given once"));
       }
       out.val_path = std::string(value);
       continue;

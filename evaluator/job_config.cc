@@ -158,6 +158,12 @@ absl::Status ResolveSearch(const SearchSpec& s, JobConfig* c) {
     }
     o.screening = s.screening();
   }
+  if (s.has_score_noise()) {
+    if (!(s.score_noise() >= 0 && s.score_noise() <= 10)) {
+      return Bad("search.score_noise", "must be in [0, 10] percentage points");
+    }
+    o.score_noise = s.score_noise();
+  }
   qat::QatRecipe search_defaults;  // one short epoch per candidate
   search_defaults.epochs = 1;
   c->search_recipe = search_defaults;

@@ -111,6 +111,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "search.strategy: \"random\" is not one of guided, nsga2, knapsack"},
         BadCase{R"({"model": {"path": "m.pt"}, "search": {"strategy": "knapsack", "sensitivity_images": 0}})",
                 "search.strategy: knapsack needs search.sensitivity_images > 0"},
+        BadCase{R"({"model": {"path": "m.pt"}, "search": {"score_noise": -0.1}})",
+                "search.score_noise"},
         BadCase{R"({"model": {"path": "m.pt"}, "search": {"screening": 0}})",
                 "search.screening"},
         BadCase{R"({"model": {"path": "m.pt"}, "search": {"screening": 1001}})",

@@ -77,8 +77,7 @@ int main(int argc, char** argv) {
                      "device", "name",        "cache-dir",
                      "tls-ca", "threads",     "max-tasks"};
   spec.boolean = {"noop", "quiet"};
-  absl::StatusOr<autoq::Flags> flags =
-      autoq::Flags::Parse(argc, argv, 1, spec);
+  absl::StatusOr<autoq::Flags> flags = autoq::Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok()) {
     return Fail(
         absl::StrCat(flags.status().message(), " (see autoq-worker --help)"));

@@ -12,8 +12,8 @@
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "evaluator/task.h"
-#include "search/chromosome.h"
 #include "qat/sensitivity_table.h"
+#include "search/chromosome.h"
 #include "search/knapsack.h"
 #include "search/problem.h"
 #include "search/sensitivity_report.h"
@@ -53,8 +53,9 @@ std::string SearchText(const evaluator::SearchOptions& o) {
       ";search_abits=", o.search_activation_bits, ";abits=", o.activation_bits,
       ";pin=", o.pin_first_last, ";bops=", o.bops_objective,
       ";budget=", o.size_budget_bytes, ";max_drop=", o.max_accuracy_drop,
-      ";sensitivity=", o.sensitivity_images, ";strategy=",
-      evaluator::StrategyName(o.strategy), ";screening=", o.screening);
+      ";sensitivity=", o.sensitivity_images,
+      ";strategy=", evaluator::StrategyName(o.strategy),
+      ";screening=", o.screening);
 }
 
 // The identity of a search: its checkpoints are stored under this key, so
@@ -338,7 +339,8 @@ absl::StatusOr<std::vector<std::vector<int>>> Pipeline::SensitivitySeeds() {
   CachedEvaluation sensitivity_evaluation(store_, evaluator_, keys_);
   // Every layer at max_bits: the reference, and the layer count a worker
   // without the model (the no-op one) needs.
-  const std::vector<qat::LayerBits> reference = encoding_.UniformBits(o.max_bits);
+  const std::vector<qat::LayerBits> reference =
+      encoding_.UniformBits(o.max_bits);
   absl::StatusOr<std::vector<evaluator::EvalRecord>> records =
       sensitivity_evaluation.Evaluate(
           evaluator::Stage::kSensitivity, {reference},
@@ -352,10 +354,10 @@ absl::StatusOr<std::vector<std::vector<int>>> Pipeline::SensitivitySeeds() {
       records->front().sensitivity;
   if (!table.has_value() ||
       table->layers.size() != static_cast<size_t>(genes_)) {
-    return absl::InternalError(absl::StrCat(
-        "the sensitivity result has ",
-        table.has_value() ? table->layers.size() : 0, " layers, the model ",
-        genes_));
+    return absl::InternalError(
+        absl::StrCat("the sensitivity result has ",
+                     table.has_value() ? table->layers.size() : 0,
+                     " layers, the model ", genes_));
   }
   sensitivity_ = *table;
   const int abits = o.search_activation_bits ? 8 : o.activation_bits;

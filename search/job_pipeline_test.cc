@@ -38,9 +38,10 @@ class RecordingObserver : public PipelineObserver {
     phases.emplace_back(phase);
     Leave();
   }
-  void OnEvaluation(evaluator::Stage stage, const std::vector<qat::LayerBits>& bits,
-                    const evaluator::EvalRecord& record, bool cached, size_t done,
-                    size_t total) override {
+  void OnEvaluation(evaluator::Stage stage,
+                    const std::vector<qat::LayerBits>& bits,
+                    const evaluator::EvalRecord& record, bool cached,
+                    size_t done, size_t total) override {
     Enter();
     // Long enough for the fake evaluator's threads to collide if the
     // pipeline did not serialize its calls.
@@ -198,7 +199,8 @@ TEST_F(PipelineTest, RunsEveryPhaseAndReportsEveryEvaluation) {
   EXPECT_EQ(observer.evaluations[evaluator::Stage::kSearch] +
                 observer.evaluations[evaluator::Stage::kFinal],
             summary->computed + summary->cached + summary->repeated);
-  EXPECT_EQ(evaluator.runs(evaluator::Stage::kSearch) + evaluator.runs(evaluator::Stage::kFinal),
+  EXPECT_EQ(evaluator.runs(evaluator::Stage::kSearch) +
+                evaluator.runs(evaluator::Stage::kFinal),
             summary->computed);
   EXPECT_EQ(evaluator.max_runs_of_one_key(), 1);
   ASSERT_FALSE(report.front.empty());
@@ -214,7 +216,8 @@ TEST_F(PipelineTest, RunsEveryPhaseAndReportsEveryEvaluation) {
                         MakeKeyContext(config_, "digest"));
   for (const auto* list : {&report.front, &report.uniform}) {
     for (const FrontPoint& p : *list) {
-      EXPECT_EQ(p.result_key, keys.Key(evaluator::Stage::kFinal, Bits(p))) << p.label;
+      EXPECT_EQ(p.result_key, keys.Key(evaluator::Stage::kFinal, Bits(p)))
+          << p.label;
       auto model = store_->GetArtifact(p.result_key, "model.pt");
       ASSERT_TRUE(model.ok()) << model.status();
       EXPECT_EQ(model->value_or(""), "ts") << p.label;
@@ -423,8 +426,8 @@ TEST_F(PipelineTest, TasksFailingAfterCancellationEndTheJobAsCancelled) {
   // Cancelled during generation 1's batch; its remaining tasks fail as a
   // remote evaluator fails them.
   observer.on_evaluation = [&](evaluator::Stage stage) {
-    if (stage == evaluator::Stage::kSearch && observer.generations.size() == 1 &&
-        !cancelled) {
+    if (stage == evaluator::Stage::kSearch &&
+        observer.generations.size() == 1 && !cancelled) {
       cancelled = true;
       evaluator.set_fail_all(true, absl::CancelledError("task cancelled"));
     }
@@ -485,13 +488,20 @@ TEST(MakeKeyContextTest, FloatKeysDependOnTheModelAndDataOnly) {
                             ? std::vector<qat::LayerBits>{}
                             : std::vector<qat::LayerBits>(3, {4, 8}));
   };
-  EXPECT_EQ(key(a, "m", evaluator::Stage::kFloat), key(b, "m", evaluator::Stage::kFloat));
-  EXPECT_NE(key(a, "m", evaluator::Stage::kFloat), key(c, "m", evaluator::Stage::kFloat));
-  EXPECT_NE(key(a, "m", evaluator::Stage::kFloat), key(a, "n", evaluator::Stage::kFloat));
-  EXPECT_NE(key(a, "m", evaluator::Stage::kSearch), key(b, "m", evaluator::Stage::kSearch));
-  EXPECT_NE(key(a, "m", evaluator::Stage::kFinal), key(b, "m", evaluator::Stage::kFinal));
-  EXPECT_NE(key(a, "m", evaluator::Stage::kFloat), key(a, "m", evaluator::Stage::kSearch));
-  EXPECT_NE(key(a, "m", evaluator::Stage::kSearch), key(a, "m", evaluator::Stage::kFinal));
+  EXPECT_EQ(key(a, "m", evaluator::Stage::kFloat),
+            key(b, "m", evaluator::Stage::kFloat));
+  EXPECT_NE(key(a, "m", evaluator::Stage::kFloat),
+            key(c, "m", evaluator::Stage::kFloat));
+  EXPECT_NE(key(a, "m", evaluator::Stage::kFloat),
+            key(a, "n", evaluator::Stage::kFloat));
+  EXPECT_NE(key(a, "m", evaluator::Stage::kSearch),
+            key(b, "m", evaluator::Stage::kSearch));
+  EXPECT_NE(key(a, "m", evaluator::Stage::kFinal),
+            key(b, "m", evaluator::Stage::kFinal));
+  EXPECT_NE(key(a, "m", evaluator::Stage::kFloat),
+            key(a, "m", evaluator::Stage::kSearch));
+  EXPECT_NE(key(a, "m", evaluator::Stage::kSearch),
+            key(a, "m", evaluator::Stage::kFinal));
 }
 
 }  // namespace

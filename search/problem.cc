@@ -23,8 +23,8 @@ pagmo::vector_double ToDecisionVector(const std::vector<int>& genes) {
 
 Objectives::Objectives(Encoding encoding, const qat::ModelAnalysis* analysis,
                        qat::Granularity granularity,
-                       const evaluator::SearchOptions& options, double float_val_top1,
-                       CachedEvaluation* evaluation)
+                       const evaluator::SearchOptions& options,
+                       double float_val_top1, CachedEvaluation* evaluation)
     : encoding_(std::move(encoding)),
       analysis_(analysis),
       granularity_(granularity),
@@ -82,8 +82,8 @@ absl::StatusOr<std::vector<std::vector<double>>> Objectives::Score(
   }
   EvalProgress progress;
   if (progress_) {
-    progress = [&](size_t j, const evaluator::EvalRecord& r, bool cached, size_t done,
-                   size_t total) {
+    progress = [&](size_t j, const evaluator::EvalRecord& r, bool cached,
+                   size_t done, size_t total) {
       progress_(to_score[j], r, cached, done, total);
     };
   }
@@ -95,7 +95,8 @@ absl::StatusOr<std::vector<std::vector<double>>> Objectives::Score(
     const size_t i = scored_index[j];
     const double loss = float_val_top1_ - r.qat.best_val_top1;
     const bool outside = loss > max_loss_;
-    out[i] = {loss, r.qat.size_bytes / 1024.0 + (outside ? outside_size_kb_ : 0)};
+    out[i] = {loss,
+              r.qat.size_bytes / 1024.0 + (outside ? outside_size_kb_ : 0)};
     // Giga-BOPs: no model reaches 1e6 (10^15 operations per image).
     if (bops_) out[i].push_back(r.qat.bops / 1e9 + (outside ? 1e6 : 0));
     records_[batch[i]] = r;
@@ -104,7 +105,8 @@ absl::StatusOr<std::vector<std::vector<double>>> Objectives::Score(
   return out;
 }
 
-const evaluator::EvalRecord* Objectives::Find(const std::vector<int>& genes) const {
+const evaluator::EvalRecord* Objectives::Find(
+    const std::vector<int>& genes) const {
   auto it = records_.find(genes);
   return it == records_.end() ? nullptr : &it->second;
 }
@@ -122,9 +124,9 @@ pagmo::vector_double BitWidthProblem::batch_fitness(
   const size_t dim = static_cast<size_t>(objectives_->encoding().dimension());
   std::vector<std::vector<int>> batch;
   for (size_t off = 0; off + dim <= xs.size(); off += dim) {
-    batch.push_back(ToGenes(pagmo::vector_double(
-        xs.begin() + static_cast<long>(off),
-        xs.begin() + static_cast<long>(off + dim))));
+    batch.push_back(ToGenes(
+        pagmo::vector_double(xs.begin() + static_cast<long>(off),
+                             xs.begin() + static_cast<long>(off + dim))));
   }
   absl::StatusOr<std::vector<std::vector<double>>> scores =
       objectives_->Score(batch);

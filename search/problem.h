@@ -13,11 +13,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <pagmo/types.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <pagmo/types.hpp>
 
 #include "absl/status/statusor.h"
 #include "evaluator/job_config.h"
@@ -42,8 +41,9 @@ namespace autoq::search {
 class Objectives {
  public:
   Objectives(Encoding encoding, const qat::ModelAnalysis* analysis,
-             qat::Granularity granularity, const evaluator::SearchOptions& options,
-             double float_val_top1, CachedEvaluation* evaluation);
+             qat::Granularity granularity,
+             const evaluator::SearchOptions& options, double float_val_top1,
+             CachedEvaluation* evaluation);
 
   const Encoding& encoding() const { return encoding_; }
   size_t num_objectives() const { return bops_ ? 3 : 2; }
@@ -78,9 +78,10 @@ class Objectives {
   double max_loss() const { return max_loss_; }
 
   // Called for every finished entry of a batch (for progress lines).
-  using Progress = std::function<void(const std::vector<qat::LayerBits>& bits,
-                                      const evaluator::EvalRecord& record, bool cached,
-                                      size_t finished, size_t total)>;
+  using Progress =
+      std::function<void(const std::vector<qat::LayerBits>& bits,
+                         const evaluator::EvalRecord& record, bool cached,
+                         size_t finished, size_t total)>;
   void set_progress(Progress progress) { progress_ = std::move(progress); }
 
   // The error that made the last batch fail (pagmo sees an exception).

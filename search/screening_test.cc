@@ -123,8 +123,8 @@ class ScreeningTest : public ::testing::Test {
     evaluation_ = std::make_unique<CachedEvaluation>(
         store_.get(), ev, KeyContext{"m", "d", "s", "f"});
     objectives_ = std::make_unique<Objectives>(
-        Encoding(6, o), &analysis_, qat::Granularity::kPerTensorAffine, o,
-        90.0, evaluation_.get());
+        Encoding(6, o), &analysis_, qat::Granularity::kPerTensorAffine, o, 90.0,
+        evaluation_.get());
     genes_ = objectives_->encoding().InitialPopulation(population, 1);
     auto scores = objectives_->Score(genes_);
     if (!scores.ok()) return scores.status();
@@ -178,9 +178,9 @@ TEST_F(ScreeningTest, ConstantScoresFallBackToPlainOffspring) {
 // offspring with the same number of evaluations, in the median over seeds.
 TEST_F(ScreeningTest, BeatsPlainOffspringAtEqualEvaluations) {
   auto region_hv = [&](int screening, uint32_t seed) {
-    auto store = ResultStore::Open(
-        dir_.path() + "/hv" + std::to_string(screening) + "_" +
-        std::to_string(seed) + ".db");
+    auto store =
+        ResultStore::Open(dir_.path() + "/hv" + std::to_string(screening) +
+                          "_" + std::to_string(seed) + ".db");
     EXPECT_TRUE(store.ok());
     evaluator::SearchOptions o;
     o.population = 8;
@@ -189,7 +189,8 @@ TEST_F(ScreeningTest, BeatsPlainOffspringAtEqualEvaluations) {
     o.screening = screening;
     o.max_accuracy_drop = 2.0;
     FakeEvaluator ev(&analysis_);
-    CachedEvaluation evaluation(store->get(), &ev, KeyContext{"m", "d", "s", "f"});
+    CachedEvaluation evaluation(store->get(), &ev,
+                                KeyContext{"m", "d", "s", "f"});
     Objectives objectives(Encoding(6, o), &analysis_,
                           qat::Granularity::kPerTensorAffine, o, 90.0,
                           &evaluation);
@@ -203,9 +204,9 @@ TEST_F(ScreeningTest, BeatsPlainOffspringAtEqualEvaluations) {
     EXPECT_TRUE(out.ok()) << out.status();
     std::vector<AccuracySize> points;
     for (size_t i : out->front) {
-      points.push_back(
-          {90.0 - out->archive_fitness[i][0],
-           static_cast<int64_t>(std::llround(out->archive_fitness[i][1] * 1024))});
+      points.push_back({90.0 - out->archive_fitness[i][0],
+                        static_cast<int64_t>(
+                            std::llround(out->archive_fitness[i][1] * 1024))});
     }
     const int64_t size8 =
         qat::ComputeCost(analysis_, objectives.encoding().UniformBits(8),

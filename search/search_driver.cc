@@ -175,7 +175,8 @@ uint32_t GenerationSeed(uint32_t search_seed, int generation) {
 
 std::vector<size_t> FrontIndices(
     const std::vector<std::vector<int>>& genes,
-    const std::vector<std::vector<double>>& fitness, double max_loss) {
+    const std::vector<std::vector<double>>& fitness, double max_loss,
+    double min_gain) {
   std::vector<std::vector<double>> objectives;
   std::vector<size_t> index;
   std::set<std::vector<int>> seen;
@@ -190,7 +191,15 @@ std::vector<size_t> FrontIndices(
   for (size_t j : NonDominated(objectives)) front.push_back(index[j]);
   std::sort(front.begin(), front.end(),
             [&](size_t a, size_t b) { return fitness[a][1] < fitness[b][1]; });
-  return front;
+  if (min_gain <= 0) return front;
+  std::vector<size_t> thinned;
+  for (size_t i : front) {
+    if (thinned.empty() ||
+        fitness[i][0] < fitness[thinned.back()][0] - min_gain) {
+      thinned.push_back(i);
+    }
+  }
+  return thinned;
 }
 
 absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,
@@ -329,12 +338,12 @@ absl::StatusOr<SearchOutcome> RunSearch(const evaluator::SearchOptions& options,
     // The source thesis's front: the last population's, all of it.
     for (size_t p : FrontIndices(genes, fitness, objectives.max_loss())) {
       const auto it = objectives.archive().find(genes[p]);
-      out.front.push_back(static_cast<size_t>(
-          std::distance(objectives.archive().begin(), it)));
+      out.front.push_back(
+          static_cast<size_t>(std::distance(objectives.archive().begin(), it)));
     }
   } else {
-    out.front =
-        FrontIndices(out.archive, out.archive_fitness, objectives.max_loss());
+    out.front = FrontIndices(out.archive, out.archive_fitness,
+                             objectives.max_loss(), options.score_noise);
   }
   if (out.front.empty()) {
     // Nothing inside the region: the most accurate configuration within

@@ -36,7 +36,8 @@ struct SearchOutcome {
   std::vector<std::vector<double>> archive_fitness;
   // The final front: the archive's non-dominated configurations inside the
   // region of interest and the size budget, by size (indices into
-  // `archive`). When none is inside, the most accurate one. Plain NSGA-II
+  // `archive`), thinned by search.score_noise (see FrontIndices). When
+  // none is inside, the most accurate one. Plain NSGA-II
   // (strategy nsga2): the last population's non-dominated configurations.
   std::vector<size_t> front;
   int generations_done = 0;
@@ -103,10 +104,13 @@ uint32_t GenerationSeed(uint32_t search_seed, int generation);
 
 // The distinct non-dominated individuals whose loss objective is below
 // `max_loss` (inside the region of interest; over-budget penalties are
-// 100 and more), sorted by size.
+// 100 and more), sorted by size. With `min_gain` > 0, a point is kept only
+// when its loss is below that of every smaller kept point by more than
+// `min_gain`: a larger model must buy more accuracy than the score's noise.
 std::vector<size_t> FrontIndices(
     const std::vector<std::vector<int>>& genes,
-    const std::vector<std::vector<double>>& fitness, double max_loss = 100.0);
+    const std::vector<std::vector<double>>& fitness, double max_loss = 100.0,
+    double min_gain = 0.0);
 
 }  // namespace autoq::search
 

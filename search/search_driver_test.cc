@@ -55,7 +55,8 @@ TEST(EncodingTest, InitialPopulationStartsWithUniformConfigs) {
   Encoding e(6, o);
   std::vector<std::vector<int>> pop = e.InitialPopulation(16, 7);
   ASSERT_EQ(pop.size(), 16u);
-  for (int b = 2; b <= 8; ++b) EXPECT_EQ(pop[static_cast<size_t>(b - 2)], e.Uniform(b));
+  for (int b = 2; b <= 8; ++b)
+    EXPECT_EQ(pop[static_cast<size_t>(b - 2)], e.Uniform(b));
   std::set<std::vector<int>> distinct(pop.begin(), pop.end());
   EXPECT_EQ(distinct.size(), 16u);
   EXPECT_EQ(e.InitialPopulation(16, 7), pop);  // seeded
@@ -67,7 +68,8 @@ TEST(EncodingTest, SeedsShareTheInitialPopulationWithUniformConfigs) {
   o.pin_first_last = true;
   Encoding e(6, o);
   // Pinned layers drop out; out-of-range bits are clamped.
-  EXPECT_EQ(e.EncodeWeights({8, 3, 4, 9, 1, 8}), (std::vector<int>{3, 4, 8, 2}));
+  EXPECT_EQ(e.EncodeWeights({8, 3, 4, 9, 1, 8}),
+            (std::vector<int>{3, 4, 8, 2}));
   const std::vector<std::vector<int>> seeds = {
       {3, 4, 5, 6}, {4, 4, 5, 6}, e.Uniform(8), {5, 5, 6, 6}, {6, 6, 7, 7}};
   std::vector<std::vector<int>> pop = e.InitialPopulation(8, 7, seeds);
@@ -99,7 +101,8 @@ class SearchTest : public ::testing::Test {
     return KeyContext{"model", "data", "search-recipe", "final-recipe"};
   }
 
-  absl::StatusOr<SearchOutcome> Search(ResultStore* store, evaluator::Evaluator* ev,
+  absl::StatusOr<SearchOutcome> Search(ResultStore* store,
+                                       evaluator::Evaluator* ev,
                                        int generations, EvalStats* stats) {
     evaluator::SearchOptions o;
     o.population = 8;
@@ -107,8 +110,8 @@ class SearchTest : public ::testing::Test {
     o.seed = 3;
     CachedEvaluation evaluation(store, ev, Keys());
     auto objectives = std::make_shared<Objectives>(
-        Encoding(6, o), &analysis_, qat::Granularity::kPerTensorAffine, o,
-        90.0, &evaluation);
+        Encoding(6, o), &analysis_, qat::Granularity::kPerTensorAffine, o, 90.0,
+        &evaluation);
     SearchContext ctx;
     ctx.job_key = "job";
     ctx.float_val_top1 = 90.0;
@@ -134,18 +137,22 @@ TEST_F(SearchTest, CacheAnswersRepeatsAndNeverRunsAKeyTwice) {
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(evaluator_.runs(), 2);
   EXPECT_EQ(evaluation.stats().repeated, 2);
-  EXPECT_DOUBLE_EQ((*first)[0].qat.best_val_top1, (*first)[3].qat.best_val_top1);
+  EXPECT_DOUBLE_EQ((*first)[0].qat.best_val_top1,
+                   (*first)[3].qat.best_val_top1);
   auto second = evaluation.Evaluate(evaluator::Stage::kSearch, {b, a});
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(evaluator_.runs(), 2);
   EXPECT_EQ(evaluation.stats().cached, 2);
-  EXPECT_DOUBLE_EQ((*second)[1].qat.best_val_top1, (*first)[0].qat.best_val_top1);
+  EXPECT_DOUBLE_EQ((*second)[1].qat.best_val_top1,
+                   (*first)[0].qat.best_val_top1);
   // A final-stage key differs from the search key of the same bits.
-  EXPECT_NE(evaluation.Key(evaluator::Stage::kSearch, a), evaluation.Key(evaluator::Stage::kFinal, a));
+  EXPECT_NE(evaluation.Key(evaluator::Stage::kSearch, a),
+            evaluation.Key(evaluator::Stage::kFinal, a));
   auto final_stage = evaluation.Evaluate(evaluator::Stage::kFinal, {a});
   ASSERT_TRUE(final_stage.ok());
   EXPECT_EQ(evaluator_.runs(), 3);
-  auto artifact = evaluation.Artifact(evaluation.Key(evaluator::Stage::kFinal, a), "model.pt");
+  auto artifact = evaluation.Artifact(
+      evaluation.Key(evaluator::Stage::kFinal, a), "model.pt");
   ASSERT_TRUE(artifact.ok());
   EXPECT_EQ(artifact->value_or(""), "ts");
 }
@@ -202,7 +209,8 @@ TEST_F(SearchTest, ResumesFromTheLastCheckpointWithoutRecomputing) {
   // The archive (every configuration scored) survives the restart too.
   EXPECT_EQ(resumed->archive, full->archive);
   EXPECT_EQ(resumed->front, full->front);
-  EXPECT_EQ(evaluator_.runs() - runs_after_two, full_eval.runs() - runs_after_two);
+  EXPECT_EQ(evaluator_.runs() - runs_after_two,
+            full_eval.runs() - runs_after_two);
   EXPECT_EQ(evaluator_.max_runs_of_one_key(), 1);
 
   // Rerunning the finished job computes nothing.
@@ -217,13 +225,16 @@ TEST_F(SearchTest, OverBudgetConfigurationsAreNotTrained) {
   auto store = ResultStore::Open(dir_.path() + "/b.db");
   ASSERT_TRUE(store.ok());
   evaluator::SearchOptions o;
-  o.size_budget_bytes = qat::ComputeCost(analysis_, std::vector<qat::LayerBits>(6, {4, 8}),
-                                         qat::Granularity::kPerTensorAffine)
-                            .size_bytes;
+  o.size_budget_bytes =
+      qat::ComputeCost(analysis_, std::vector<qat::LayerBits>(6, {4, 8}),
+                       qat::Granularity::kPerTensorAffine)
+          .size_bytes;
   CachedEvaluation evaluation(store->get(), &evaluator_, Keys());
   Objectives objectives(Encoding(6, o), &analysis_,
-                        qat::Granularity::kPerTensorAffine, o, 90.0, &evaluation);
-  auto scores = objectives.Score({std::vector<int>(6, 8), std::vector<int>(6, 3)});
+                        qat::Granularity::kPerTensorAffine, o, 90.0,
+                        &evaluation);
+  auto scores =
+      objectives.Score({std::vector<int>(6, 8), std::vector<int>(6, 3)});
   ASSERT_TRUE(scores.ok());
   EXPECT_GE((*scores)[0][0], 100.0);
   EXPECT_LT((*scores)[1][0], 100.0);
@@ -260,6 +271,22 @@ TEST_F(SearchTest, FinalFrontIsTheArchiveFrontInsideTheRegion) {
   }
   EXPECT_GT(inside, 0);
   for (size_t k : out->front) EXPECT_LE(out->archive_fitness[k][0], max_drop);
+}
+
+// search.score_noise: a larger configuration must score more than the
+// noise above every smaller one to reach the final front.
+TEST(FrontIndicesTest, ThinsGainsWithinTheScoreNoise) {
+  const std::vector<std::vector<int>> genes = {{2}, {3}, {4}, {5}, {6}, {7}};
+  const std::vector<std::vector<double>> fitness = {
+      {1.50, 10}, {1.45, 11}, {1.00, 12}, {0.95, 13}, {0.80, 14}, {3.0, 5}};
+  EXPECT_EQ(FrontIndices(genes, fitness, 2.0),
+            (std::vector<size_t>{0, 1, 2, 3, 4}));
+  // 1.45 gains 0.05 over 1.50; 0.95 gains 0.05 over 1.00; 0.80 gains 0.20.
+  EXPECT_EQ(FrontIndices(genes, fitness, 2.0, 0.1),
+            (std::vector<size_t>{0, 2, 4}));
+  // The region still applies first: {3.0, 5} is outside.
+  EXPECT_EQ(FrontIndices(genes, fitness, 100.0, 0.1),
+            (std::vector<size_t>{5, 0, 2, 4}));
 }
 
 // A configuration beyond search.max_accuracy_drop is dominated by every

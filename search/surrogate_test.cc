@@ -14,8 +14,8 @@ TEST(KendallTauTest, OrderedReversedTiedAndConstant) {
   // One discordant pair of six: (5 - 1) / 6.
   EXPECT_NEAR(KendallTau({1, 2, 3, 4}, {1, 3, 2, 4}), 4.0 / 6.0, 1e-12);
   // tau-b with a tie in b: 5 concordant, 0 discordant, 1 tie in b.
-  EXPECT_NEAR(KendallTau({1, 2, 3, 4}, {1, 2, 2, 4}), 5.0 / std::sqrt(6.0 * 5.0),
-              1e-12);
+  EXPECT_NEAR(KendallTau({1, 2, 3, 4}, {1, 2, 2, 4}),
+              5.0 / std::sqrt(6.0 * 5.0), 1e-12);
   EXPECT_DOUBLE_EQ(KendallTau({1, 1, 1}, {1, 2, 3}), 0.0);
   EXPECT_DOUBLE_EQ(KendallTau({1}, {1}), 0.0);
 }
