@@ -230,14 +230,20 @@ absl::StatusOr<DatasetSplits> LoadDatasetImpl(const DataSpec& spec,
         absl::StrCat("data spec: unknown kind '", spec.kind, "'"));
   }
 
-  // A model trained on one image shape cannot be tested on another.
-  if (test.images.sizes().slice(1) != full_train.images.sizes().slice(1)) {
+  // A model trained on one image shape cannot be tested (or validated) on
+  // another.
+  auto same_shape = [&](const qat::TensorDataset& d, const std::string& path,
+                        const char* what) {
+    if (d.images.sizes().slice(1) == full_train.images.sizes().slice(1)) {
+      return absl::OkStatus();
+    }
     return absl::InvalidArgumentError(
-        absl::StrCat(spec.test_path, ": test images are ",
-                     absl::StrJoin(test.images.sizes().slice(1), "x"),
+        absl::StrCat(path, ": ", what, " images are ",
+                     absl::StrJoin(d.images.sizes().slice(1), "x"),
                      " but training images are ",
                      absl::StrJoin(full_train.images.sizes().slice(1), "x")));
-  }
+  };
+  RETURN_IF_ERROR(same_shape(test, spec.test_path, "test"));
   const int64_t channels = full_train.images.size(1);
   if (!spec.mean.empty() && spec.mean.size() != 1 &&
       static_cast<int64_t>(spec.mean.size()) != channels) {
@@ -247,45 +253,32 @@ absl::StatusOr<DatasetSplits> LoadDatasetImpl(const DataSpec& spec,
   }
 
   const int64_t n = full_train.size();
+  DatasetSplits splits;
   if (!spec.val_path.empty()) {
     // The user's own validation file: the whole training file trains.
     ASSIGN_OR_RETURN(qat::TensorDataset val, ReadTensorFile(spec.val_path));
-    if (val.images.sizes().slice(1) != full_train.images.sizes().slice(1)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(spec.val_path, ": validation images are ",
-                       absl::StrJoin(val.images.sizes().slice(1), "x"),
-                       " but training images are ",
-                       absl::StrJoin(full_train.images.sizes().slice(1), "x")));
-    }
+    RETURN_IF_ERROR(same_shape(val, spec.val_path, "validation"));
     RETURN_IF_ERROR(
         ValidateLabels(val.labels, full_train.num_classes, spec.val_path));
     val.num_classes = full_train.num_classes;
-    const std::vector<int64_t> perm = Permutation(n, options.seed);
-    DatasetSplits splits;
     splits.val = qat::Head(val, options.val_subset);
     splits.train =
-        Select(full_train, perm, 0,
+        Select(full_train, Permutation(n, options.seed), 0,
                static_cast<size_t>(Trimmed(options.train_subset, n)));
-    splits.test = qat::Head(test, options.test_subset);
-    for (qat::TensorDataset* d : {&splits.train, &splits.val, &splits.test}) {
-      d->mean = spec.mean;
-      d->std = spec.std;
+  } else {
+    if (options.val_size >= n) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(spec.train_path, ": val_size ", options.val_size,
+                       " leaves no training samples out of ", n));
     }
-    return splits;
+    const std::vector<int64_t> perm = Permutation(n, options.seed);
+    const int64_t val_n = Trimmed(options.val_subset, options.val_size);
+    const int64_t train_n = Trimmed(options.train_subset, n - options.val_size);
+    splits.val = Select(full_train, perm, 0, static_cast<size_t>(val_n));
+    splits.train =
+        Select(full_train, perm, static_cast<size_t>(options.val_size),
+               static_cast<size_t>(train_n));
   }
-  if (options.val_size >= n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(spec.train_path, ": val_size ", options.val_size,
-                     " leaves no training samples out of ", n));
-  }
-  const std::vector<int64_t> perm = Permutation(n, options.seed);
-  const int64_t val_n = Trimmed(options.val_subset, options.val_size);
-  const int64_t train_n = Trimmed(options.train_subset, n - options.val_size);
-
-  DatasetSplits splits;
-  splits.val = Select(full_train, perm, 0, static_cast<size_t>(val_n));
-  splits.train = Select(full_train, perm, static_cast<size_t>(options.val_size),
-                        static_cast<size_t>(train_n));
   splits.test = qat::Head(test, options.test_subset);
   for (qat::TensorDataset* d : {&splits.train, &splits.val, &splits.test}) {
     d->mean = spec.mean;
