@@ -66,27 +66,70 @@ absl::StatusOr<std::vector<double>> OutOfFold(
 }  // namespace
 
 double KendallTau(const std::vector<double>& a, const std::vector<double>& b) {
+  // Knight's O(n log n) tau-b: order by (a, b), count the ties in a and in
+  // both, then count discordant pairs as the inversions of b that a merge
+  // sort undoes. The surrogate is cross-validated on every configuration
+  // scored, tens of thousands on a long search with a large population.
   const size_t n = std::min(a.size(), b.size());
-  double concordant = 0, discordant = 0, ties_a = 0, ties_b = 0;
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t j = i + 1; j < n; ++j) {
-      const double da = a[i] - a[j], db = b[i] - b[j];
-      if (da == 0 && db == 0) continue;
-      if (da == 0) {
-        ++ties_a;
-      } else if (db == 0) {
-        ++ties_b;
-      } else if ((da > 0) == (db > 0)) {
-        ++concordant;
+  if (n < 2) return 0;
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t i, size_t j) {
+    return a[i] != a[j] ? a[i] < a[j] : b[i] < b[j];
+  });
+  auto tied_pairs = [&](auto same) {  // pairs within runs of `same` keys
+    double pairs = 0, run = 1;
+    for (size_t k = 1; k <= n; ++k) {
+      if (k < n && same(order[k - 1], order[k])) {
+        ++run;
       } else {
-        ++discordant;
+        pairs += run * (run - 1) / 2;
+        run = 1;
       }
     }
+    return pairs;
+  };
+  const double tied_a =
+      tied_pairs([&](size_t i, size_t j) { return a[i] == a[j]; });
+  const double tied_both = tied_pairs(
+      [&](size_t i, size_t j) { return a[i] == a[j] && b[i] == b[j]; });
+  // Bottom-up merge sort of b in that order, counting strict inversions.
+  std::vector<double> v(n), buffer(n);
+  for (size_t k = 0; k < n; ++k) v[k] = b[order[k]];
+  double discordant = 0;
+  for (size_t width = 1; width < n; width *= 2) {
+    for (size_t lo = 0; lo < n; lo += 2 * width) {
+      const size_t mid = std::min(lo + width, n), hi = std::min(lo + 2 * width, n);
+      size_t i = lo, j = mid, out = lo;
+      while (i < mid && j < hi) {
+        if (v[j] < v[i]) {
+          discordant += mid - i;
+          buffer[out++] = v[j++];
+        } else {
+          buffer[out++] = v[i++];
+        }
+      }
+      while (i < mid) buffer[out++] = v[i++];
+      while (j < hi) buffer[out++] = v[j++];
+    }
+    v.swap(buffer);
   }
-  const double na = concordant + discordant + ties_b;  // pairs untied in a
-  const double nb = concordant + discordant + ties_a;  // pairs untied in b
+  double tied_b = 0, run = 1;
+  for (size_t k = 1; k <= n; ++k) {
+    if (k < n && v[k] == v[k - 1]) {
+      ++run;
+    } else {
+      tied_b += run * (run - 1) / 2;
+      run = 1;
+    }
+  }
+  const double pairs = static_cast<double>(n) * (n - 1) / 2;
+  const double na = pairs - tied_a;  // pairs untied in a
+  const double nb = pairs - tied_b;  // pairs untied in b
   if (na == 0 || nb == 0) return 0;
-  return (concordant - discordant) / std::sqrt(na * nb);
+  const double concordant_minus_discordant =
+      pairs - tied_a - tied_b + tied_both - 2 * discordant;
+  return concordant_minus_discordant / std::sqrt(na * nb);
 }
 
 absl::StatusOr<RidgeModel> RidgeModel::Fit(

@@ -20,6 +20,41 @@ TEST(KendallTauTest, OrderedReversedTiedAndConstant) {
   EXPECT_DOUBLE_EQ(KendallTau({1}, {1}), 0.0);
 }
 
+// The O(n log n) count against the pairwise definition of tau-b, on data
+// with many ties in either and both.
+TEST(KendallTauTest, MatchesThePairwiseDefinition) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> value(0, 9);
+  for (size_t n : {2u, 3u, 17u, 250u}) {
+    std::vector<double> a(n), b(n);
+    for (size_t i = 0; i < n; ++i) {
+      a[i] = value(rng);
+      b[i] = a[i] + value(rng) - 4;  // correlated, with ties
+    }
+    double c = 0, d = 0, ta = 0, tb = 0;
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t j = i + 1; j < n; ++j) {
+        const double da = a[i] - a[j], db = b[i] - b[j];
+        if (da == 0 && db == 0) continue;
+        if (da == 0) {
+          ++ta;
+        } else if (db == 0) {
+          ++tb;
+        } else if ((da > 0) == (db > 0)) {
+          ++c;
+        } else {
+          ++d;
+        }
+      }
+    }
+    const double expected =
+        (c + d + tb) * (c + d + ta) == 0
+            ? 0
+            : (c - d) / std::sqrt((c + d + tb) * (c + d + ta));
+    EXPECT_NEAR(KendallTau(a, b), expected, 1e-12) << "n=" << n;
+  }
+}
+
 TEST(RidgeModelTest, RecoversALinearFunctionAndIgnoresConstantFeatures) {
   std::mt19937 rng(1);
   std::uniform_real_distribution<double> u(-1, 1);
