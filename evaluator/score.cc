@@ -41,8 +41,10 @@ absl::StatusOr<Score> ScoreChromosome(const torch::jit::Module& model,
                                           request.recipe, request.progress));
   if (test != nullptr) {
     ASSIGN_OR_RETURN(at::Tensor logits,
-                     qat::PredictLogits(*qmodel, *test,
-                                        request.recipe.eval_batch_size));
+                     qat::PredictLogits(
+                         *qmodel, *test,
+                         qat::EvalBatchSize(request.recipe,
+                                            qmodel->device().is_cpu())));
     MetricsAccumulator acc(test->num_classes);
     acc.Add(logits, test->labels);
     score.test = acc.Result();

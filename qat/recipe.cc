@@ -13,7 +13,9 @@ absl::Status ValidateRecipe(const QatRecipe& r) {
   };
   if (r.epochs < 0) return bad("epochs", "must be >= 0");
   if (r.batch_size < 1) return bad("batch_size", "must be >= 1");
-  if (r.eval_batch_size < 1) return bad("eval_batch_size", "must be >= 1");
+  if (r.eval_batch_size < 0) {
+    return bad("eval_batch_size", "must be >= 0 (0: by device)");
+  }
   if (!(r.lr > 0) || !std::isfinite(r.lr)) return bad("lr", "must be > 0");
   if (r.momentum < 0 || r.momentum >= 1)
     return bad("momentum", "must be in [0, 1)");
@@ -33,6 +35,11 @@ absl::Status ValidateRecipe(const QatRecipe& r) {
   if (r.crop_pad < 0 || r.crop_pad > 64)
     return bad("crop_pad", "must be in 0..64");
   return absl::OkStatus();
+}
+
+int64_t EvalBatchSize(const QatRecipe& recipe, bool on_cpu) {
+  if (recipe.eval_batch_size > 0) return recipe.eval_batch_size;
+  return on_cpu ? 64 : 512;
 }
 
 }  // namespace autoq::qat

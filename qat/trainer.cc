@@ -177,15 +177,20 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
     std::vector<int64_t> order(static_cast<size_t>(train.size()));
     std::iota(order.begin(), order.end(), 0);
     const c10::Device device = model.device();
+    const int64_t eval_batch = EvalBatchSize(recipe, device.is_cpu());
     const at::Tensor train_labels = train.labels.to(device);
 
     if (recipe.epochs == 0 || !model.activations_calibrated()) {
       const auto calibration_start = Clock::now();
       // With training to follow, calibration only seeds the EMA ranges that
       // every training step updates; at an EMA constant of 0.01 each batch
-      // after the first would move them by about 1 %, so one batch does.
-      const int batches = recipe.epochs == 0 ? recipe.calibration_batches : 1;
-      Calibrate(model, train, batches, recipe.eval_batch_size);
+      // after the first would move them by about 1 %, so one training
+      // batch's worth of images does.
+      if (recipe.epochs == 0) {
+        Calibrate(model, train, recipe.calibration_batches, eval_batch);
+      } else {
+        Calibrate(model, train, 1, std::max<int64_t>(batch, 1));
+      }
       result.calibration_seconds = Seconds(calibration_start);
     }
     for (int epoch = 0; epoch < recipe.epochs; ++epoch) {
@@ -239,7 +244,7 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
       st.images_per_s = train_s > 0 ? steps * batch / train_s : 0;
       const auto val_start = Clock::now();
       st.val_top1 =
-          EvalTop1(model, val, recipe.eval_batch_size, progress.cancel);
+          EvalTop1(model, val, eval_batch, progress.cancel);
       result.val_seconds += Seconds(val_start);
       st.seconds = Seconds(epoch_start);
       bar.Finish(absl::StrFormat("loss %.4f train %.2f%% val %.2f%%",
@@ -252,7 +257,7 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
       st.acts_quantized = true;
       const auto val_start = Clock::now();
       st.val_top1 =
-          EvalTop1(model, val, recipe.eval_batch_size, progress.cancel);
+          EvalTop1(model, val, eval_batch, progress.cancel);
       result.val_seconds += Seconds(val_start);
       result.curve.push_back(st);
     }
@@ -270,7 +275,7 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
     if (test != nullptr && test->size() > 0) {
       const auto test_start = Clock::now();
       result.test_top1 =
-          EvalTop1(model, *test, recipe.eval_batch_size, progress.cancel);
+          EvalTop1(model, *test, eval_batch, progress.cancel);
       result.test_seconds = Seconds(test_start);
     }
   } catch (const Cancelled&) {

@@ -98,7 +98,7 @@ class SearchTest : public ::testing::Test {
   SearchTest() : analysis_(FakeAnalysis(6)), evaluator_(&analysis_) {}
 
   KeyContext Keys() const {
-    return KeyContext{"model", "data", "search-recipe", "final-recipe"};
+    return KeyContext{"model", "data", "search-recipe", "final-recipe", "sensitivity"};
   }
 
   absl::StatusOr<SearchOutcome> Search(ResultStore* store,
