@@ -11,28 +11,19 @@ namespace {
 
 constexpr char kUsage[] = "autoq cancel JOB";
 
-std::string Help() {
-  return absl::StrCat(
-      "usage: ", kUsage,
-      "\n"
-      "  Cancels job JOB: its queued and running evaluations are dropped;\n"
-      "  results already computed stay in the server's cache.\n",
-      kConnectFlagsHelp);
-}
+constexpr char kHelp[] =
+    "  Cancels job JOB: its queued and running evaluations are dropped;\n"
+    "  results already computed stay in the server's cache.\n";
 
 }  // namespace
 
 absl::Status RunCancel(int argc, char** argv) {
-  FlagSpec spec;
-  AddConnectFlags(&spec);
-  ASSIGN_OR_RETURN(Flags flags, Flags::Parse(argc, argv, 2, spec));
-  if (flags.Has("help")) {
-    std::fputs(Help().c_str(), stdout);
-    return absl::OkStatus();
-  }
-  ASSIGN_OR_RETURN(std::string job_id, OnePositional(flags, "JOB", kUsage));
-  ASSIGN_OR_RETURN(std::unique_ptr<JobClient> client, ConnectFromFlags(flags));
-  ASSIGN_OR_RETURN(JobStatus status, client->Cancel(job_id));
+  ASSIGN_OR_RETURN(std::optional<JobCommand> command,
+                   StartJobCommand(argc, argv, FlagSpec{}, kUsage,
+                                   CommandHelp(kUsage, kHelp)));
+  if (!command.has_value()) return absl::OkStatus();  // --help
+  const std::string& job_id = command->job_id;
+  ASSIGN_OR_RETURN(JobStatus status, command->client->Cancel(job_id));
   const char* note = "";
   if (status.state() == JOB_FINISHED || status.state() == JOB_FAILED) {
     note = " (it had already ended; nothing to cancel)";

@@ -14,17 +14,12 @@ namespace {
 
 constexpr char kUsage[] = "autoq results JOB [--json]";
 
-std::string Help() {
-  return absl::StrCat(
-      "usage: ", kUsage,
-      "\n"
-      "  The final Pareto front of finished job JOB: test top-1, size and\n"
-      "  bits of every point and of the uniform configurations, the\n"
-      "  hypervolumes of front vs. uniform, and the artifacts (get them\n"
-      "  with autoq download).\n"
-      "  --json              the autoq.JobResults message as JSON\n",
-      kConnectFlagsHelp);
-}
+constexpr char kHelp[] =
+    "  The final Pareto front of finished job JOB: test top-1, size and\n"
+    "  bits of every point and of the uniform configurations, the\n"
+    "  hypervolumes of front vs. uniform, and the artifacts (get them\n"
+    "  with autoq download).\n"
+    "  --json              the autoq.JobResults message as JSON\n";
 
 // Why there are no results yet, for a job that is not FINISHED.
 absl::Status NotFinished(const JobStatus& s) {
@@ -51,16 +46,13 @@ absl::Status NotFinished(const JobStatus& s) {
 }  // namespace
 
 absl::Status RunResults(int argc, char** argv) {
-  FlagSpec spec{{}, {"json"}};
-  AddConnectFlags(&spec);
-  ASSIGN_OR_RETURN(Flags flags, Flags::Parse(argc, argv, 2, spec));
-  if (flags.Has("help")) {
-    std::fputs(Help().c_str(), stdout);
-    return absl::OkStatus();
-  }
-  ASSIGN_OR_RETURN(std::string job_id, OnePositional(flags, "JOB", kUsage));
-  ASSIGN_OR_RETURN(std::unique_ptr<JobClient> client, ConnectFromFlags(flags));
-  ASSIGN_OR_RETURN(JobResults results, client->GetResults(job_id));
+  ASSIGN_OR_RETURN(std::optional<JobCommand> command,
+                   StartJobCommand(argc, argv, FlagSpec{{}, {"json"}}, kUsage,
+                                   CommandHelp(kUsage, kHelp)));
+  if (!command.has_value()) return absl::OkStatus();  // --help
+  const std::string& job_id = command->job_id;
+  const Flags& flags = command->flags;
+  ASSIGN_OR_RETURN(JobResults results, command->client->GetResults(job_id));
   if (results.status().job_id().empty()) {
     results.mutable_status()->set_job_id(job_id);
   }

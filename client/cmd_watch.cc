@@ -13,19 +13,14 @@ namespace {
 
 constexpr char kUsage[] = "autoq watch JOB [--json]";
 
-std::string Help() {
-  return absl::StrCat(
-      "usage: ", kUsage,
-      "\n"
-      "  Follows job JOB as it runs: a table of the current Pareto front\n"
-      "  after each generation (hypervolume, evaluation counts), one line per\n"
-      "  evaluation, workers joining and leaving, the final front and the\n"
-      "  end state. A dropped stream is resumed from the last event.\n"
-      "  Exit status 0 when the job finished, 1 when it failed or was\n"
-      "  cancelled.\n"
-      "  --json              one JSON object (an autoq.JobEvent) per line\n",
-      kConnectFlagsHelp);
-}
+constexpr char kHelp[] =
+    "  Follows job JOB as it runs: a table of the current Pareto front\n"
+    "  after each generation (hypervolume, evaluation counts), one line per\n"
+    "  evaluation, workers joining and leaving, the final front and the\n"
+    "  end state. A dropped stream is resumed from the last event.\n"
+    "  Exit status 0 when the job finished, 1 when it failed or was\n"
+    "  cancelled.\n"
+    "  --json              one JSON object (an autoq.JobEvent) per line\n";
 
 }  // namespace
 
@@ -64,16 +59,12 @@ absl::Status WatchAndPrint(const JobClient& client, const std::string& job_id,
 }
 
 absl::Status RunWatch(int argc, char** argv) {
-  FlagSpec spec{{}, {"json"}};
-  AddConnectFlags(&spec);
-  ASSIGN_OR_RETURN(Flags flags, Flags::Parse(argc, argv, 2, spec));
-  if (flags.Has("help")) {
-    std::fputs(Help().c_str(), stdout);
-    return absl::OkStatus();
-  }
-  ASSIGN_OR_RETURN(std::string job_id, OnePositional(flags, "JOB", kUsage));
-  ASSIGN_OR_RETURN(std::unique_ptr<JobClient> client, ConnectFromFlags(flags));
-  return WatchAndPrint(*client, job_id, flags.Has("json"), stdout);
+  ASSIGN_OR_RETURN(std::optional<JobCommand> command,
+                   StartJobCommand(argc, argv, FlagSpec{{}, {"json"}}, kUsage,
+                                   CommandHelp(kUsage, kHelp)));
+  if (!command.has_value()) return absl::OkStatus();  // --help
+  return WatchAndPrint(*command->client, command->job_id,
+                       command->flags.Has("json"), stdout);
 }
 
 }  // namespace autoq::client

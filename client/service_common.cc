@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <ctime>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -10,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "common/status_macros.h"
 #include "search/report.h"
 
 namespace autoq::client {
@@ -104,6 +106,24 @@ absl::StatusOr<std::string> OnePositional(const Flags& flags, const char* what,
                      what, ": ", usage));
   }
   return flags.positional()[0];
+}
+
+std::string CommandHelp(const char* usage, const char* body) {
+  return absl::StrCat("usage: ", usage, "\n", body, kConnectFlagsHelp);
+}
+
+absl::StatusOr<std::optional<JobCommand>> StartJobCommand(
+    int argc, char** argv, FlagSpec spec, const char* usage,
+    const std::string& help) {
+  AddConnectFlags(&spec);
+  ASSIGN_OR_RETURN(Flags flags, Flags::Parse(argc, argv, 2, spec));
+  if (flags.Has("help")) {
+    std::fputs(help.c_str(), stdout);
+    return std::nullopt;
+  }
+  ASSIGN_OR_RETURN(std::string job_id, OnePositional(flags, "JOB", usage));
+  ASSIGN_OR_RETURN(std::unique_ptr<JobClient> client, ConnectFromFlags(flags));
+  return JobCommand{std::move(flags), std::move(job_id), std::move(client)};
 }
 
 std::string StateName(JobState state) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -37,6 +38,25 @@ absl::StatusOr<std::unique_ptr<JobClient>> ConnectFromFlags(const Flags& flags);
 // The one positional argument `what` (e.g. "JOB") of `usage`, or an error.
 absl::StatusOr<std::string> OnePositional(const Flags& flags, const char* what,
                                           const char* usage);
+
+// "usage: USAGE\n" + `body` (indented lines ending in "\n") + the
+// connection flags: the --help text of a service command.
+std::string CommandHelp(const char* usage, const char* body);
+
+// What a JOB command (cancel, results, watch) works with.
+struct JobCommand {
+  Flags flags;
+  std::string job_id;
+  std::unique_ptr<JobClient> client;
+};
+
+// The common start of a JOB command: parses argv (from argv[2]) with
+// `spec` plus the connection flags; on --help prints `help` and returns
+// nullopt; otherwise the one JOB positional and a client connected by the
+// flags. Errors name the flag or say the usage.
+absl::StatusOr<std::optional<JobCommand>> StartJobCommand(
+    int argc, char** argv, FlagSpec spec, const char* usage,
+    const std::string& help);
 
 // "RUNNING" for JOB_RUNNING, and so on.
 std::string StateName(JobState state);

@@ -30,18 +30,8 @@ namespace {
 
 using Json = nlohmann::json;
 
+using ::autoq::qat::test_util::RandomData;
 using ::autoq::qat::test_util::RandomizeBatchNorms;
-
-TensorDataset RandomData(const std::vector<int64_t>& input_shape, int64_t n,
-                         int64_t classes) {
-  TensorDataset d;
-  std::vector<int64_t> shape = {n};
-  shape.insert(shape.end(), input_shape.begin(), input_shape.end());
-  d.images = at::randint(0, 256, shape, at::kByte);
-  d.labels = at::randint(0, classes, {n}, at::kLong);
-  d.num_classes = classes;
-  return d;
-}
 
 // Weight bits cycle through 2..8; every fourth activation stays in float.
 std::vector<LayerBits> MixedBits(int genes) {

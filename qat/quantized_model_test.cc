@@ -13,12 +13,29 @@
 namespace autoq::qat {
 namespace {
 
+using ::autoq::qat::test_util::RandomData;
 using ::autoq::qat::test_util::RandomizeBatchNorms;
 
 torch::jit::Module Builtin() {
   torch::jit::Module m = qat::MakeBuiltinModel({});
   m.eval();
   return m;
+}
+
+// Two quiet epochs on batches of 64, BN frozen in the second.
+QatRecipe TwoEpochs(uint64_t seed) {
+  QatRecipe r;
+  r.epochs = 2;
+  r.batch_size = 64;
+  r.bn_freeze_epoch = 1;
+  r.seed = seed;
+  return r;
+}
+
+ProgressOptions Quiet() {
+  ProgressOptions quiet;
+  quiet.out = nullptr;
+  return quiet;
 }
 
 // Folds every BN of `m` (given non-trivial statistics) into a copy and
@@ -148,21 +165,13 @@ TEST(QuantizedModelTest, StraightThroughEstimatorMasksClampedWeights) {
 // A few steps on random data: deterministic per seed, both schemes train.
 TEST(QuantizedModelTest, QatIsDeterministicAndRunsBothSchemes) {
   at::manual_seed(6);
-  TensorDataset data;
-  data.images = at::randint(0, 256, {256, 1, 28, 28}, at::kByte);
-  data.labels = at::randint(0, 10, {256}, at::kLong);
-  data.num_classes = 10;
+  const TensorDataset data = RandomData({1, 28, 28}, 256, 10);
   torch::jit::Module m = Builtin();
   auto a = AnalyzeModel(m, {1, 28, 28});
   ASSERT_TRUE(a.ok());
-  QatRecipe r;
-  r.epochs = 2;
-  r.batch_size = 64;
+  QatRecipe r = TwoEpochs(11);
   r.act_quant_delay = 1;
-  r.bn_freeze_epoch = 1;
-  r.seed = 11;
-  ProgressOptions quiet;
-  quiet.out = nullptr;
+  const ProgressOptions quiet = Quiet();
   for (Granularity g :
        {Granularity::kPerTensorAffine, Granularity::kPerChannelSymmetric}) {
     std::vector<double> losses;
@@ -189,20 +198,12 @@ TEST(QuantizedModelTest, QatIsDeterministicAndRunsBothSchemes) {
 // weights trained) trains exactly like one freshly built with those bits.
 TEST(QuantizedModelTest, ResetTrainsLikeAFreshModel) {
   at::manual_seed(7);
-  TensorDataset data;
-  data.images = at::randint(0, 256, {192, 1, 28, 28}, at::kByte);
-  data.labels = at::randint(0, 10, {192}, at::kLong);
-  data.num_classes = 10;
+  const TensorDataset data = RandomData({1, 28, 28}, 192, 10);
   torch::jit::Module m = Builtin();
   auto a = AnalyzeModel(m, {1, 28, 28});
   ASSERT_TRUE(a.ok());
-  QatRecipe r;
-  r.epochs = 2;
-  r.batch_size = 64;
-  r.bn_freeze_epoch = 1;
-  r.seed = 5;
-  ProgressOptions quiet;
-  quiet.out = nullptr;
+  const QatRecipe r = TwoEpochs(5);
+  const ProgressOptions quiet = Quiet();
   for (BnFold fold : {BnFold::kApproximate, BnFold::kExact}) {
     QuantizedModelOptions o;
     o.scheme.granularity = Granularity::kPerTensorAffine;

@@ -19,9 +19,7 @@ class SensitivityTest : public ::testing::Test {
     at::manual_seed(5);
     analysis_ = *AnalyzeModel(module_, {1, 28, 28});
     test_util::RandomizeBatchNorms(module_, analysis_);
-    data_.images = at::randint(0, 256, {96, 1, 28, 28}, at::kByte);
-    data_.labels = at::randint(0, 10, {96}, at::kLong);
-    data_.num_classes = 10;
+    data_ = test_util::RandomData({1, 28, 28}, 96, 10);
   }
 
   torch::jit::Module module_;
@@ -56,7 +54,9 @@ TEST_F(SensitivityTest, OneProbePerLayerAndWidthAgainstTheReference) {
     EXPECT_EQ(t->Penalty(g, 8), 0);
     for (int b = 2; b <= 8; ++b) {
       EXPECT_GE(t->Penalty(g, b), 0);
-      if (b < 8) EXPECT_GE(t->Penalty(g, b), t->Penalty(g, b + 1));
+      if (b < 8) {
+        EXPECT_GE(t->Penalty(g, b), t->Penalty(g, b + 1));
+      }
       EXPECT_GE(t->Penalty(g, b) + 1e-12,
                 t->loss[g][b - 2] - t->reference_loss);
       EXPECT_TRUE(std::isfinite(t->loss[g][b - 2]));

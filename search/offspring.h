@@ -25,15 +25,6 @@ struct Variation {
   int min_gene = 2, max_gene = 8;
 };
 
-// The non-domination fronts of `f` (objective vectors, all minimized), the
-// best first, each as ascending indices into `f`: the same fronts as
-// pagmo::fast_non_dominated_sorting, in about O(n log n) comparisons when
-// the fronts are small instead of its O(n^2). The guided search ranks
-// population x screening candidates with the whole archive every
-// generation, thousands of points when the population is large.
-std::vector<std::vector<size_t>> NonDominatedFronts(
-    const std::vector<std::vector<double>>& f);
-
 // `count` offspring of `parents` (objective vectors in `fitness`, all
 // minimized): pairs picked by binary tournaments on non-domination rank,
 // then crowding distance; SBX crossover, polynomial mutation. Needs at

@@ -12,7 +12,8 @@ bool HasNaN(const std::vector<double>& p) {
                      [](double v) { return std::isnan(v); });
 }
 
-// True when `a` is no worse than `b` everywhere and better somewhere.
+}  // namespace
+
 bool Dominates(const std::vector<double>& a, const std::vector<double>& b) {
   bool better = false;
   for (size_t k = 0; k < a.size(); ++k) {
@@ -22,7 +23,44 @@ bool Dominates(const std::vector<double>& a, const std::vector<double>& b) {
   return better;
 }
 
-}  // namespace
+std::vector<std::vector<size_t>> NonDominatedFronts(
+    const std::vector<std::vector<double>>& f) {
+  // Efficient non-dominated sort with binary search over fronts (Zhang et
+  // al. 2015): in lexicographic order nothing can dominate an earlier
+  // point, and if front k holds a dominator of p so does every front
+  // before k. So each point goes to the first front with no dominator,
+  // found by bisection, comparing it only with that front's members.
+  std::vector<size_t> order(f.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return f[a] < f[b]; });
+  std::vector<std::vector<size_t>> fronts;
+  auto dominated_in = [&](size_t front, size_t p) {
+    const std::vector<size_t>& members = fronts[front];
+    // Later members are the likelier dominators (closest in order).
+    for (size_t m = members.size(); m-- > 0;) {
+      if (Dominates(f[members[m]], f[p])) return true;
+    }
+    return false;
+  };
+  for (size_t p : order) {
+    size_t lo = 0, hi = fronts.size();  // answer in [lo, hi]
+    while (lo < hi) {
+      const size_t mid = lo + (hi - lo) / 2;
+      if (dominated_in(mid, p)) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    if (lo == fronts.size()) fronts.emplace_back();
+    fronts[lo].push_back(p);
+  }
+  for (std::vector<size_t>& front : fronts) {
+    std::sort(front.begin(), front.end());
+  }
+  return fronts;
+}
 
 std::vector<size_t> NonDominated(
     const std::vector<std::vector<double>>& objectives) {

@@ -1,7 +1,10 @@
 #include "search/pareto.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <pagmo/utils/multi_objective.hpp>
+#include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -95,6 +98,33 @@ TEST(NormalizedHypervolumeTest, LossAndSizeRelativeToFloat) {
   // No float reference: 0.
   EXPECT_DOUBLE_EQ(NormalizedHypervolume({{81, 250}}, 0, 1000), 0.0);
   EXPECT_DOUBLE_EQ(NormalizedHypervolume({{81, 250}}, 90, 0), 0.0);
+}
+
+// The same fronts as pagmo's O(n^2) sort, on points with many ties (small
+// integer objectives) in 2 and 3 dimensions.
+TEST(NonDominatedFrontsTest, SameFrontsAsPagmo) {
+  std::mt19937 rng(3);
+  for (size_t dims : {2u, 3u}) {
+    for (size_t n : {0u, 1u, 2u, 7u, 300u}) {
+      std::uniform_int_distribution<int> value(0, 12);
+      std::vector<std::vector<double>> f(n, std::vector<double>(dims));
+      for (auto& point : f) {
+        for (double& x : point) x = value(rng);
+      }
+      const std::vector<std::vector<size_t>> ours = NonDominatedFronts(f);
+      if (n < 2) {  // pagmo needs two points
+        EXPECT_EQ(ours.size(), n);
+        continue;
+      }
+      auto theirs = std::get<0>(pagmo::fast_non_dominated_sorting(f));
+      ASSERT_EQ(ours.size(), theirs.size()) << dims << "d, n=" << n;
+      for (size_t r = 0; r < ours.size(); ++r) {
+        std::vector<size_t> expected(theirs[r].begin(), theirs[r].end());
+        std::sort(expected.begin(), expected.end());
+        EXPECT_EQ(ours[r], expected) << "front " << r;
+      }
+    }
+  }
 }
 
 }  // namespace

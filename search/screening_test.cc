@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
-#include <pagmo/utils/multi_objective.hpp>
 #include <random>
 
 #include "qat/cost_model.h"
@@ -23,33 +22,6 @@ namespace {
 
 using testing::FakeAnalysis;
 using testing::FakeEvaluator;
-
-// The same fronts as pagmo's O(n^2) sort, on points with many ties (small
-// integer objectives) in 2 and 3 dimensions.
-TEST(NonDominatedFrontsTest, SameFrontsAsPagmo) {
-  std::mt19937 rng(3);
-  for (size_t dims : {2u, 3u}) {
-    for (size_t n : {0u, 1u, 2u, 7u, 300u}) {
-      std::uniform_int_distribution<int> value(0, 12);
-      std::vector<std::vector<double>> f(n, std::vector<double>(dims));
-      for (auto& point : f) {
-        for (double& x : point) x = value(rng);
-      }
-      const std::vector<std::vector<size_t>> ours = NonDominatedFronts(f);
-      if (n < 2) {  // pagmo needs two points
-        EXPECT_EQ(ours.size(), n);
-        continue;
-      }
-      auto theirs = std::get<0>(pagmo::fast_non_dominated_sorting(f));
-      ASSERT_EQ(ours.size(), theirs.size()) << dims << "d, n=" << n;
-      for (size_t r = 0; r < ours.size(); ++r) {
-        std::vector<size_t> expected(theirs[r].begin(), theirs[r].end());
-        std::sort(expected.begin(), expected.end());
-        EXPECT_EQ(ours[r], expected) << "front " << r;
-      }
-    }
-  }
-}
 
 TEST(BreedTest, OffspringWithinBoundsAndFixedBySeed) {
   const std::vector<std::vector<int>> parents = {

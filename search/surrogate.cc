@@ -99,7 +99,8 @@ double KendallTau(const std::vector<double>& a, const std::vector<double>& b) {
   double discordant = 0;
   for (size_t width = 1; width < n; width *= 2) {
     for (size_t lo = 0; lo < n; lo += 2 * width) {
-      const size_t mid = std::min(lo + width, n), hi = std::min(lo + 2 * width, n);
+      const size_t mid = std::min(lo + width, n),
+                   hi = std::min(lo + 2 * width, n);
       size_t i = lo, j = mid, out = lo;
       while (i < mid && j < hi) {
         if (v[j] < v[i]) {
