@@ -32,18 +32,14 @@ constexpr char kHelp[] =
 }  // namespace
 
 absl::Status RunEval(int argc, char** argv) {
-  FlagSpec spec{{"model", "bits", "abits", "scheme", "range", "bn-fold", "input"},
-                {"json", "help", "quiet", "per-class"}};
-  AddComputeFlags(&spec);
-  AddRecipeFlags(&spec);
-  AddDataFlags(&spec);
-  ASSIGN_OR_RETURN(Flags flags, Flags::Parse(argc, argv, 2, spec));
-  if (flags.Has("help")) {
-    std::printf("%s%s%s", kHelp, kRecipeFlagsHelp, kDataFlagsHelp);
-    return absl::OkStatus();
-  }
-  RETURN_IF_ERROR(ApplyThreads(flags));
-  ASSIGN_OR_RETURN(c10::Device device, ParseDevice(flags));
+  FlagSpec spec{
+      {"model", "bits", "abits", "scheme", "range", "bn-fold", "input"},
+      {"json", "help", "quiet", "per-class"}};
+  ASSIGN_OR_RETURN(std::optional<TrainingCommand> command,
+                   StartTrainingCommand(argc, argv, spec, kHelp));
+  if (!command.has_value()) return absl::OkStatus();  // --help
+  const Flags& flags = command->flags;
+  const c10::Device device = command->device;
   if (!flags.Has("model") || !flags.Has("bits")) {
     return absl::InvalidArgumentError(
         "--model and --bits are required (see autoq eval --help)");
@@ -60,7 +56,8 @@ absl::Status RunEval(int argc, char** argv) {
   ASSIGN_OR_RETURN(request.scheme.bn_fold,
                    qat::ParseBnFold(flags.Get("bn-fold", "approx")));
 
-  ASSIGN_OR_RETURN(torch::jit::Module module, qat::LoadModel(flags.Get("model")));
+  ASSIGN_OR_RETURN(torch::jit::Module module,
+                   qat::LoadModel(flags.Get("model")));
   ASSIGN_OR_RETURN(evaluator::DatasetSplits data,
                    DataFromFlags(flags, "fashion-mnist"));
   std::vector<int64_t> shape(data.train.images.sizes().begin() + 1,
@@ -68,18 +65,22 @@ absl::Status RunEval(int argc, char** argv) {
   if (flags.Has("input")) {
     ASSIGN_OR_RETURN(shape, qat::ParseShape(flags.Get("input")));
   }
-  ASSIGN_OR_RETURN(qat::ModelAnalysis analysis, qat::AnalyzeModel(module, shape));
+  ASSIGN_OR_RETURN(qat::ModelAnalysis analysis,
+                   qat::AnalyzeModel(module, shape));
   const size_t genes = static_cast<size_t>(analysis.num_genes());
   ASSIGN_OR_RETURN(std::vector<int> wbits,
                    qat::ParseBitList(flags.Get("bits"), genes, false));
   ASSIGN_OR_RETURN(std::vector<int> abits,
                    qat::ParseBitList(flags.Get("abits", "8"), genes, true));
-  for (size_t i = 0; i < genes; ++i) request.bits.push_back({wbits[i], abits[i]});
+  for (size_t i = 0; i < genes; ++i)
+    request.bits.push_back({wbits[i], abits[i]});
 
-  ASSIGN_OR_RETURN(evaluator::ClassificationMetrics float_val,
-                   evaluator::EvaluateFloat(module, analysis, data.val, device));
-  ASSIGN_OR_RETURN(evaluator::ClassificationMetrics float_test,
-                   evaluator::EvaluateFloat(module, analysis, data.test, device));
+  ASSIGN_OR_RETURN(
+      evaluator::ClassificationMetrics float_val,
+      evaluator::EvaluateFloat(module, analysis, data.val, device));
+  ASSIGN_OR_RETURN(
+      evaluator::ClassificationMetrics float_test,
+      evaluator::EvaluateFloat(module, analysis, data.test, device));
   ASSIGN_OR_RETURN(evaluator::Score score,
                    evaluator::ScoreChromosome(module, analysis, data, request));
   const qat::QatResult& r = score.qat;
@@ -88,13 +89,13 @@ absl::Status RunEval(int argc, char** argv) {
   if (flags.Has("json")) {
     std::string curve;
     for (const qat::EpochStats& e : r.curve) {
-      absl::StrAppend(&curve, curve.empty() ? "" : ",",
-                      absl::StrFormat("{\"epoch\":%d,\"train_loss\":%.5f,"
-                                      "\"train_top1\":%.3f,\"val_top1\":%.3f,"
-                                      "\"acts_quantized\":%s,\"images_per_s\":%.1f}",
-                                      e.epoch, e.train_loss, e.train_top1,
-                                      e.val_top1, e.acts_quantized ? "true" : "false",
-                                      e.images_per_s));
+      absl::StrAppend(
+          &curve, curve.empty() ? "" : ",",
+          absl::StrFormat("{\"epoch\":%d,\"train_loss\":%.5f,"
+                          "\"train_top1\":%.3f,\"val_top1\":%.3f,"
+                          "\"acts_quantized\":%s,\"images_per_s\":%.1f}",
+                          e.epoch, e.train_loss, e.train_top1, e.val_top1,
+                          e.acts_quantized ? "true" : "false", e.images_per_s));
     }
     std::printf(
         "{\"bits\":%s,\"abits\":%s,\"scheme\":%s,\"float_val_top1\":%.3f,"
@@ -117,27 +118,30 @@ absl::Status RunEval(int argc, char** argv) {
         curve.c_str());
     return absl::OkStatus();
   }
-  std::printf("model        %s (%d quantizable layers)\n", flags.Get("model").c_str(),
-              analysis.num_genes());
-  std::printf("config       w=%s a=%s %s/%s\n", qat::FormatBitList(wbits).c_str(),
+  std::printf("model        %s (%d quantizable layers)\n",
+              flags.Get("model").c_str(), analysis.num_genes());
+  std::printf("config       w=%s a=%s %s/%s\n",
+              qat::FormatBitList(wbits).c_str(),
               qat::FormatBitList(abits).c_str(),
               qat::GranularityName(request.scheme.granularity).c_str(),
               qat::RangeMethodName(request.scheme.range).c_str());
-  std::printf("float        val top-1 %.2f%%  test top-1 %.2f%%\n", float_val.top1,
-              float_test.top1);
-  std::printf("quantized    val top-1 %.2f%% (best, epoch %d, %+.2f pp)  "
-              "test top-1 %.2f%% (%+.2f pp)  top-5 %.2f%%\n",
-              r.best_val_top1, r.best_epoch, r.best_val_top1 - float_val.top1,
-              score.test.top1, score.test.top1 - float_test.top1, score.test.top5);
-  std::printf("size         %.2f KB (%lld bytes), %.2fx smaller than float "
-              "(%.1f KB)\n",
-              r.size_bytes / 1024.0, static_cast<long long>(r.size_bytes),
-              compression, analysis.float_size_bytes / 1024.0);
+  std::printf("float        val top-1 %.2f%%  test top-1 %.2f%%\n",
+              float_val.top1, float_test.top1);
+  std::printf(
+      "quantized    val top-1 %.2f%% (best, epoch %d, %+.2f pp)  "
+      "test top-1 %.2f%% (%+.2f pp)  top-5 %.2f%%\n",
+      r.best_val_top1, r.best_epoch, r.best_val_top1 - float_val.top1,
+      score.test.top1, score.test.top1 - float_test.top1, score.test.top5);
+  std::printf(
+      "size         %.2f KB (%lld bytes), %.2fx smaller than float "
+      "(%.1f KB)\n",
+      r.size_bytes / 1024.0, static_cast<long long>(r.size_bytes), compression,
+      analysis.float_size_bytes / 1024.0);
   std::printf("BOPs         %.4g (%.3f MMACs)\n", static_cast<double>(r.bops),
               analysis.total_macs / 1e6);
   if (!r.curve.empty() && recipe.epochs > 0) {
-    std::printf("QAT          %d epochs in %.1f s (%.0f images/s)\n", recipe.epochs,
-                r.train_seconds, r.curve.back().images_per_s);
+    std::printf("QAT          %d epochs in %.1f s (%.0f images/s)\n",
+                recipe.epochs, r.train_seconds, r.curve.back().images_per_s);
   }
   if (flags.Has("per-class")) {
     std::printf("\ntest split, quantized model:\n%s",

@@ -50,13 +50,16 @@ absl::StatusOr<qat::QatResult> TrainBuiltinBaseline(
   torch::jit::Module model = qat::MakeBuiltinModel(mopts);
   std::vector<int64_t> shape(data.train.images.sizes().begin() + 1,
                              data.train.images.sizes().end());
-  ASSIGN_OR_RETURN(qat::ModelAnalysis analysis, qat::AnalyzeModel(model, shape));
+  ASSIGN_OR_RETURN(qat::ModelAnalysis analysis,
+                   qat::AnalyzeModel(model, shape));
   qat::QuantizedModelOptions qopts;  // no bits: plain float training
   qopts.device = device;
   ASSIGN_OR_RETURN(auto trainer,
                    qat::QuantizedModel::Create(model, analysis, qopts));
-  std::fprintf(stderr, "training the built-in model (%d layers, %lld parameters) "
-               "for %d epochs on %lld images\n", analysis.num_genes(),
+  std::fprintf(stderr,
+               "training the built-in model (%d layers, %lld parameters) "
+               "for %d epochs on %lld images\n",
+               analysis.num_genes(),
                static_cast<long long>(analysis.num_parameters), recipe.epochs,
                static_cast<long long>(data.train.size()));
   ASSIGN_OR_RETURN(qat::QatResult result,
@@ -67,7 +70,8 @@ absl::StatusOr<qat::QatResult> TrainBuiltinBaseline(
     trained.eval();
     trained.to(c10::Device(c10::kCPU));
     std::filesystem::path path(out);
-    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+    if (path.has_parent_path())
+      std::filesystem::create_directories(path.parent_path());
     const std::string tmp = TempPathFor(out);
     trained.save(tmp);
     RETURN_IF_ERROR(RenameIntoPlace(tmp, out));
@@ -80,16 +84,11 @@ absl::StatusOr<qat::QatResult> TrainBuiltinBaseline(
 
 absl::Status RunTrainBaseline(int argc, char** argv) {
   FlagSpec spec{{"out", "width"}, {"help", "quiet"}};
-  AddComputeFlags(&spec);
-  AddRecipeFlags(&spec);
-  AddDataFlags(&spec);
-  ASSIGN_OR_RETURN(Flags flags, Flags::Parse(argc, argv, 2, spec));
-  if (flags.Has("help")) {
-    std::printf("%s%s%s", kHelp, kRecipeFlagsHelp, kDataFlagsHelp);
-    return absl::OkStatus();
-  }
-  RETURN_IF_ERROR(ApplyThreads(flags));
-  ASSIGN_OR_RETURN(c10::Device device, ParseDevice(flags));
+  ASSIGN_OR_RETURN(std::optional<TrainingCommand> command,
+                   StartTrainingCommand(argc, argv, spec, kHelp));
+  if (!command.has_value()) return absl::OkStatus();  // --help
+  const Flags& flags = command->flags;
+  const c10::Device device = command->device;
   ASSIGN_OR_RETURN(qat::QatRecipe recipe,
                    RecipeFromFlags(flags, DefaultBaselineRecipe()));
   ASSIGN_OR_RETURN(double width, flags.GetDouble("width", 1.0));
@@ -102,9 +101,9 @@ absl::Status RunTrainBaseline(int argc, char** argv) {
 
   qat::ProgressOptions progress;
   if (flags.Has("quiet")) progress.out = nullptr;
-  ASSIGN_OR_RETURN(qat::QatResult result,
-                   TrainBuiltinBaseline(data, recipe, width, device, out,
-                                        progress));
+  ASSIGN_OR_RETURN(
+      qat::QatResult result,
+      TrainBuiltinBaseline(data, recipe, width, device, out, progress));
   std::printf("saved %s: val top-1 %.2f%%, test top-1 %.2f%% (%.1f s)\n",
               out.c_str(), result.final_val_top1, result.test_top1,
               result.wall_seconds);

@@ -1,5 +1,9 @@
 #include "client/recipe_flags.h"
 
+#include <cstdio>
+#include <utility>
+
+#include "client/common.h"
 #include "common/status_macros.h"
 
 namespace autoq::client {
@@ -57,6 +61,21 @@ absl::StatusOr<qat::QatRecipe> RecipeFromFlags(const Flags& flags,
   r.lr_schedule = flags.Get("schedule", r.lr_schedule);
   RETURN_IF_ERROR(qat::ValidateRecipe(r));
   return r;
+}
+
+absl::StatusOr<std::optional<TrainingCommand>> StartTrainingCommand(
+    int argc, char** argv, FlagSpec spec, const char* help) {
+  AddComputeFlags(&spec);
+  AddRecipeFlags(&spec);
+  AddDataFlags(&spec);
+  ASSIGN_OR_RETURN(Flags flags, Flags::Parse(argc, argv, 2, spec));
+  if (flags.Has("help")) {
+    std::printf("%s%s%s", help, kRecipeFlagsHelp, kDataFlagsHelp);
+    return std::nullopt;
+  }
+  RETURN_IF_ERROR(ApplyThreads(flags));
+  ASSIGN_OR_RETURN(c10::Device device, ParseDevice(flags));
+  return TrainingCommand{std::move(flags), device};
 }
 
 absl::StatusOr<evaluator::DatasetSplits> DataFromFlags(

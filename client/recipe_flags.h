@@ -3,6 +3,10 @@
 #ifndef AUTOQ_CLIENT_RECIPE_FLAGS_H_
 #define AUTOQ_CLIENT_RECIPE_FLAGS_H_
 
+#include <c10/core/Device.h>
+
+#include <optional>
+
 #include "absl/status/statusor.h"
 #include "common/flags.h"
 #include "evaluator/dataset.h"
@@ -28,6 +32,19 @@ inline constexpr int64_t kDefaultSplitSeed = 1;
 // Loads --data (default `default_spec`) split by the data flags.
 absl::StatusOr<evaluator::DatasetSplits> DataFromFlags(
     const Flags& flags, const std::string& default_spec);
+
+// A command that trains or evaluates locally (eval, train-baseline).
+struct TrainingCommand {
+  Flags flags;
+  c10::Device device;
+};
+
+// The common start of such a command: parses argv (from argv[2]) with
+// `spec` plus the compute, recipe and data flags; on --help prints `help`
+// and those flags' help and returns nullopt; otherwise applies --threads
+// and returns the flags and --device. Errors name the flag.
+absl::StatusOr<std::optional<TrainingCommand>> StartTrainingCommand(
+    int argc, char** argv, FlagSpec spec, const char* help);
 
 // "usage" text lines for the flags above.
 extern const char kRecipeFlagsHelp[];

@@ -43,7 +43,8 @@ JobSpec SmallSpec(int population = 8) {
     "name": "api",
     "model": {"path": "small_dscnn.pt"},
     "dataset": {"spec": "fashion-mnist", "val_subset": 100, "test_subset": 100},
-    "search": {"population": )", population, R"(, "generations": 1,
+    "search": {"population": )",
+                                        population, R"(, "generations": 1,
                "qat": {"epochs": 1, "train_subset": 64}},
     "final_front": {"recipe": {"epochs": 1, "train_subset": 64},
                     "compare_uniform": false}})");
@@ -68,8 +69,9 @@ class ServerTest : public ::testing::Test {
     auto server = AutoqServer::Start(options, std::move(auth));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                       grpc::InsecureChannelCredentials());
+    auto channel =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                            grpc::InsecureChannelCredentials());
     jobs_ = JobService::NewStub(channel);
     workers_ = WorkerService::NewStub(channel);
     channel_ = channel;
@@ -102,13 +104,15 @@ class ServerTest : public ::testing::Test {
                   testing::ReadFile(Fixture("small_dscnn.pt")), response);
   }
 
-  grpc::Status Cancel(const std::string& token, const std::string& job_id) {
+  // CancelJob; the job's status after it in `status` when given.
+  grpc::Status Cancel(const std::string& token, const std::string& job_id,
+                      JobStatus* status = nullptr) {
     grpc::ClientContext ctx;
     Prepare(&ctx, token);
     CancelJobRequest request;
     request.set_job_id(job_id);
-    JobStatus status;
-    return jobs_->CancelJob(&ctx, request, &status);
+    JobStatus ignored;
+    return jobs_->CancelJob(&ctx, request, status ? status : &ignored);
   }
 
   grpc::Status List(const std::string& token, ListJobsResponse* response) {
@@ -318,8 +322,8 @@ grpc::Status HealthCheck(const std::shared_ptr<grpc::Channel>& channel,
                          const std::string& service, std::string* reply) {
   std::string request;
   if (!service.empty()) {
-    request = absl::StrCat("\x0a", std::string(1, char(service.size())),
-                           service);
+    request =
+        absl::StrCat("\x0a", std::string(1, char(service.size())), service);
   }
   grpc::Slice slice(request);
   grpc::ByteBuffer in(&slice, 1), out;
@@ -327,8 +331,8 @@ grpc::Status HealthCheck(const std::shared_ptr<grpc::Channel>& channel,
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   std::promise<grpc::Status> done;
-  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
-                 &in, &out, [&](grpc::Status st) { done.set_value(st); });
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &in,
+                 &out, [&](grpc::Status st) { done.set_value(st); });
   grpc::Status st = done.get_future().get();
   std::vector<grpc::Slice> slices;
   reply->clear();
@@ -367,7 +371,8 @@ TEST_F(ServerTest, OnlyTheLeaseHolderCanCompleteATask) {
     request.set_worker_id(holder);
     request.set_device("cpu");
     ASSERT_TRUE(workers_->LeaseTask(&ctx, request, &lease).ok());
-    if (!lease.has_task()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!lease.has_task())
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_TRUE(lease.has_task());
   EXPECT_EQ(lease.task().stage(), STAGE_FLOAT);
@@ -398,12 +403,8 @@ TEST_F(ServerTest, OnlyTheLeaseHolderCanCompleteATask) {
   EXPECT_TRUE(response.duplicate());
 
   // Cancel, so the job thread ends with the test.
-  grpc::ClientContext ctx;
-  Prepare(&ctx, kAlice);
-  CancelJobRequest cancel;
-  cancel.set_job_id(submitted.status().job_id());
   JobStatus status;
-  ASSERT_TRUE(jobs_->CancelJob(&ctx, cancel, &status).ok());
+  ASSERT_TRUE(Cancel(kAlice, submitted.status().job_id(), &status).ok());
   EXPECT_EQ(status.state(), JOB_CANCELLED);
 }
 
@@ -481,12 +482,7 @@ TEST_F(ServerTest, AFailedStoreWriteIsTheWorkersErrorAndChangesNothing) {
   ASSERT_TRUE(send(&response).ok());
   EXPECT_FALSE(response.duplicate());
 
-  grpc::ClientContext ctx;
-  Prepare(&ctx, kAlice);
-  CancelJobRequest cancel;
-  cancel.set_job_id(submitted.status().job_id());
-  JobStatus status;
-  ASSERT_TRUE(jobs_->CancelJob(&ctx, cancel, &status).ok());
+  ASSERT_TRUE(Cancel(kAlice, submitted.status().job_id()).ok());
 }
 
 TEST_F(ServerTest, JobsPerClientAreLimited) {
@@ -505,12 +501,7 @@ TEST_F(ServerTest, JobsPerClientAreLimited) {
   for (const auto& [token, id] :
        {std::pair<const char*, std::string>{kAlice, first.status().job_id()},
         {kBob, other.status().job_id()}}) {
-    grpc::ClientContext ctx;
-    Prepare(&ctx, token);
-    CancelJobRequest cancel;
-    cancel.set_job_id(id);
-    JobStatus status;
-    EXPECT_TRUE(jobs_->CancelJob(&ctx, cancel, &status).ok());
+    EXPECT_TRUE(Cancel(token, id).ok());
   }
 }
 
