@@ -194,11 +194,7 @@ TEST_F(ScreeningTest, BeatsPlainOffspringAtEqualEvaluations) {
     Objectives objectives(Encoding(6, o), &analysis_,
                           qat::Granularity::kPerTensorAffine, o, 90.0,
                           &evaluation);
-    SearchContext ctx;
-    ctx.job_key = "job";
-    ctx.float_val_top1 = 90.0;
-    ctx.float_size_bytes = analysis_.float_size_bytes;
-    ctx.log = nullptr;
+    const SearchContext ctx = testing::QuietContext("job", analysis_);
     absl::StatusOr<SearchOutcome> out =
         RunSearch(o, objectives, evaluation, **store, ctx);
     EXPECT_TRUE(out.ok()) << out.status();

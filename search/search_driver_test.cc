@@ -98,7 +98,8 @@ class SearchTest : public ::testing::Test {
   SearchTest() : analysis_(FakeAnalysis(6)), evaluator_(&analysis_) {}
 
   KeyContext Keys() const {
-    return KeyContext{"model", "data", "search-recipe", "final-recipe", "sensitivity"};
+    return KeyContext{"model", "data", "search-recipe", "final-recipe",
+                      "sensitivity"};
   }
 
   absl::StatusOr<SearchOutcome> Search(ResultStore* store,
@@ -112,11 +113,7 @@ class SearchTest : public ::testing::Test {
     auto objectives = std::make_shared<Objectives>(
         Encoding(6, o), &analysis_, qat::Granularity::kPerTensorAffine, o, 90.0,
         &evaluation);
-    SearchContext ctx;
-    ctx.job_key = "job";
-    ctx.float_val_top1 = 90.0;
-    ctx.float_size_bytes = analysis_.float_size_bytes;
-    ctx.log = nullptr;
+    const SearchContext ctx = testing::QuietContext("job", analysis_);
     absl::StatusOr<SearchOutcome> out =
         RunSearch(o, *objectives, evaluation, *store, ctx);
     if (stats != nullptr) *stats = evaluation.stats();
@@ -326,11 +323,7 @@ TEST_F(SearchTest, EmptyRegionFallsBackToTheMostAccurate) {
   Objectives objectives(Encoding(6, o), &analysis_,
                         qat::Granularity::kPerTensorAffine, o, 90.0,
                         &evaluation);
-  SearchContext ctx;
-  ctx.job_key = "none";
-  ctx.float_val_top1 = 90.0;
-  ctx.float_size_bytes = analysis_.float_size_bytes;
-  ctx.log = nullptr;
+  const SearchContext ctx = testing::QuietContext("none", analysis_);
   auto out = RunSearch(o, objectives, evaluation, *store->get(), ctx);
   ASSERT_TRUE(out.ok()) << out.status();
   ASSERT_EQ(out->front.size(), 1u);

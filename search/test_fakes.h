@@ -16,6 +16,7 @@
 #include "qat/cost_model.h"
 #include "qat/model_info.h"
 #include "search/evaluation.h"
+#include "search/search_driver.h"
 
 namespace autoq::search::testing {
 
@@ -40,6 +41,18 @@ inline qat::ModelAnalysis FakeAnalysis(int n) {
   return a;
 }
 
+// A search context for a model of float top-1 90 % (the fakes' scale) and
+// the size of `analysis`, with no log.
+inline SearchContext QuietContext(const std::string& job_key,
+                                  const qat::ModelAnalysis& analysis) {
+  SearchContext ctx;
+  ctx.job_key = job_key;
+  ctx.float_val_top1 = 90.0;
+  ctx.float_size_bytes = analysis.float_size_bytes;
+  ctx.log = nullptr;
+  return ctx;
+}
+
 // Accuracy 90 minus a loss that grows as bits shrink, layer 0 (the first)
 // most sensitive; the float model scores 90 (val) and 89.5 (test); final
 // points have fake exports. Counts every task it runs; can be told to fail.
@@ -50,7 +63,8 @@ class FakeEvaluator : public evaluator::Evaluator {
   explicit FakeEvaluator(const qat::ModelAnalysis* analysis)
       : analysis_(analysis) {}
 
-  void Run(const std::vector<evaluator::EvalTask>& tasks, const Callback& done) override {
+  void Run(const std::vector<evaluator::EvalTask>& tasks,
+           const Callback& done) override {
     std::vector<std::thread> threads;
     for (size_t t = 0; t < tasks.size(); ++t) {
       threads.emplace_back([&, t] { done(t, Score(tasks[t])); });
