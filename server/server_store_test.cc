@@ -11,27 +11,18 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "search/result_store.h"
+#include "server/test_store.h"
 #include "tests/testing.h"
 
 namespace autoq::server {
 namespace {
 
+using ::autoq::server::test_util::RawExec;
+
 using ::autoq::testing::ReadFile;
 using ::autoq::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// Runs SQL on the file through a connection of its own, as another program
-// (or a newer AutoQ) would.
-void RawExec(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* err = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-  EXPECT_EQ(rc, SQLITE_OK) << (err != nullptr ? err : "");
-  sqlite3_free(err);
-  sqlite3_close(db);
-}
 
 JobRow MakeJob(const std::string& id, const std::string& owner,
                int64_t submitted_ms) {
@@ -59,38 +50,10 @@ TaskRow MakeTask(const std::string& key, const std::string& job) {
   return t;
 }
 
-class ServerStoreTest : public ::testing::Test {
+class ServerStoreTest : public test_util::StoreTest {
  protected:
-  void SetUp() override {
-    path_ = dir_.File("autoq.db");
-    auto results = search::ResultStore::Open(path_);
-    ASSERT_TRUE(results.ok()) << results.status();
-    results_ = std::move(*results);
-    store_ = MustOpen();
-    ASSERT_NE(store_, nullptr);
-  }
-
-  std::unique_ptr<ServerStore> MustOpen() {
-    auto store = ServerStore::Open(path_);
-    EXPECT_TRUE(store.ok()) << store.status();
-    return store.ok() ? std::move(*store) : nullptr;
-  }
-
   // Closes and reopens both stores, as a restarted server does.
-  void Reopen() {
-    store_.reset();
-    results_.reset();
-    auto results = search::ResultStore::Open(path_);
-    ASSERT_TRUE(results.ok()) << results.status();
-    results_ = std::move(*results);
-    store_ = MustOpen();
-    ASSERT_NE(store_, nullptr);
-  }
-
-  TempDir dir_;
-  std::string path_;
-  std::unique_ptr<search::ResultStore> results_;
-  std::unique_ptr<ServerStore> store_;
+  void Reopen() { OpenStores(); }
 };
 
 TEST_F(ServerStoreTest, ModelsAreContentAddressed) {

@@ -25,10 +25,13 @@
 #include "search/result_store.h"
 #include "server/auth.h"
 #include "server/server_store.h"
+#include "server/test_store.h"
 #include "tests/testing.h"
 
 namespace autoq::server {
 namespace {
+
+using ::autoq::server::test_util::RawExec;
 
 using testing::Fixture;
 using testing::TempDir;
@@ -406,18 +409,6 @@ TEST_F(ServerTest, OnlyTheLeaseHolderCanCompleteATask) {
   JobStatus status;
   ASSERT_TRUE(Cancel(kAlice, submitted.status().job_id(), &status).ok());
   EXPECT_EQ(status.state(), JOB_CANCELLED);
-}
-
-// Runs SQL on the server's file through a connection of its own.
-void RawExec(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  char* err = nullptr;
-  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
-      << (err != nullptr ? err : "");
-  sqlite3_free(err);
-  sqlite3_close(db);
 }
 
 // A store write that fails reaches the worker as the RPC's error, and the

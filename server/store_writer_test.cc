@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "search/result_store.h"
 #include "server/server_store.h"
+#include "server/test_store.h"
 #include "tests/testing.h"
 
 namespace autoq::server {
@@ -33,16 +34,10 @@ TaskRow Task(int64_t id, const std::string& key) {
   return t;
 }
 
-class StoreWriterTest : public ::testing::Test {
+class StoreWriterTest : public test_util::StoreTest {
  protected:
   void SetUp() override {
-    path_ = dir_.File("autoq.db");
-    auto results = search::ResultStore::Open(path_);
-    ASSERT_TRUE(results.ok()) << results.status();
-    results_ = std::move(*results);
-    auto store = ServerStore::Open(path_);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
+    StoreTest::SetUp();
     writer_ = std::make_unique<StoreWriter>(store_.get());
   }
 
@@ -68,10 +63,6 @@ class StoreWriterTest : public ::testing::Test {
     return tasks.ok() ? *tasks : std::vector<TaskRow>();
   }
 
-  TempDir dir_;
-  std::string path_;
-  std::unique_ptr<search::ResultStore> results_;
-  std::unique_ptr<ServerStore> store_;
   std::unique_ptr<StoreWriter> writer_;
   std::shared_ptr<std::promise<void>> released_;
 };

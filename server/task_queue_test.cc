@@ -18,10 +18,13 @@
 #include "gtest/gtest.h"
 #include "search/result_store.h"
 #include "server/server_store.h"
+#include "server/test_store.h"
 #include "tests/testing.h"
 
 namespace autoq::server {
 namespace {
+
+using ::autoq::server::test_util::RawExec;
 
 using ::autoq::testing::TempDir;
 using ::testing::ElementsAre;
@@ -31,17 +34,6 @@ using ::testing::UnorderedElementsAre;
 
 constexpr int64_t kLeaseMs = 10000;
 constexpr int64_t kT0 = 1700000000000;  // Unix ms
-
-// Runs SQL on the file through a connection of its own.
-void RawExec(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* err = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-  EXPECT_EQ(rc, SQLITE_OK) << (err != nullptr ? err : "");
-  sqlite3_free(err);
-  sqlite3_close(db);
-}
 
 // Records the calls of the waiters it makes.
 class Calls {
@@ -78,22 +70,12 @@ TaskSpec Spec(const std::string& key, const std::string& job) {
   return s;
 }
 
-class TaskQueueTest : public ::testing::Test {
+class TaskQueueTest : public test_util::StoreTest {
  protected:
   void SetUp() override {
-    path_ = dir_.File("autoq.db");
-    OpenStores();
+    StoreTest::SetUp();
     queue_ = MustOpenQueue(kT0);
     ASSERT_NE(queue_, nullptr);
-  }
-
-  void OpenStores() {
-    auto results = search::ResultStore::Open(path_);
-    ASSERT_TRUE(results.ok()) << results.status();
-    results_ = std::move(*results);
-    auto store = ServerStore::Open(path_);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
   }
 
   std::unique_ptr<TaskQueue> MustOpenQueue(int64_t now_ms) {
@@ -139,11 +121,7 @@ class TaskQueueTest : public ::testing::Test {
     EXPECT_EQ(c.leased, leased);
   }
 
-  TempDir dir_;
-  std::string path_;
   TaskQueueOptions options_{kLeaseMs, 3};
-  std::unique_ptr<search::ResultStore> results_;
-  std::unique_ptr<ServerStore> store_;
   std::unique_ptr<TaskQueue> queue_;
   int persisted_ = 0;
 };
