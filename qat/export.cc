@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "qat/export_internal.h"
+#include "qat/export_onnx.h"
 #include "qat/torch_errors.h"
 
 namespace autoq::qat {
@@ -69,6 +70,13 @@ absl::StatusOr<ExportedModel> ExportQuantizedModel(QuantizedModel& model) {
   if (!packed.ok()) return packed.status();
   out.packed = std::move(packed->payload);
   out.manifest_json = std::move(packed->manifest_json);
+  auto onnx = export_internal::BuildOnnx(model, out.torchscript, weights);
+  if (onnx.ok()) {
+    out.onnx = std::move(onnx->model);
+    out.onnx_encodings_json = std::move(onnx->encodings_json);
+  } else {
+    out.onnx_error = std::string(onnx.status().message());
+  }
   return out;
 }
 

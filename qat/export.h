@@ -1,6 +1,6 @@
 // Exporting a fine-tuned QuantizedModel for deployment.
 //
-// Two artifacts describe the same model:
+// Three artifacts describe the same model:
 //  * a standalone TorchScript module (plain ATen ops only, no autoq::
 //    operators) that computes what QuantizedModel::Forward computes in eval
 //    mode: weights hold their fake-quantized values and every quantized
@@ -13,6 +13,8 @@
 //    model size of the cost model (ComputeCost), and a JSON manifest that
 //    says where each layer's data lies and how to interpret it (see
 //    kPackingDescription in export_packed.cc, repeated in the manifest).
+//  * an ONNX model (opset 13, QuantizeLinear/DequantizeLinear) for ONNX
+//    Runtime and the toolchains that read QDQ graphs (export_onnx.h).
 //
 // Thread-safety: uses `model` exclusively for the duration of the call.
 #ifndef AUTOQ_QAT_EXPORT_H_
@@ -31,6 +33,12 @@ struct ExportedModel {
   std::string torchscript;    // a TorchScript archive (torch::jit::save bytes)
   std::string packed;         // the payload (see export_packed.cc)
   std::string manifest_json;  // describes the payload
+  // The ONNX QDQ model and its AIMET-style encodings (export_onnx.h); both
+  // empty, with the reason in onnx_error, when the model has an op ONNX
+  // cannot express here or the build has no ONNX. The other exports stand.
+  std::string onnx;
+  std::string onnx_encodings_json;
+  std::string onnx_error;
 };
 
 // Exports `model` as it evaluates now (eval mode, BN running statistics);

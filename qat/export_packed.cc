@@ -80,19 +80,6 @@ std::string LayerName(const LayerInfo& info) {
   return std::string(absl::StripSuffix(info.weight_path, ".weight"));
 }
 
-// The folded batch-norm of `info`, read from the model.
-LayerBn ReadBn(QuantizedModel& model, const LayerInfo& info) {
-  LayerBn bn;
-  if (info.bn_path.empty()) return bn;
-  torch::jit::Module m = SubmoduleAt(model.module(), info.bn_path);
-  const at::Tensor gamma = m.attr("weight").toTensor().detach();
-  bn.beta = m.attr("bias").toTensor().detach();
-  bn.mean = m.attr("running_mean").toTensor().detach();
-  const at::Tensor var = m.attr("running_var").toTensor().detach();
-  bn.s = gamma / (var + info.bn_eps).sqrt();
-  return bn;
-}
-
 // The activation feeding a layer.
 struct LayerInput {
   int src = -1;  // graph_index of the layer whose output it is
@@ -110,25 +97,6 @@ LayerInput InputOf(const LayerInfo& info,
   in.scale =
       in.quantized ? acts.at(static_cast<size_t>(in.src)).params.scale : 1.0;
   return in;
-}
-
-// Float bias of the deployed layer, in double on the CPU; undefined when
-// the layer has neither a bias nor a batch-norm.
-at::Tensor DeployedBias(QuantizedModel& model, const LayerInfo& info,
-                        const LayerBn& bn, bool folded, int64_t channels) {
-  if (info.bias_path.empty() && info.bn_path.empty()) return at::Tensor();
-  at::Tensor bias = info.bias_path.empty()
-                        ? at::zeros({channels}, at::kDouble)
-                        : AttrAt(model.module(), info.bias_path)
-                              .toTensor()
-                              .detach()
-                              .to(at::kCPU, at::kDouble);
-  if (folded) {
-    bias = bn.beta.to(at::kCPU, at::kDouble) +
-           (bias - bn.mean.to(at::kCPU, at::kDouble)) *
-               bn.s.to(at::kCPU, at::kDouble);
-  }
-  return bias;
 }
 
 // The manifest's description of a layer, before its payload sections.
@@ -249,6 +217,35 @@ std::string ManifestJson(const QuantizedModel& model, const GraphFacts& facts,
 }
 
 }  // namespace
+
+LayerBn ReadBn(QuantizedModel& model, const LayerInfo& info) {
+  LayerBn bn;
+  if (info.bn_path.empty()) return bn;
+  torch::jit::Module m = SubmoduleAt(model.module(), info.bn_path);
+  const at::Tensor gamma = m.attr("weight").toTensor().detach();
+  bn.beta = m.attr("bias").toTensor().detach();
+  bn.mean = m.attr("running_mean").toTensor().detach();
+  const at::Tensor var = m.attr("running_var").toTensor().detach();
+  bn.s = gamma / (var + info.bn_eps).sqrt();
+  return bn;
+}
+
+at::Tensor DeployedBias(QuantizedModel& model, const LayerInfo& info,
+                        const LayerBn& bn, bool folded, int64_t channels) {
+  if (info.bias_path.empty() && info.bn_path.empty()) return at::Tensor();
+  at::Tensor bias = info.bias_path.empty()
+                        ? at::zeros({channels}, at::kDouble)
+                        : AttrAt(model.module(), info.bias_path)
+                              .toTensor()
+                              .detach()
+                              .to(at::kCPU, at::kDouble);
+  if (folded) {
+    bias = bn.beta.to(at::kCPU, at::kDouble) +
+           (bias - bn.mean.to(at::kCPU, at::kDouble)) *
+               bn.s.to(at::kCPU, at::kDouble);
+  }
+  return bias;
+}
 
 // Appends `codes` (int32) in `bits` bits each, LSB-first, to `out`.
 void PackBits(const at::Tensor& codes, int bits, std::string* out) {

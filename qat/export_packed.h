@@ -25,6 +25,14 @@ struct LayerBn {
   at::Tensor s, beta, mean;
 };
 
+// The batch-norm of layer `info` as the model evaluates it now.
+LayerBn ReadBn(QuantizedModel& model, const LayerInfo& info);
+
+// Float bias of the deployed layer (the folded one when `folded`), double
+// on the CPU; undefined when the layer has neither a bias nor a batch-norm.
+at::Tensor DeployedBias(QuantizedModel& model, const LayerInfo& info,
+                        const LayerBn& bn, bool folded, int64_t channels);
+
 // One layer of the deployable model as integers.
 struct LayerCodes {
   at::Tensor codes;        // int32, CPU, contiguous, the weight's shape
