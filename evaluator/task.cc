@@ -20,6 +20,9 @@ bool IsFinalArtifact(const std::string& name) {
   for (const char* n : kFinalArtifacts) {
     if (name == n) return true;
   }
+  for (const char* n : kOptionalArtifacts) {
+    if (name == n) return true;
+  }
   return false;
 }
 

@@ -23,9 +23,9 @@
 namespace autoq::evaluator {
 
 enum class Stage {
-  kSearch,  // the short fine-tune that scores a candidate
-  kFinal,   // the full fine-tune of a final point, with its exports
-  kFloat,   // the float model's val and test scores (no bits, no training)
+  kSearch,       // the short fine-tune that scores a candidate
+  kFinal,        // the full fine-tune of a final point, with its exports
+  kFloat,        // the float model's val and test scores (no bits, no training)
   kSensitivity,  // per-layer weight sensitivity (no bits, no training)
 };
 
@@ -59,8 +59,15 @@ inline constexpr char kPackedArtifact[] = "weights.bin";
 inline constexpr char kManifestArtifact[] = "manifest.json";
 inline constexpr const char* kFinalArtifacts[] = {
     kTorchScriptArtifact, kPackedArtifact, kManifestArtifact};
+// Exports a final point may lack: the ONNX model and its encodings, or in
+// their place the reason the model has no ONNX form (qat/export_onnx.h).
+inline constexpr char kOnnxArtifact[] = "model.onnx";
+inline constexpr char kEncodingsArtifact[] = "encodings.json";
+inline constexpr char kOnnxErrorArtifact[] = "onnx_error.txt";
+inline constexpr const char* kOptionalArtifacts[] = {
+    kOnnxArtifact, kEncodingsArtifact, kOnnxErrorArtifact};
 
-// Whether `name` is one of kFinalArtifacts.
+// Whether `name` is one of kFinalArtifacts or kOptionalArtifacts.
 bool IsFinalArtifact(const std::string& name);
 
 // Scores batches of tasks. The service's remote workers implement it; the

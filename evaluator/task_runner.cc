@@ -192,6 +192,14 @@ absl::StatusOr<EvalRecord> TaskRunner::Run(
     record.artifacts.emplace_back(kPackedArtifact, std::move(exported.packed));
     record.artifacts.emplace_back(kManifestArtifact,
                                   std::move(exported.manifest_json));
+    if (!exported.onnx.empty()) {
+      record.artifacts.emplace_back(kOnnxArtifact, std::move(exported.onnx));
+      record.artifacts.emplace_back(kEncodingsArtifact,
+                                    std::move(exported.onnx_encodings_json));
+    } else {
+      record.artifacts.emplace_back(kOnnxErrorArtifact,
+                                    exported.onnx_error + "\n");
+    }
   }
   // Model preparation and the exports count as the task's time too.
   record.qat.wall_seconds = Since(start);

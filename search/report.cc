@@ -66,7 +66,6 @@ std::string CsvAccuracy(double v) { return v < 0 ? "" : CsvNumber(v); }
 
 }  // namespace
 
-
 FrontComparison CompareWithUniform(const FrontReport& report) {
   FrontComparison c;
   c.front_hypervolume =
@@ -80,9 +79,9 @@ FrontComparison CompareWithUniform(const FrontReport& report) {
   bool any_uniform = false;
   for (const FrontPoint& u : report.uniform) {
     if (u.test_top1 < 0) continue;
-    c.region_size_bytes =
-        any_uniform ? std::max(c.region_size_bytes, u.size_bytes)
-                    : u.size_bytes;
+    c.region_size_bytes = any_uniform
+                              ? std::max(c.region_size_bytes, u.size_bytes)
+                              : u.size_bytes;
     any_uniform = true;
   }
   c.region_front_hypervolume =
@@ -246,6 +245,9 @@ std::string RenderFrontJson(const FrontReport& r) {
     j["torchscript_file"] = p.torchscript_file;
     j["packed_file"] = p.packed_file;
     j["manifest_file"] = p.manifest_file;
+    j["onnx_file"] = p.onnx_file;
+    j["encodings_file"] = p.encodings_file;
+    if (!p.onnx_error_file.empty()) j["onnx_error_file"] = p.onnx_error_file;
     return j;
   };
   Json j;
@@ -291,7 +293,7 @@ std::string RenderFrontCsv(const FrontReport& r) {
   std::string out =
       "kind,label,size_bytes,compression,bops,search_val_top1,val_top1,"
       "test_top1,test_diff_pp,wbits,abits,torchscript_file,packed_file,"
-      "manifest_file\n";
+      "manifest_file,onnx_file\n";
   for (const auto* list : {&r.front, &r.uniform}) {
     for (const FrontPoint& p : *list) {
       const std::vector<std::string> fields = {
@@ -308,7 +310,8 @@ std::string RenderFrontCsv(const FrontReport& r) {
           JoinBits(p.abits, " "),
           CsvField(p.torchscript_file),
           CsvField(p.packed_file),
-          CsvField(p.manifest_file)};
+          CsvField(p.manifest_file),
+          CsvField(p.onnx_file)};
       absl::StrAppend(&out, absl::StrJoin(fields, ","), "\n");
     }
   }

@@ -27,6 +27,9 @@ struct FrontPoint {
   double test_top1 = -1;        // after the final fine-tune, held-out split
   // Exported files, relative to the output folder; may be empty.
   std::string torchscript_file, packed_file, manifest_file;
+  // The ONNX QDQ model and its encodings; empty when the model has no
+  // ONNX form, onnx_error_file then says why.
+  std::string onnx_file, encodings_file, onnx_error_file;
   // The final-stage cache key whose artifacts in the result store
   // (model.pt, weights.bin, manifest.json) are this point's exports. Not
   // written to the report files.
@@ -130,7 +133,6 @@ absl::Status WriteFrontSvg(const FrontReport& report, const std::string& path);
 // `s` with &, <, >, " and ' as XML entities: text and attribute values of
 // the SVG renderers (front.svg, sensitivity.svg).
 std::string XmlEscape(absl::string_view s);
-
 
 }  // namespace autoq::search
 

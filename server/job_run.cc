@@ -1,5 +1,6 @@
 #include "server/job_run.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <mutex>
 #include <sstream>
@@ -83,7 +84,8 @@ FrontPointInfo PointInfo(const search::FrontPoint& p) {
   info.set_test_top1(p.test_top1);
   info.set_result_key(p.result_key);
   for (const std::string* f :
-       {&p.torchscript_file, &p.packed_file, &p.manifest_file}) {
+       {&p.torchscript_file, &p.packed_file, &p.manifest_file, &p.onnx_file,
+        &p.encodings_file, &p.onnx_error_file}) {
     if (!f->empty()) info.add_artifacts(*f);
   }
   return info;
@@ -227,9 +229,8 @@ absl::StatusOr<JobCheck> CheckJob(const JobSpec& spec,
 absl::StatusOr<FinalFront> RunServiceJob(const JobRunContext& ctx) {
   ASSIGN_OR_RETURN(evaluator::JobConfig config, ConfigOf(ctx.spec));
   ASSIGN_OR_RETURN(LoadedModel model, LoadAndAnalyze(config, ctx.model_bytes));
-  std::unique_ptr<evaluator::Evaluator> evaluator =
-      MakeRemoteEvaluator(ctx.queue, ctx.results, ctx.job_id, ctx.stop,
-                          ctx.cancelled);
+  std::unique_ptr<evaluator::Evaluator> evaluator = MakeRemoteEvaluator(
+      ctx.queue, ctx.results, ctx.job_id, ctx.stop, ctx.cancelled);
   search::PipelineInputs inputs;
   inputs.config = &config;
   inputs.model_digest = autoq::Sha256Hex(ctx.model_bytes);
@@ -252,6 +253,21 @@ absl::StatusOr<FinalFront> RunServiceJob(const JobRunContext& ctx) {
       p.torchscript_file = dir + evaluator::kTorchScriptArtifact;
       p.packed_file = dir + evaluator::kPackedArtifact;
       p.manifest_file = dir + evaluator::kManifestArtifact;
+      // The optional exports the worker delivered.
+      ASSIGN_OR_RETURN(std::vector<std::string> stored,
+                       ctx.results->ListArtifacts(p.result_key));
+      auto has = [&](const char* name) {
+        return std::find(stored.begin(), stored.end(), name) != stored.end();
+      };
+      if (has(evaluator::kOnnxArtifact)) {
+        p.onnx_file = dir + evaluator::kOnnxArtifact;
+      }
+      if (has(evaluator::kEncodingsArtifact)) {
+        p.encodings_file = dir + evaluator::kEncodingsArtifact;
+      }
+      if (has(evaluator::kOnnxErrorArtifact)) {
+        p.onnx_error_file = dir + evaluator::kOnnxErrorArtifact;
+      }
     }
   }
   ASSIGN_OR_RETURN(search::ReportFiles files, search::RenderReport(report));

@@ -73,8 +73,8 @@ struct WorkerServiceImpl::State {
     std::lock_guard<std::mutex> lock(mu);
     auto it = workers.find(worker_id);
     if (it == workers.end()) {
-      return absl::NotFoundError(absl::StrCat(
-          "unknown worker ", worker_id, ": register again"));
+      return absl::NotFoundError(
+          absl::StrCat("unknown worker ", worker_id, ": register again"));
     }
     it->second.last_seen_ms = UnixMillis();
     return absl::OkStatus();
@@ -196,9 +196,10 @@ struct WorkerServiceImpl::State {
       // Anything but a final point's exports is refused, so a worker
       // cannot plant arbitrary names in the database.
       if (!evaluator::IsFinalArtifact(a.name())) {
-        return reply(absl::InvalidArgumentError(absl::StrCat(
-            "artifact name \"", a.name(), "\" is not one of ",
-            absl::StrJoin(evaluator::kFinalArtifacts, ", "))));
+        return reply(absl::InvalidArgumentError(
+            absl::StrCat("artifact name \"", a.name(), "\" is not one of ",
+                         absl::StrJoin(evaluator::kFinalArtifacts, ", "), ", ",
+                         absl::StrJoin(evaluator::kOptionalArtifacts, ", "))));
       }
     }
     auto encoded = std::make_shared<const std::string>(
@@ -273,8 +274,9 @@ WorkerServiceImpl::WorkerServiceImpl(ServerStore* store,
   absl::StatusOr<std::vector<WorkerRow>> rows = store->ListWorkers();
   if (rows.ok()) {
     const int64_t now =
-        UnixMillis() + int64_t{1000} * std::max(0, limits.restart_grace_seconds -
-                                                       limits.lease_seconds);
+        UnixMillis() +
+        int64_t{1000} *
+            std::max(0, limits.restart_grace_seconds - limits.lease_seconds);
     for (const WorkerRow& w : *rows) {
       state_->workers[w.worker_id] = State::Live{w.name, w.devices, now};
     }
@@ -410,19 +412,18 @@ grpc::ServerWriteReactor<DataChunk>* WorkerServiceImpl::FetchModel(
       Authenticate(ctx, *state_->auth, Role::kWorker);
   ServerStore* store = state_->store;
   const std::string sha = request->sha256();
-  return StreamBytes(state_->pool,
-                     [who = std::move(who), store, sha]()
-                         -> absl::StatusOr<std::string> {
-                       if (!who.ok()) return who.status();
-                       absl::StatusOr<std::optional<std::string>> model =
-                           store->GetModel(sha);
-                       if (!model.ok()) return model.status();
-                       if (!model->has_value()) {
-                         return absl::NotFoundError(
-                             absl::StrCat("no model with SHA-256 ", sha));
-                       }
-                       return **std::move(model);
-                     });
+  return StreamBytes(
+      state_->pool,
+      [who = std::move(who), store, sha]() -> absl::StatusOr<std::string> {
+        if (!who.ok()) return who.status();
+        absl::StatusOr<std::optional<std::string>> model = store->GetModel(sha);
+        if (!model.ok()) return model.status();
+        if (!model->has_value()) {
+          return absl::NotFoundError(
+              absl::StrCat("no model with SHA-256 ", sha));
+        }
+        return **std::move(model);
+      });
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::UnregisterWorker(

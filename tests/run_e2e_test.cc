@@ -9,11 +9,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "tests/testing.h"
@@ -32,19 +31,23 @@ std::string SmallJob(const std::string& dir, const std::string& model,
                      int generations, const std::string& database = "") {
   return absl::StrCat(R"({
     "name": "e2e",
-    "model": {"path": ")", model, R"("},
+    "model": {"path": ")",
+                      model, R"("},
     "dataset": {"spec": "fashion-mnist", "val_size": 1000, "val_subset": 400,
                 "test_subset": 1000, "seed": 1},
     "scheme": {"granularity": "per-channel"},
-    "search": {"population": 8, "generations": )", generations, R"(,
+    "search": {"population": 8, "generations": )",
+                      generations, R"(,
                "seed": 5, "min_bits": 3, "max_bits": 8,
                "qat": {"epochs": 1, "train_subset": 384}},
     "final_front": {"recipe": {"epochs": 1, "act_quant_delay": 0,
                                "bn_freeze_epoch": -1, "train_subset": 384},
                     "compare_uniform": true},
     "workers": {"threads": 2},
-    "output": {"dir": ")", dir, R"(", "database": ")",
-                      database.empty() ? dir + "/autoq.db" : database, R"("}})");
+    "output": {"dir": ")",
+                      dir, R"(", "database": ")",
+                      database.empty() ? dir + "/autoq.db" : database,
+                      R"("}})");
 }
 
 std::string WriteJob(const TempDir& tmp, const std::string& name,
@@ -88,7 +91,8 @@ class RunE2eTest : public ::testing::Test {
 TEST_F(RunE2eTest, RunsExportsAndRerunComputesNothingThenResumesAfterKill) {
   // 1. An uninterrupted run.
   const std::string dir_a = tmp_.File("a");
-  const std::string job_a = WriteJob(tmp_, "a.json", SmallJob(dir_a, model_, 2));
+  const std::string job_a =
+      WriteJob(tmp_, "a.json", SmallJob(dir_a, model_, 2));
   CommandResult a = RunJob(job_a);
   ASSERT_EQ(a.exit_code, 0) << a.output;
   EXPECT_NE(a.output.find("== generation 2/2"), std::string::npos) << a.output;
@@ -101,10 +105,21 @@ TEST_F(RunE2eTest, RunsExportsAndRerunComputesNothingThenResumesAfterKill) {
   ASSERT_FALSE(front["front"].empty()) << front.dump(2);
   ASSERT_EQ(front["uniform"].size(), 6u);  // 3..8 bits
   for (const auto& p : front["front"]) {
-    const std::string base = dir_a + "/" + p["torchscript_file"].get<std::string>();
+    const std::string base =
+        dir_a + "/" + p["torchscript_file"].get<std::string>();
     EXPECT_TRUE(std::filesystem::exists(base)) << base;
+    // The ONNX QDQ model and its encodings sit beside it.
+    ASSERT_TRUE(p.contains("onnx_file")) << p.dump(2);
+    ASSERT_FALSE(p["onnx_file"].get<std::string>().empty())
+        << testing::ReadFile(dir_a + "/" +
+                             p.value("onnx_error_file", std::string("?")));
+    for (const char* key : {"onnx_file", "encodings_file"}) {
+      const std::string f = dir_a + "/" + p[key].get<std::string>();
+      EXPECT_GT(std::filesystem::file_size(f), 0u) << f;
+    }
     // The packed payload is exactly the reported size.
-    const std::string packed = dir_a + "/" + p["packed_file"].get<std::string>();
+    const std::string packed =
+        dir_a + "/" + p["packed_file"].get<std::string>();
     EXPECT_EQ(static_cast<int64_t>(std::filesystem::file_size(packed)),
               p["size_bytes"].get<int64_t>());
   }
@@ -112,8 +127,8 @@ TEST_F(RunE2eTest, RunsExportsAndRerunComputesNothingThenResumesAfterKill) {
   // accuracy (same 1000 test images).
   const auto& p0 = front["front"][0];
   CommandResult eval = RunCommand(absl::StrCat(
-      AUTOQ_BINARY, " eval --quiet --json --epochs 0 --bits 8 --model ",
-      dir_a, "/", p0["torchscript_file"].get<std::string>(),
+      AUTOQ_BINARY, " eval --quiet --json --epochs 0 --bits 8 --model ", dir_a,
+      "/", p0["torchscript_file"].get<std::string>(),
       " --data fashion-mnist --val-size 1000 --val-subset 100 "
       "--train-subset 128 --test-subset 1000 --seed 1 --threads 2"));
   if (eval.exit_code == 0) {
@@ -137,7 +152,8 @@ TEST_F(RunE2eTest, RunsExportsAndRerunComputesNothingThenResumesAfterKill) {
   // 3. The same job in a fresh folder, killed during generation 2, then
   // resumed: same front, and no finished evaluation computed twice.
   const std::string dir_b = tmp_.File("b");
-  const std::string job_b = WriteJob(tmp_, "b.json", SmallJob(dir_b, model_, 2));
+  const std::string job_b =
+      WriteJob(tmp_, "b.json", SmallJob(dir_b, model_, 2));
   const std::string log = tmp_.File("b.log");
   CommandResult started = RunCommand(absl::StrCat(
       AUTOQ_BINARY, " run ", job_b, " > ", log, " 2>&1 & echo $!"));
@@ -153,7 +169,8 @@ TEST_F(RunE2eTest, RunsExportsAndRerunComputesNothingThenResumesAfterKill) {
   }
   ASSERT_TRUE(reached) << testing::ReadFile(log);
   kill(pid, SIGKILL);
-  RunCommand(absl::StrCat("while kill -0 ", pid, " 2>/dev/null; do sleep 0.1; done"));
+  RunCommand(
+      absl::StrCat("while kill -0 ", pid, " 2>/dev/null; do sleep 0.1; done"));
   const std::string killed_log = testing::ReadFile(log);
   CommandResult resumed = RunJob(job_b);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
@@ -174,7 +191,8 @@ TEST_F(RunE2eTest, RunsExportsAndRerunComputesNothingThenResumesAfterKill) {
                          std::sregex_iterator());
   };
   EXPECT_EQ(count(killed_log) + count(resumed.output), Computed(a.output))
-      << killed_log << "\n----\n" << resumed.output;
+      << killed_log << "\n----\n"
+      << resumed.output;
 }
 
 // Expects exit code 1 and an error line containing `needle`.
@@ -188,7 +206,8 @@ TEST_F(RunE2eTest, BadInputFailsCleanlyAndKeepsStoredResults) {
   // A good database with finished results.
   const std::string dir = tmp_.File("good");
   const std::string db = dir + "/autoq.db";
-  CommandResult good = RunJob(WriteJob(tmp_, "good.json", SmallJob(dir, model_, 0)));
+  CommandResult good =
+      RunJob(WriteJob(tmp_, "good.json", SmallJob(dir, model_, 0)));
   ASSERT_EQ(good.exit_code, 0) << good.output;
   const int64_t computed = Computed(good.output);
   ASSERT_GT(computed, 0);
@@ -203,18 +222,22 @@ TEST_F(RunE2eTest, BadInputFailsCleanlyAndKeepsStoredResults) {
     EXPECT_NE(at, std::string::npos) << from;
     return at == std::string::npos ? s : s.replace(at, from.size(), to);
   };
-  ExpectError(job("unknown.json", replace(base, "\"name\"", "\"nmae\"")), "nmae");
-  ExpectError(job("pop3.json", replace(base, "\"population\": 8", "\"population\": 3")),
-              "search.population: 3");
+  ExpectError(job("unknown.json", replace(base, "\"name\"", "\"nmae\"")),
+              "nmae");
+  ExpectError(
+      job("pop3.json", replace(base, "\"population\": 8", "\"population\": 3")),
+      "search.population: 3");
   ExpectError(job("negative.json", replace(base, "\"train_subset\": 384}}",
                                            "\"train_subset\": -384}}")),
               "search.qat.train_subset");
-  ExpectError(job("bits.json", replace(base, "\"max_bits\": 8", "\"max_bits\": 9")),
-              "search.max_bits: 9");
+  ExpectError(
+      job("bits.json", replace(base, "\"max_bits\": 8", "\"max_bits\": 9")),
+      "search.max_bits: 9");
   ExpectError(job("model.json", replace(base, model_, tmp_.File("missing.pt"))),
               "missing.pt");
-  ExpectError(job("data.json", replace(base, "\"spec\": \"fashion-mnist\"",
-                                       "\"spec\": \"idx:" + tmp_.File("nodata") + "\"")),
+  ExpectError(job("data.json",
+                  replace(base, "\"spec\": \"fashion-mnist\"",
+                          "\"spec\": \"idx:" + tmp_.File("nodata") + "\"")),
               "nodata");
   testing::WriteFile(tmp_.File("bad.pt"), "not a model");
   ExpectError(job("badmodel.json", replace(base, model_, tmp_.File("bad.pt"))),
