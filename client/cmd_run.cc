@@ -90,8 +90,18 @@ absl::Status CheckLocally(evaluator::JobConfig* config) {
   split.val_subset = 1;
   split.test_subset = 1;
   split.seed = config->split_seed;
+  split.input_shape = config->input_shape;
   ASSIGN_OR_RETURN(evaluator::DatasetSplits data,
                    evaluator::LoadDataset(spec, split));
+  for (const std::string& note : data.notes) {
+    std::fprintf(stderr, "autoq run: note: %s\n", note.c_str());
+  }
+  if (data.val_carved && config->builtin.empty()) {
+    std::fprintf(stderr,
+                 "autoq run: warning: the validation split is carved from the "
+                 "training files; a model trained on those files scores too "
+                 "high on it (give a val/ folder or ;val=FILE)\n");
+  }
   if (config->input_shape.empty()) {
     const auto sizes = data.train.images.sizes();
     config->input_shape.assign(sizes.begin() + 1, sizes.end());

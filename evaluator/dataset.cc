@@ -12,6 +12,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <system_error>
 #include <utility>
@@ -23,6 +24,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "common/status_macros.h"
+#include "evaluator/image_decode.h"
+#include "evaluator/image_folder.h"
 #include "qat/torch_errors.h"
 
 namespace autoq::evaluator {
@@ -96,6 +99,34 @@ absl::Status ValidateLabels(const at::Tensor& labels, int64_t num_classes,
 }
 
 namespace {
+
+// size=H[xW], channels=1|3, skip_bad=0|1 of a folder spec.
+absl::Status ParseFolderOption(absl::string_view spec, absl::string_view name,
+                               absl::string_view value, DataSpec* out) {
+  auto bad = [&](const char* expected) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data spec '", spec, "': ", name, "='", value, "' (expected ",
+        expected, ")"));
+  };
+  if (name == "size") {
+    std::vector<absl::string_view> hw = absl::StrSplit(value, 'x');
+    int64_t h = 0, w = 0;
+    if (hw.size() > 2 || !absl::SimpleAtoi(hw[0], &h) ||
+        !absl::SimpleAtoi(hw.back(), &w) || h < 1 || w < 1 || h > 8192 ||
+        w > 8192) {
+      return bad("a size in pixels, N or HxW, at most 8192");
+    }
+    out->image_height = h;
+    out->image_width = w;
+  } else if (name == "channels") {
+    if (value != "1" && value != "3") return bad("1 or 3");
+    out->image_channels = value == "1" ? 1 : 3;
+  } else {
+    if (value != "0" && value != "1") return bad("0 or 1");
+    out->skip_bad = value == "1";
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::vector<float>> ParseFloats(absl::string_view name,
                                                absl::string_view value) {
@@ -184,6 +215,97 @@ int64_t Trimmed(int64_t subset, int64_t size) {
 // Arbitrary fixed seed for carving a test split out of a tensor train file.
 constexpr uint64_t kTestCarveSeed = 0x7e57'5eed'0000'0001ULL;
 
+// Moves a fixed-seed test split (options.test_size, else val_size samples)
+// out of `train`, for sources without a test file.
+absl::Status CarveTest(const DataSpec& spec, const SplitOptions& options,
+                       qat::TensorDataset* train, qat::TensorDataset* test) {
+  const int64_t n = train->size();
+  const int64_t test_size =
+      options.test_size > 0 ? options.test_size : options.val_size;
+  if (test_size <= 0 || test_size >= n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(spec.train_path, ": cannot carve a test split of ",
+                     test_size, " from ", n, " samples"));
+  }
+  const std::vector<int64_t> perm = Permutation(n, kTestCarveSeed);
+  *test = Select(*train, perm, 0, static_cast<size_t>(test_size));
+  *train = Select(*train, perm, static_cast<size_t>(test_size),
+                  static_cast<size_t>(n - test_size));
+  return absl::OkStatus();
+}
+
+// The splits of an image folder: ROOT/train, ROOT/val and ROOT/test when
+// ROOT/train exists (val and test left unset when missing), else ROOT's
+// class folders as the training data.
+absl::Status ReadFolderSplits(const DataSpec& spec,
+                              const SplitOptions& options,
+                              qat::TensorDataset* train,
+                              std::optional<qat::TensorDataset>* val,
+                              qat::TensorDataset* test,
+                              std::vector<std::string>* notes) {
+  if (!ImageDecodingAvailable()) {
+    return absl::UnimplementedError(absl::StrCat(
+        spec.train_path, ": this build cannot decode images (install "
+                         "libjpeg-dev and libpng-dev, then rebuild)"));
+  }
+  ImageFolderOptions o;
+  const std::vector<int64_t>& shape = options.input_shape;
+  o.channels = spec.image_channels > 0 ? spec.image_channels
+               : shape.size() == 3    ? shape[0]
+                                      : 3;
+  if (spec.image_height > 0) {
+    o.height = spec.image_height;
+    o.width = spec.image_width;
+  } else if (shape.size() == 3) {
+    o.height = shape[1];
+    o.width = shape[2];
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data spec 'folder:", spec.train_path,
+        "': give the image size (;size=HxW) or the model's input_shape"));
+  }
+  if (o.channels != 1 && o.channels != 3) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        spec.train_path, ": images can be fitted to 1 or 3 channels, not ",
+        o.channels));
+  }
+  o.skip_bad = spec.skip_bad;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path root(spec.train_path);
+  const bool split_dirs = fs::is_directory(root / "train", ec);
+  auto read = [&](const fs::path& dir, const char* what,
+                  const std::vector<std::string>& classes,
+                  std::vector<std::string>* found) -> absl::StatusOr<qat::TensorDataset> {
+    ASSIGN_OR_RETURN(ImageFolderData d,
+                     ReadImageFolder(dir.string(), o, classes));
+    if (d.skipped > 0) {
+      notes->push_back(absl::StrCat(dir.string(), ": skipped ", d.skipped,
+                                    " image(s) that do not decode (", what,
+                                    " split)"));
+    }
+    if (!d.empty_classes.empty()) {
+      notes->push_back(absl::StrCat(dir.string(), ": no images for class(es) ",
+                                    absl::StrJoin(d.empty_classes, ", ")));
+    }
+    if (found != nullptr) *found = d.classes;
+    return d.data;
+  };
+  std::vector<std::string> classes;
+  ASSIGN_OR_RETURN(*train, read(split_dirs ? root / "train" : root, "training",
+                                {}, &classes));
+  if (!split_dirs) return absl::OkStatus();
+  if (fs::is_directory(root / "val", ec)) {
+    ASSIGN_OR_RETURN(qat::TensorDataset v,
+                     read(root / "val", "validation", classes, nullptr));
+    *val = std::move(v);
+  }
+  if (fs::is_directory(root / "test", ec)) {
+    ASSIGN_OR_RETURN(*test, read(root / "test", "test", classes, nullptr));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<DatasetSplits> LoadDatasetImpl(const DataSpec& spec,
                                               const SplitOptions& options) {
   if (options.val_size < 0 || options.train_subset < 0 ||
@@ -197,7 +319,16 @@ absl::StatusOr<DatasetSplits> LoadDatasetImpl(const DataSpec& spec,
         "data spec: mean and std must have the same length");
   }
   qat::TensorDataset full_train, test;
-  if (spec.kind == "fashion-mnist" || spec.kind == "mnist" ||
+  std::optional<qat::TensorDataset> given_val;  // not carved from train
+  std::vector<std::string> notes;
+  if (spec.kind == "folder") {
+    RETURN_IF_ERROR(
+        ReadFolderSplits(spec, options, &full_train, &given_val, &test, &notes));
+    if (test.size() == 0) {
+      // No ROOT/test: a fixed-seed carve-out, as for tensor files.
+      RETURN_IF_ERROR(CarveTest(spec, options, &full_train, &test));
+    }
+  } else if (spec.kind == "fashion-mnist" || spec.kind == "mnist" ||
       spec.kind == "idx") {
     ASSIGN_OR_RETURN(full_train, ReadIdxDir(spec.train_path, "train"));
     ASSIGN_OR_RETURN(test, ReadIdxDir(spec.test_path, "t10k"));
@@ -208,18 +339,7 @@ absl::StatusOr<DatasetSplits> LoadDatasetImpl(const DataSpec& spec,
     if (!spec.test_path.empty()) {
       ASSIGN_OR_RETURN(test, ReadTensorFile(spec.test_path));
     } else {
-      const int64_t n = full_train.size();
-      const int64_t test_size =
-          options.test_size > 0 ? options.test_size : options.val_size;
-      if (test_size <= 0 || test_size >= n) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(spec.train_path, ": cannot carve a test split of ",
-                         test_size, " from ", n, " samples"));
-      }
-      const std::vector<int64_t> perm = Permutation(n, kTestCarveSeed);
-      test = Select(full_train, perm, 0, static_cast<size_t>(test_size));
-      full_train = Select(full_train, perm, static_cast<size_t>(test_size),
-                          static_cast<size_t>(n - test_size));
+      RETURN_IF_ERROR(CarveTest(spec, options, &full_train, &test));
     }
     const int64_t num_classes =
         std::max(full_train.num_classes, test.num_classes);
@@ -255,11 +375,15 @@ absl::StatusOr<DatasetSplits> LoadDatasetImpl(const DataSpec& spec,
   const int64_t n = full_train.size();
   DatasetSplits splits;
   if (!spec.val_path.empty()) {
-    // The user's own validation file: the whole training file trains.
     ASSIGN_OR_RETURN(qat::TensorDataset val, ReadTensorFile(spec.val_path));
     RETURN_IF_ERROR(same_shape(val, spec.val_path, "validation"));
     RETURN_IF_ERROR(
         ValidateLabels(val.labels, full_train.num_classes, spec.val_path));
+    given_val = std::move(val);
+  }
+  if (given_val.has_value()) {
+    // The user's own validation split: the whole training file trains.
+    qat::TensorDataset val = *std::move(given_val);
     val.num_classes = full_train.num_classes;
     splits.val = qat::Head(val, options.val_subset);
     splits.train =
@@ -278,7 +402,9 @@ absl::StatusOr<DatasetSplits> LoadDatasetImpl(const DataSpec& spec,
     splits.train =
         Select(full_train, perm, static_cast<size_t>(options.val_size),
                static_cast<size_t>(train_n));
+    splits.val_carved = true;
   }
+  splits.notes = std::move(notes);
   splits.test = qat::Head(test, options.test_subset);
   for (qat::TensorDataset* d : {&splits.train, &splits.val, &splits.test}) {
     d->mean = spec.mean;
@@ -322,10 +448,16 @@ absl::StatusOr<DataSpec> ParseDataSpec(std::string_view spec_view) {
     }
     out.train_path = files[0];
     if (files.size() == 2) out.test_path = files[1];
+  } else if (out.kind == "folder") {
+    if (path.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data spec '", spec, "': expected folder:ROOT (ROOT/<class>/<image>)"));
+    }
+    out.train_path = path;
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
         "data spec '", spec, "': unknown dataset kind '", out.kind,
-        "' (expected fashion-mnist, mnist, idx, cifar10 or tensor)"));
+        "' (expected fashion-mnist, mnist, idx, cifar10, tensor or folder)"));
   }
 
   bool has_mean = false, has_std = false;
@@ -345,10 +477,39 @@ absl::StatusOr<DataSpec> ParseDataSpec(std::string_view spec_view) {
       out.val_path = std::string(value);
       continue;
     }
+    if (name == "size" || name == "channels" || name == "skip_bad") {
+      if (out.kind != "folder") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "data spec '", spec, "': option '", name,
+            "' applies to folder: datasets only"));
+      }
+      RETURN_IF_ERROR(ParseFolderOption(spec, name, value, &out));
+      continue;
+    }
+    if (name == "norm") {
+      if (has_mean || has_std) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "data spec '", spec, "': give norm= or mean=/std=, not both"));
+      }
+      if (value == "imagenet") {
+        out.mean = {0.485f, 0.456f, 0.406f};
+        out.std = {0.229f, 0.224f, 0.225f};
+      } else if (value == "cifar") {
+        out.mean = {0.4914f, 0.4822f, 0.4465f};
+        out.std = {0.2470f, 0.2435f, 0.2616f};
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("data spec '", spec, "': norm '", value,
+                         "' (expected imagenet or cifar)"));
+      }
+      has_mean = has_std = true;
+      continue;
+    }
     if (name != "mean" && name != "std") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("data spec '", spec, "': unknown option '", name,
-                       "' (expected mean=, std= or val=)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data spec '", spec, "': unknown option '", name,
+          "' (expected mean=, std=, norm=, val=, and for folders size=, "
+          "channels=, skip_bad=)"));
     }
     bool& seen = name == "mean" ? has_mean : has_std;
     if (seen) {

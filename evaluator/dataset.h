@@ -10,11 +10,24 @@
 //            | 'mnist:' DIR | 'idx:' DIR    same four IDX names in DIR
 //            | 'cifar10:' DIR               CIFAR-10 binary version in DIR
 //            | 'tensor:' TRAIN [',' TEST]   torch.save({'images','labels'})
+//            | 'folder:' ROOT               JPEG/PNG images in class folders
 //   option  := 'mean=' floats | 'std=' floats
+//            | 'norm=' ('imagenet' | 'cifar')   preset mean and std
 //            | 'val=' FILE                  the validation split, a tensor
 //                                           file; nothing is carved from
 //                                           the training file then
+//            | 'size=' INT ['x' INT]        folder: images fitted to H x W
+//            | 'channels=' ('1' | '3')      folder: gray or RGB (default 3)
+//            | 'skip_bad=1'                 folder: skip and count images
+//                                           that do not decode
 //   floats  := float { ',' float }          one value, or one per channel
+//
+// Image folders follow torchvision's ImageFolder: ROOT/<class>/<image>,
+// classes indexed by sorted folder name. With subfolders ROOT/train,
+// ROOT/val and ROOT/test those are the splits (val and test carved from
+// train only when missing); without, ROOT holds the class folders and both
+// are carved. Images are resized (shorter side) and center-cropped to the
+// size option, or to SplitOptions::input_shape (the model's input).
 //
 // IDX directories hold train-images-idx3-ubyte, train-labels-idx1-ubyte,
 // t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each optionally with a
@@ -48,7 +61,7 @@ inline constexpr char kDebianFashionMnistDir[] =
 
 // A parsed dataset spec. A plain value; see the grammar above.
 struct DataSpec {
-  // One of "fashion-mnist", "mnist", "idx", "cifar10", "tensor".
+  // One of "fashion-mnist", "mnist", "idx", "cifar10", "tensor", "folder".
   std::string kind;
   // Directory kinds ("fashion-mnist", "mnist", "idx", "cifar10"): both paths
   // hold the directory. "tensor": the train file and the optional test file
@@ -62,6 +75,10 @@ struct DataSpec {
   // (1 = all channels, else one per channel), std > 0.
   std::vector<float> mean;
   std::vector<float> std;
+  // "folder": the image shape (0 = from SplitOptions::input_shape), and
+  // whether undecodable images are skipped.
+  int64_t image_height = 0, image_width = 0, image_channels = 0;
+  bool skip_bad = false;
 };
 
 // Parses `spec`. InvalidArgument names the unknown kind / option or the
@@ -82,6 +99,9 @@ struct SplitOptions {
   // file as the test split (0 = same as val_size). Independent of `seed`, so
   // reported test numbers stay comparable across seeds.
   int64_t test_size = 0;
+  // The model's input (C, H, W), for image folders whose spec gives no
+  // size; empty when unknown.
+  std::vector<int64_t> input_shape;
 };
 
 // The three splits. The search scores on `val`; `test` is for final
@@ -90,6 +110,12 @@ struct DatasetSplits {
   qat::TensorDataset train;
   qat::TensorDataset val;
   qat::TensorDataset test;
+  // Things a user should hear about (images skipped, empty class folders,
+  // a validation split carved from the training files), one line each.
+  std::vector<std::string> notes;
+  // The validation split was carved out of the training files: a model
+  // trained on those same files scores too high on it.
+  bool val_carved = false;
 };
 
 // Loads the dataset described by `spec` and splits it:

@@ -32,6 +32,7 @@ absl::StatusOr<std::shared_ptr<JobData>> BuildJobData(
   split.val_subset = config.val_subset;
   split.test_subset = config.test_subset;
   split.seed = config.split_seed;
+  split.input_shape = config.input_shape;
   absl::StatusOr<DatasetSplits> data = LoadDataset(data_spec, split);
   if (!data.ok()) {
     // The reader names the file; say which spec it came from too, since

@@ -10,6 +10,7 @@ PKGS=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libboost-system-dev libboost-serialization-dev libssl-dev openssl
   libsqlite3-dev zlib1g-dev nlohmann-json3-dev libjemalloc-dev libonnx-dev
+  libjpeg-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
   python3 python3-torch python3-torchvision
