@@ -255,5 +255,42 @@ TEST_F(RunE2eTest, BadInputFailsCleanlyAndKeepsStoredResults) {
   EXPECT_EQ(Computed(rerun.output), 0) << rerun.output;
 }
 
+#ifdef AUTOQ_MAKE_IMAGE_FOLDER
+// The README's image-folder example, small: PNG class folders and a
+// TorchScript model in, model.onnx files out.
+TEST_F(RunE2eTest, ImageFolderToOnnx) {
+  const std::string folder = tmp_.File("images");
+  CommandResult made = RunCommand(absl::StrCat(
+      AUTOQ_MAKE_IMAGE_FOLDER, " --out ", folder, " --train 60 --test 20"));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const std::string dir = tmp_.File("folder_run");
+  const std::string job = WriteJob(tmp_, "folder.json", absl::StrCat(R"({
+    "name": "folder",
+    "model": {"path": ")", model_, R"("},
+    "dataset": {"spec": "folder:)", folder, R"(;size=28;channels=1",
+                "val_size": 100, "seed": 1},
+    "search": {"population": 8, "generations": 1, "seed": 5, "min_bits": 4,
+               "qat": {"epochs": 1, "train_subset": 128}},
+    "final_front": {"recipe": {"epochs": 1, "train_subset": 128},
+                    "compare_uniform": false},
+    "workers": {"threads": 2},
+    "output": {"dir": ")", dir, R"("}})"));
+  CommandResult run = RunJob(job);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  // The user's model was not trained by AutoQ on this split: warned.
+  EXPECT_NE(run.output.find("carved from the training files"),
+            std::string::npos)
+      << run.output;
+  nlohmann::json front = ReadJson(dir + "/front.json");
+  ASSERT_FALSE(front["front"].empty()) << front.dump(2);
+  for (const auto& p : front["front"]) {
+    const std::string onnx = dir + "/" + p["onnx_file"].get<std::string>();
+    EXPECT_GT(std::filesystem::file_size(onnx), 0u) << onnx;
+    // Real images of the classes the model knows: far above chance.
+    EXPECT_GT(p["test_top1"].get<double>(), 60.0) << p.dump();
+  }
+}
+#endif
+
 }  // namespace
 }  // namespace autoq
