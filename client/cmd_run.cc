@@ -138,7 +138,7 @@ void PrintSummary(const evaluator::JobConfig& config, const FinalFront& f) {
   std::printf(
       "exports and reports in %s/ (front.json, front.csv, "
       "front.svg, front/<point>/model.pt, weights.bin, "
-      "manifest.json)\n",
+      "manifest.json, model.onnx, encodings.json)\n",
       config.output_dir.c_str());
 }
 

@@ -104,9 +104,9 @@ namespace {
 absl::Status ParseFolderOption(absl::string_view spec, absl::string_view name,
                                absl::string_view value, DataSpec* out) {
   auto bad = [&](const char* expected) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data spec '", spec, "': ", name, "='", value, "' (expected ",
-        expected, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data spec '", spec, "': ", name, "='", value,
+                     "' (expected ", expected, ")"));
   };
   if (name == "size") {
     std::vector<absl::string_view> hw = absl::StrSplit(value, 'x');
@@ -237,22 +237,22 @@ absl::Status CarveTest(const DataSpec& spec, const SplitOptions& options,
 // The splits of an image folder: ROOT/train, ROOT/val and ROOT/test when
 // ROOT/train exists (val and test left unset when missing), else ROOT's
 // class folders as the training data.
-absl::Status ReadFolderSplits(const DataSpec& spec,
-                              const SplitOptions& options,
+absl::Status ReadFolderSplits(const DataSpec& spec, const SplitOptions& options,
                               qat::TensorDataset* train,
                               std::optional<qat::TensorDataset>* val,
                               qat::TensorDataset* test,
                               std::vector<std::string>* notes) {
   if (!ImageDecodingAvailable()) {
-    return absl::UnimplementedError(absl::StrCat(
-        spec.train_path, ": this build cannot decode images (install "
-                         "libjpeg-dev and libpng-dev, then rebuild)"));
+    return absl::UnimplementedError(
+        absl::StrCat(spec.train_path,
+                     ": this build cannot decode images (install "
+                     "libjpeg-dev and libpng-dev, then rebuild)"));
   }
   ImageFolderOptions o;
   const std::vector<int64_t>& shape = options.input_shape;
   o.channels = spec.image_channels > 0 ? spec.image_channels
-               : shape.size() == 3    ? shape[0]
-                                      : 3;
+               : shape.size() == 3     ? shape[0]
+                                       : 3;
   if (spec.image_height > 0) {
     o.height = spec.image_height;
     o.width = spec.image_width;
@@ -276,7 +276,8 @@ absl::Status ReadFolderSplits(const DataSpec& spec,
   const bool split_dirs = fs::is_directory(root / "train", ec);
   auto read = [&](const fs::path& dir, const char* what,
                   const std::vector<std::string>& classes,
-                  std::vector<std::string>* found) -> absl::StatusOr<qat::TensorDataset> {
+                  std::vector<std::string>* found)
+      -> absl::StatusOr<qat::TensorDataset> {
     ASSIGN_OR_RETURN(ImageFolderData d,
                      ReadImageFolder(dir.string(), o, classes));
     if (d.skipped > 0) {
@@ -322,14 +323,14 @@ absl::StatusOr<DatasetSplits> LoadDatasetImpl(const DataSpec& spec,
   std::optional<qat::TensorDataset> given_val;  // not carved from train
   std::vector<std::string> notes;
   if (spec.kind == "folder") {
-    RETURN_IF_ERROR(
-        ReadFolderSplits(spec, options, &full_train, &given_val, &test, &notes));
+    RETURN_IF_ERROR(ReadFolderSplits(spec, options, &full_train, &given_val,
+                                     &test, &notes));
     if (test.size() == 0) {
       // No ROOT/test: a fixed-seed carve-out, as for tensor files.
       RETURN_IF_ERROR(CarveTest(spec, options, &full_train, &test));
     }
   } else if (spec.kind == "fashion-mnist" || spec.kind == "mnist" ||
-      spec.kind == "idx") {
+             spec.kind == "idx") {
     ASSIGN_OR_RETURN(full_train, ReadIdxDir(spec.train_path, "train"));
     ASSIGN_OR_RETURN(test, ReadIdxDir(spec.test_path, "t10k"));
   } else if (spec.kind == "cifar10") {
@@ -450,8 +451,9 @@ absl::StatusOr<DataSpec> ParseDataSpec(std::string_view spec_view) {
     if (files.size() == 2) out.test_path = files[1];
   } else if (out.kind == "folder") {
     if (path.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "data spec '", spec, "': expected folder:ROOT (ROOT/<class>/<image>)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("data spec '", spec,
+                       "': expected folder:ROOT (ROOT/<class>/<image>)"));
     }
     out.train_path = path;
   } else {
@@ -479,9 +481,9 @@ absl::StatusOr<DataSpec> ParseDataSpec(std::string_view spec_view) {
     }
     if (name == "size" || name == "channels" || name == "skip_bad") {
       if (out.kind != "folder") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "data spec '", spec, "': option '", name,
-            "' applies to folder: datasets only"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("data spec '", spec, "': option '", name,
+                         "' applies to folder: datasets only"));
       }
       RETURN_IF_ERROR(ParseFolderOption(spec, name, value, &out));
       continue;

@@ -20,8 +20,8 @@ namespace {
 bool EndsWithNoCase(const std::string& s, const std::string& suffix) {
   if (s.size() < suffix.size()) return false;
   for (size_t i = 0; i < suffix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(s[s.size() - suffix.size() + i])) !=
-        suffix[i]) {
+    if (std::tolower(static_cast<unsigned char>(
+            s[s.size() - suffix.size() + i])) != suffix[i]) {
       return false;
     }
   }
@@ -73,8 +73,8 @@ absl::StatusOr<Image> DecodeJpeg(const std::string& bytes,
   image.width = cinfo.output_width;
   image.height = cinfo.output_height;
   image.channels = cinfo.output_components;
-  image.pixels.resize(static_cast<size_t>(image.width * image.height *
-                                          image.channels));
+  image.pixels.resize(
+      static_cast<size_t>(image.width * image.height * image.channels));
   while (cinfo.output_scanline < cinfo.output_height) {
     JSAMPROW row = image.pixels.data() +
                    static_cast<size_t>(cinfo.output_scanline) *
@@ -154,7 +154,8 @@ void Resample(const std::vector<float>& in, int64_t len, int64_t out_len,
         for (int64_t i = static_cast<int64_t>(std::floor(lo));
              i < std::min<int64_t>(len, static_cast<int64_t>(std::ceil(hi)));
              ++i) {
-          const double w = std::min<double>(hi, i + 1) - std::max<double>(lo, i);
+          const double w =
+              std::min<double>(hi, i + 1) - std::max<double>(lo, i);
           v += w * src[i * stride];
           sum += w;
         }
@@ -200,9 +201,10 @@ absl::StatusOr<Image> DecodeImage(const std::string& bytes,
   }
   return absl::DataLossError(absl::StrCat(name, ": not a JPEG or PNG image"));
 #else
-  return absl::UnimplementedError(absl::StrCat(
-      name, ": this build cannot decode images (install libjpeg-dev and "
-            "libpng-dev, then rebuild)"));
+  return absl::UnimplementedError(
+      absl::StrCat(name,
+                   ": this build cannot decode images (install libjpeg-dev and "
+                   "libpng-dev, then rebuild)"));
 #endif
 }
 
@@ -234,7 +236,8 @@ std::vector<uint8_t> FitImage(const Image& image, int64_t channels,
   for (int64_t k = 0; k < c; ++k) {
     std::vector<float> column_major(static_cast<size_t>(image.height * rw));
     for (int64_t i = 0; i < image.height * rw; ++i) {
-      column_major[static_cast<size_t>(i)] = wide[static_cast<size_t>(i * c + k)];
+      column_major[static_cast<size_t>(i)] =
+          wide[static_cast<size_t>(i * c + k)];
     }
     std::vector<float> tall(static_cast<size_t>(rh * rw));
     // Lines are columns: samples `rw` apart.

@@ -32,8 +32,9 @@ absl::StatusOr<ImageFolderData> ReadImageFolder(
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
     return absl::NotFoundError(
-        absl::StrCat(root, ": no such image folder (expected ROOT/<class>/"
-                           "<image>.jpg|.png)"));
+        absl::StrCat(root,
+                     ": no such image folder (expected ROOT/<class>/"
+                     "<image>.jpg|.png)"));
   }
   ImageFolderData out;
   for (const fs::directory_entry& d : fs::directory_iterator(root, ec)) {
@@ -45,10 +46,10 @@ absl::StatusOr<ImageFolderData> ReadImageFolder(
         root, ": no class folders (expected ROOT/<class>/<image>)"));
   }
   if (!classes.empty() && out.classes != classes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        root, ": classes [", absl::StrJoin(out.classes, ", "),
-        "] differ from the training split's [", absl::StrJoin(classes, ", "),
-        "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(root, ": classes [", absl::StrJoin(out.classes, ", "),
+                     "] differ from the training split's [",
+                     absl::StrJoin(classes, ", "), "]"));
   }
   std::vector<Entry> entries;
   for (size_t c = 0; c < out.classes.size(); ++c) {
@@ -75,8 +76,9 @@ absl::StatusOr<ImageFolderData> ReadImageFolder(
   }
   if (entries.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(root, ": no .jpg, .jpeg or .png images in its class "
-                           "folders"));
+        absl::StrCat(root,
+                     ": no .jpg, .jpeg or .png images in its class "
+                     "folders"));
   }
 
   // Decode on worker threads straight into the image tensor's rows.
@@ -121,7 +123,8 @@ absl::StatusOr<ImageFolderData> ReadImageFolder(
                           ? options.threads
                           : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> pool;
-  for (int t = 1; t < std::min<int64_t>(threads, n); ++t) pool.emplace_back(work);
+  for (int t = 1; t < std::min<int64_t>(threads, n); ++t)
+    pool.emplace_back(work);
   work();
   for (std::thread& t : pool) t.join();
   if (!first_error.ok() && !options.skip_bad) return first_error;

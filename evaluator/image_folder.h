@@ -25,10 +25,10 @@ struct ImageFolderOptions {
 };
 
 struct ImageFolderData {
-  qat::TensorDataset data;           // N x C x H x W uint8, labels
-  std::vector<std::string> classes;  // sorted folder names = label order
-  int64_t skipped = 0;               // bad images skipped (skip_bad)
-  int64_t ignored = 0;               // files that are not .jpg/.jpeg/.png
+  qat::TensorDataset data;                 // N x C x H x W uint8, labels
+  std::vector<std::string> classes;        // sorted folder names = label order
+  int64_t skipped = 0;                     // bad images skipped (skip_bad)
+  int64_t ignored = 0;                     // files that are not .jpg/.jpeg/.png
   std::vector<std::string> empty_classes;  // class folders with no image
 };
 

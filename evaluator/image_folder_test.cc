@@ -52,8 +52,8 @@ void WritePng(const std::string& path, int h, int w, int channels,
   img.format = channels == 1   ? PNG_FORMAT_GRAY
                : channels == 3 ? PNG_FORMAT_RGB
                                : PNG_FORMAT_RGBA;
-  ASSERT_TRUE(png_image_write_to_file(&img, path.c_str(), 0, pixels.data(), 0,
-                                      nullptr))
+  ASSERT_TRUE(
+      png_image_write_to_file(&img, path.c_str(), 0, pixels.data(), 0, nullptr))
       << img.message;
 }
 
@@ -117,8 +117,7 @@ TEST(ImageFolderTest, ReadsClassesInSortedOrderAndFitsEveryImage) {
   o.width = 10;
   absl::StatusOr<ImageFolderData> d = ReadImageFolder(root, o);
   ASSERT_TRUE(d.ok()) << d.status();
-  EXPECT_EQ(d->classes,
-            (std::vector<std::string>{"cat", "dog", "emu", "fox"}));
+  EXPECT_EQ(d->classes, (std::vector<std::string>{"cat", "dog", "emu", "fox"}));
   EXPECT_EQ(d->data.num_classes, 4);
   EXPECT_EQ(d->data.images.sizes(), (std::vector<int64_t>{20, 3, 12, 10}));
   EXPECT_EQ(d->ignored, 1);
@@ -249,10 +248,10 @@ TEST(ImageFolderTest, BadInputGetsOneLineNamingTheFile) {
   EXPECT_EQ(skipped->data.size(), 1);
 
   // Spec options are checked up front.
-  for (const char* s : {"folder:", "folder:/x;size=0", "folder:/x;size=4x",
-                        "folder:/x;channels=2", "folder:/x;skip_bad=yes",
-                        "tensor:/x.pt;size=8", "folder:/x;norm=coco",
-                        "folder:/x;norm=imagenet;mean=0.5;std=0.5"}) {
+  for (const char* s :
+       {"folder:", "folder:/x;size=0", "folder:/x;size=4x",
+        "folder:/x;channels=2", "folder:/x;skip_bad=yes", "tensor:/x.pt;size=8",
+        "folder:/x;norm=coco", "folder:/x;norm=imagenet;mean=0.5;std=0.5"}) {
     EXPECT_EQ(ParseDataSpec(s).status().code(),
               absl::StatusCode::kInvalidArgument)
         << s;

@@ -48,8 +48,7 @@ int WriteSplit(const autoq::qat::TensorDataset& data, int64_t per_class,
     if (written[static_cast<size_t>(label)] >= per_class) continue;
     const std::filesystem::path folder = dir / kClasses[label];
     std::filesystem::create_directories(folder);
-    const std::string path =
-        (folder / absl::StrCat(i, ".png")).string();
+    const std::string path = (folder / absl::StrCat(i, ".png")).string();
     if (!WritePng(path, images[i].data_ptr<uint8_t>(), static_cast<int>(h),
                   static_cast<int>(w))) {
       std::fprintf(stderr, "cannot write %s\n", path.c_str());

@@ -264,17 +264,21 @@ TEST_F(RunE2eTest, ImageFolderToOnnx) {
       AUTOQ_MAKE_IMAGE_FOLDER, " --out ", folder, " --train 60 --test 20"));
   ASSERT_EQ(made.exit_code, 0) << made.output;
   const std::string dir = tmp_.File("folder_run");
-  const std::string job = WriteJob(tmp_, "folder.json", absl::StrCat(R"({
+  const std::string job = WriteJob(tmp_, "folder.json",
+                                   absl::StrCat(R"({
     "name": "folder",
-    "model": {"path": ")", model_, R"("},
-    "dataset": {"spec": "folder:)", folder, R"(;size=28;channels=1",
+    "model": {"path": ")",
+                                                model_, R"("},
+    "dataset": {"spec": "folder:)",
+                                                folder, R"(;size=28;channels=1",
                 "val_size": 100, "seed": 1},
     "search": {"population": 8, "generations": 1, "seed": 5, "min_bits": 4,
                "qat": {"epochs": 1, "train_subset": 128}},
     "final_front": {"recipe": {"epochs": 1, "train_subset": 128},
                     "compare_uniform": false},
     "workers": {"threads": 2},
-    "output": {"dir": ")", dir, R"("}})"));
+    "output": {"dir": ")",
+                                                dir, R"("}})"));
   CommandResult run = RunJob(job);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   // The user's model was not trained by AutoQ on this split: warned.
