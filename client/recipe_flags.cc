@@ -5,6 +5,7 @@
 
 #include "client/common.h"
 #include "common/status_macros.h"
+#include "qat/model_info.h"
 
 namespace autoq::client {
 
@@ -93,6 +94,9 @@ absl::StatusOr<evaluator::DatasetSplits> DataFromFlags(
     return absl::InvalidArgumentError("--split-seed must be >= 0");
   }
   split.seed = static_cast<uint64_t>(split_seed);
+  if (flags.Has("input")) {  // image folders are fitted to the model's input
+    ASSIGN_OR_RETURN(split.input_shape, qat::ParseShape(flags.Get("input")));
+  }
   return evaluator::LoadDataset(spec, split);
 }
 

@@ -29,7 +29,8 @@ absl::StatusOr<qat::QatRecipe> RecipeFromFlags(const Flags& flags,
 // the QAT seed (--seed), so changing that never moves the split.
 inline constexpr int64_t kDefaultSplitSeed = 1;
 
-// Loads --data (default `default_spec`) split by the data flags.
+// Loads --data (default `default_spec`) split by the data flags; image
+// folders are fitted to --input (C,H,W) when the command has that flag.
 absl::StatusOr<evaluator::DatasetSplits> DataFromFlags(
     const Flags& flags, const std::string& default_spec);
 

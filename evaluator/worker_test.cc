@@ -435,7 +435,9 @@ TEST_F(WorkerTest, RunsRealTasksAndFetchesTheModelOnce) {
     names.push_back(a.name());
     EXPECT_FALSE(a.data().empty()) << a.name();
   }
-  EXPECT_THAT(names, ElementsAre("model.pt", "weights.bin", "manifest.json"));
+  // The three required exports, then the ONNX model and its encodings.
+  EXPECT_THAT(names, ElementsAre("model.pt", "weights.bin", "manifest.json",
+                                 "model.onnx", "encodings.json"));
   const WorkerStats stats = worker_->stats();
   EXPECT_EQ(stats.completed, 2);
   EXPECT_EQ(stats.model_fetches, 1);

@@ -9,6 +9,7 @@
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/serialization/import.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -219,19 +220,53 @@ class Translator {
 
   // The value of a constant or of a module attribute (prim::GetAttr chain).
   std::optional<c10::IValue> Constant(Value* v) {
-    if (std::optional<c10::IValue> c = torch::jit::toIValue(v)) return c;
     Node* n = v->node();
+    if (n->kind() == c10::prim::Constant) {
+      if (std::optional<c10::IValue> c = torch::jit::toIValue(v)) return c;
+      return std::nullopt;
+    }
     if (n->kind() == c10::prim::GetAttr) {
       Value* parent = n->input(0);
       c10::IValue obj;
       if (parent == n->owningGraph()->inputs()[0]) {
-        obj = exported_._ivalue();
+        obj = c10::IValue(exported_._ivalue());
       } else {
         std::optional<c10::IValue> p = Constant(parent);
         if (!p.has_value() || !p->isObject()) return std::nullopt;
         obj = *p;
       }
       return obj.toObject()->getAttr(n->s(c10::attr::name));
+    }
+    if (n->kind() == c10::prim::If) {
+      std::optional<c10::IValue> cond = Constant(n->input(0));
+      if (!cond.has_value() || !cond->isBool()) return std::nullopt;
+      torch::jit::Block* block = n->blocks().at(cond->toBool() ? 0 : 1);
+      for (size_t i = 0; i < n->outputs().size(); ++i) {
+        if (n->output(i) == v) return Constant(block->outputs()[i]);
+      }
+      return std::nullopt;
+    }
+    if (n->kind() == c10::prim::unchecked_cast) return Constant(n->input(0));
+    if (n->kind() == c10::aten::__not__) {
+      std::optional<c10::IValue> b = Constant(n->input(0));
+      if (!b.has_value() || !b->isBool()) return std::nullopt;
+      return c10::IValue(!b->toBool());
+    }
+    if (n->kind() == c10::aten::__and__ || n->kind() == c10::aten::__or__) {
+      std::optional<c10::IValue> a = Constant(n->input(0));
+      std::optional<c10::IValue> b = Constant(n->input(1));
+      if (!a || !b || !a->isBool() || !b->isBool()) return std::nullopt;
+      return c10::IValue(n->kind() == c10::aten::__and__
+                             ? a->toBool() && b->toBool()
+                             : a->toBool() || b->toBool());
+    }
+    if (n->kind() == c10::aten::__is__ || n->kind() == c10::aten::__isnot__) {
+      // Only None can be decided here: `x is None` for attributes.
+      std::optional<c10::IValue> a = Constant(n->input(0));
+      std::optional<c10::IValue> b = Constant(n->input(1));
+      if (!a || !b || !(a->isNone() || b->isNone())) return std::nullopt;
+      const bool same = a->isNone() && b->isNone();
+      return c10::IValue(n->kind() == c10::aten::__is__ ? same : !same);
     }
     if (n->kind() == c10::prim::ListConstruct) {
       std::vector<int64_t> ints;
@@ -312,10 +347,20 @@ class Translator {
         n->kind().ns() == c10::namespaces::aten) {
       op.pop_back();  // in-place forms
     }
-    if (n->kind() == c10::prim::Constant || n->kind() == c10::prim::GetAttr ||
-        n->kind() == c10::prim::ListConstruct || n->kind() == c10::aten::size) {
-      return;  // read where used
+    if (n->kind() == c10::prim::If) return If(n);
+    if (n->kind() == c10::prim::Constant || n->kind() == c10::prim::GetAttr) {
+      return;  // parameters and constants become initializers where used
     }
+    if (n->kind() == c10::prim::unchecked_cast) {
+      return Alias(n->output(0), n->input(0));
+    }
+    // Scalars, lists, strings and modules (shape checks, attribute reads,
+    // flags) are evaluated where a translated op needs them, if at all.
+    const bool any_tensor =
+        std::any_of(n->outputs().begin(), n->outputs().end(), [](Value* v) {
+          return v->type()->kind() == c10::TypeKind::TensorType;
+        });
+    if (!any_tensor) return;
     if (n->kind().ns() != c10::namespaces::aten) {
       Fail(n, absl::StrCat("op ", kind, " has no ONNX form here"));
     }
@@ -334,6 +379,14 @@ class Translator {
     if (op == "tanh") return Unary(n, "Tanh");
     if (op == "hardtanh" || op == "relu6" || op == "clamp") return Clip(n, op);
     if (op == "hardswish" || op == "silu") return Gated(n, op);
+    if (op == "hardsigmoid") {
+      const std::string out = Fresh("hardsigmoid");
+      onnx::NodeProto* h = AddNode("HardSigmoid", {Name(n->input(0))}, {out});
+      FloatAttr(h, "alpha", 1.0f / 6.0f);
+      FloatAttr(h, "beta", 0.5f);
+      names_[n->output(0)] = out;
+      return;
+    }
     if (op == "dropout" || op == "feature_dropout" || op == "alpha_dropout" ||
         op == "contiguous" || op == "clone" || op == "detach") {
       return Alias(n->output(0), n->input(0));
@@ -352,6 +405,32 @@ class Translator {
     if (op == "softmax" || op == "log_softmax") return Softmax(n, op);
     if (op == "fake_quantize_per_tensor_affine") return FakeQuant(n);
     Fail(n, absl::StrCat("op ", kind, " has no ONNX form here"));
+  }
+
+  // A prim::If: the branch its condition picks when the condition is known
+  // in eval mode (`self.training`, `x is None`, ...); a check that only
+  // raises (`if x.dim() != 4: raise ...`) is left out, as ONNX graphs
+  // validate their inputs themselves.
+  void If(Node* n) {
+    std::optional<c10::IValue> cond = Constant(n->input(0));
+    if (cond.has_value() && cond->isBool()) {
+      torch::jit::Block* block = n->blocks().at(cond->toBool() ? 0 : 1);
+      for (Node* inner : block->nodes()) Translate(inner);
+      for (size_t i = 0; i < n->outputs().size(); ++i) {
+        if (n->output(i)->type()->kind() == c10::TypeKind::TensorType) {
+          Alias(n->output(i), block->outputs()[i]);
+        }
+      }
+      return;
+    }
+    bool raises = false;
+    for (torch::jit::Block* b : n->blocks()) {
+      for (Node* inner : b->nodes()) {
+        raises |= inner->kind() == c10::prim::RaiseException;
+      }
+    }
+    if (n->outputs().empty() && raises) return;
+    Fail(n, "an if whose condition depends on the input");
   }
 
   bool FoldedBn(const GraphLayer& l) const {
