@@ -92,17 +92,6 @@ absl::Status RunSubmit(int argc, char** argv) {
   for (const std::string& w : config.warnings) {
     std::fprintf(stderr, "autoq: warning: %s\n", w.c_str());
   }
-  // A model AutoQ did not train was most likely trained on the files the
-  // validation split is carved from. (An image folder's val/ lives on the
-  // workers: its absence is only known there.)
-  if (config.builtin.empty() &&
-      config.data_spec.find(";val=") == std::string::npos &&
-      config.data_spec.rfind("folder:", 0) != 0) {
-    std::fprintf(stderr,
-                 "autoq: warning: the validation split is carved from the "
-                 "training files; a model trained on those files scores too "
-                 "high on it (give your own with ;val=FILE)\n");
-  }
   const std::string& model = config.model_path;
   if (!std::filesystem::is_regular_file(model)) {
     if (!config.builtin.empty() && !flags.Has("model")) {
@@ -132,6 +121,18 @@ absl::Status RunSubmit(int argc, char** argv) {
       }));
   for (const std::string& w : response.warnings()) {
     std::fprintf(stderr, "autoq: server warning: %s\n", w.c_str());
+  }
+  // Once the job is accepted (a refused one fails in one line): a model
+  // AutoQ did not train was most likely trained on the files the
+  // validation split is carved from. (An image folder's val/ lives on the
+  // workers: its absence is only known there.)
+  if (config.builtin.empty() &&
+      config.data_spec.find(";val=") == std::string::npos &&
+      config.data_spec.rfind("folder:", 0) != 0) {
+    std::fprintf(stderr,
+                 "autoq: warning: the validation split is carved from the "
+                 "training files; a model trained on those files scores too "
+                 "high on it (give your own with ;val=FILE)\n");
   }
   const JobStatus& s = response.status();
   if (s.job_id().empty()) {
