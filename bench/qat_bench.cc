@@ -4,9 +4,16 @@
 // prints the ratios; see bench/README.md.
 //
 //   autoq_bench_qat --model M.pt [--threads 2] [--batch 128] [--steps 40]
-//                   [--warmup 8] [--repeats 3] [--data fashion-mnist|random]
+//                   [--warmup 8] [--repeats 3] [--data random|SPEC]
+//                   [--device cpu|cuda:N]
+//
+// --data takes `autoq eval`'s dataset specs (fashion-mnist, idx:DIR, ...);
+// the batches are moved to --device before timing. On a GPU each window
+// ends with a synchronize, so images/s counts finished work.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/cuda.h>
 #include <torch/optim/sgd.h>
 
 #include <algorithm>
@@ -22,6 +29,7 @@
 #include "absl/strings/str_join.h"
 #include "common/flags.h"
 #include "evaluator/dataset.h"
+#include "qat/device.h"
 #include "qat/model_analysis.h"
 #include "qat/process_tuning.h"
 #include "qat/quantized_model.h"
@@ -36,10 +44,15 @@ struct Batches {
   std::vector<at::Tensor> x, y;
 };
 
-Batches MakeBatches(const std::string& data, int64_t batch, int n) {
+Batches MakeBatches(const std::string& data, int64_t batch, int n,
+                    c10::Device device) {
   Batches b;
-  if (data == "fashion-mnist") {
-    auto spec = autoq::evaluator::ParseDataSpec("fashion-mnist");
+  if (data != "random") {
+    auto spec = autoq::evaluator::ParseDataSpec(data);
+    if (!spec.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(spec.status().message()).c_str());
+      std::exit(1);
+    }
     autoq::evaluator::SplitOptions split;
     split.val_size = 0;
     auto d = autoq::evaluator::LoadDataset(*spec, split);
@@ -59,15 +72,26 @@ Batches MakeBatches(const std::string& data, int64_t batch, int n) {
       b.y.push_back(at::randint(0, 10, {batch}, at::kLong));
     }
   }
+  for (size_t i = 0; i < b.x.size(); ++i) {
+    b.x[i] = b.x[i].to(device);
+    b.y[i] = b.y[i].to(device);
+  }
   return b;
+}
+
+// Waits for the GPU's queued work (no-op on the CPU).
+void Sync(c10::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
 // One timed window: images/s over `steps` steps after `warmup`.
 double Window(const std::function<void(int)>& step, int warmup, int steps,
-              int64_t batch) {
+              int64_t batch, c10::Device device) {
   for (int i = 0; i < warmup; ++i) step(i);
+  Sync(device);
   auto t0 = Clock::now();
   for (int i = 0; i < steps; ++i) step(warmup + i);
+  Sync(device);
   double s = std::chrono::duration<double>(Clock::now() - t0).count();
   return steps * batch / s;
 }
@@ -81,14 +105,24 @@ double Median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   autoq::FlagSpec spec{
-      {"model", "threads", "batch", "steps", "warmup", "repeats", "data"}, {}};
+      {"model", "threads", "batch", "steps", "warmup", "repeats", "data",
+       "device"},
+      {}};
   auto flags = Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok() || !flags->Has("model")) {
     std::fprintf(stderr, "usage: autoq_bench_qat --model M.pt [--threads N] "
                          "[--batch B] [--steps S] [--warmup W] [--repeats R] "
-                         "[--data fashion-mnist|random]\n");
+                         "[--data random|SPEC] [--device cpu|cuda:N]\n");
     return 2;
   }
+  const std::string device_name = flags->Get("device", "cpu");
+  auto parsed_device = autoq::qat::ParseDevice(device_name);
+  if (!parsed_device.ok()) {
+    std::fprintf(stderr, "--%s\n",
+                 std::string(parsed_device.status().message()).c_str());
+    return 2;
+  }
+  const c10::Device device = *parsed_device;
   const int threads = static_cast<int>(flags->GetInt("threads", 2).value_or(2));
   const int64_t batch = flags->GetInt("batch", 128).value_or(128);
   const int steps = static_cast<int>(flags->GetInt("steps", 40).value_or(40));
@@ -108,7 +142,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const int genes = analysis->num_genes();
-  Batches data = MakeBatches(flags->Get("data", "random"), batch, 64);
+  Batches data = MakeBatches(flags->Get("data", "random"), batch, 64, device);
   auto batch_at = [&](int i) { return static_cast<size_t>(i) % data.x.size(); };
 
   // Variant -> a step function over its own copy of the model.
@@ -127,6 +161,7 @@ int main(int argc, char** argv) {
       at::NoGradGuard no_grad;
       m = std::make_shared<torch::jit::Module>(module->deepcopy());
     }
+    m->to(device);
     m->train();
     std::vector<at::Tensor> params;
     for (at::Tensor p : m->parameters()) params.push_back(p.set_requires_grad(true));
@@ -144,6 +179,7 @@ int main(int argc, char** argv) {
   }
   auto add_autoq = [&](const std::string& name,
                        autoq::qat::QuantizedModelOptions o) {
+    o.device = device;
     auto q = autoq::qat::QuantizedModel::Create(*module, *analysis, o);
     if (!q.ok()) {
       std::fprintf(stderr, "%s\n", std::string(q.status().message()).c_str());
@@ -186,7 +222,8 @@ int main(int argc, char** argv) {
   // Variants take turns so machine noise hits them alike.
   for (int r = 0; r < repeats; ++r) {
     for (Variant& v : variants) {
-      v.rates.push_back(Window(v.step, r == 0 ? warmup : 2, steps, batch));
+      v.rates.push_back(
+          Window(v.step, r == 0 ? warmup : 2, steps, batch, device));
     }
   }
   std::vector<std::string> fields;
@@ -195,8 +232,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%-28s %8.1f images/s  (windows: %s)\n", v.name.c_str(),
                  Median(v.rates), absl::StrJoin(v.rates, ", ").c_str());
   }
-  std::printf("{%s,\"threads\":%d,\"batch\":%lld}\n",
+  std::printf("{%s,\"threads\":%d,\"batch\":%lld,\"device\":\"%s\"}\n",
               absl::StrJoin(fields, ",").c_str(), threads,
-              static_cast<long long>(batch));
+              static_cast<long long>(batch), device.str().c_str());
   return 0;
 }

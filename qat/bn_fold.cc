@@ -1,6 +1,7 @@
 #include "qat/bn_fold.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "absl/strings/str_cat.h"
 #include "qat/graph_layers.h"

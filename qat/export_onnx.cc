@@ -4,6 +4,7 @@
 #ifdef AUTOQ_WITH_ONNX
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 #include <torch/csrc/jit/ir/ir.h>

@@ -3,6 +3,7 @@
 // predictions as the TorchScript export when run in ONNX Runtime
 // (tests/onnx/run_onnx.js, installed by scripts/install_deps.sh).
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>

@@ -3,6 +3,7 @@
 #include "qat/export_packed.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <cmath>

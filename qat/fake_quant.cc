@@ -1,6 +1,7 @@
 #include "qat/fake_quant.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <cmath>

@@ -79,7 +79,9 @@ TEST(FakeQuantTest, MseRangeNeverWorseThanMinMaxAndClipsOutliers) {
       EXPECT_LE(err_mse, err_mm + 1e-9);
       // At 4 bits clipping the outlier pays: it is clamped, and its STE
       // mask is false.
-      if (bits == 4) EXPECT_FALSE(b.mask[0][0].item<bool>());
+      if (bits == 4) {
+        EXPECT_FALSE(b.mask[0][0].item<bool>());
+      }
     }
   }
 }

@@ -1,6 +1,7 @@
 #include "qat/quantized_model.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include "qat/bn_fold.h"

@@ -1,6 +1,7 @@
 #include "qat/trainer.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
 
