@@ -205,9 +205,14 @@ class LocalWorkers {
 // evaluations as structured events only, not as log lines too. The float
 // model has no line (the job's first log line gives its scores).
 std::string EvaluationLine(const EvaluationDone& e) {
-  const char* name = e.stage() == STAGE_SEARCH  ? "candidate"
-                     : e.stage() == STAGE_FINAL ? "final"
-                                                : nullptr;
+  const char* name = e.stage() == STAGE_SEARCH    ? "candidate"
+                     : e.stage() == STAGE_FINAL   ? "final"
+                     : e.stage() == STAGE_FLOAT16 ? "float16"
+                     : e.stage() == STAGE_PTQ_PER_TENSOR
+                         ? "int8-ptq-per-tensor"
+                     : e.stage() == STAGE_PTQ_PER_CHANNEL
+                         ? "int8-ptq-per-channel"
+                         : nullptr;
   if (name == nullptr) return "";
   const FrontPointInfo& p = e.point();
   std::vector<qat::LayerBits> bits(p.wbits_size());

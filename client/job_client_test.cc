@@ -125,6 +125,8 @@ std::vector<JobEvent> Script(const std::string& id, JobState end) {
   FinalFront* ff = events[6].mutable_final_front();
   *ff->add_front() = Point("front-1", {8, 4, 4, 8}, 7000, 90.25, 90.1);
   *ff->add_uniform() = Point("uniform-8", {8, 8, 8, 8}, 10000, -1, 90.5);
+  *ff->add_baselines() =
+      Point("int8-ptq-per-channel", {8, 8, 8, 8}, 10000, -1, 89.35);
   ff->set_float_test_top1(90.8);
   ff->set_float_size_bytes(40000);
   ff->set_front_hypervolume(0.8311);
@@ -972,6 +974,10 @@ TEST_F(JobClientTest, ListCancelAndResultsCommands) {
   EXPECT_THAT(results, HasSubstr("front-1"));
   EXPECT_THAT(results, HasSubstr("uniform-8"));
   EXPECT_THAT(results, HasSubstr("90.10"));
+  // The post-training baseline is a row of its own, named as such.
+  EXPECT_THAT(results, HasSubstr("int8-ptq-per-channel"));
+  EXPECT_THAT(results, HasSubstr("89.35"));
+  EXPECT_THAT(results, HasSubstr("post-training, no fine-tune"));
   EXPECT_THAT(results, HasSubstr("front 0.8311, uniform 0.7702"));
   EXPECT_THAT(results, HasSubstr("front/front-1/model.pt"));
   EXPECT_THAT(results, HasSubstr("artifacts: 2 files"));

@@ -42,6 +42,12 @@ std::string StageName(TaskStage stage) {
       return "final";
     case STAGE_SENSITIVITY:
       return "sensitivity";
+    case STAGE_FLOAT16:
+      return "float16";
+    case STAGE_PTQ_PER_TENSOR:
+      return "ptq-per-tensor";
+    case STAGE_PTQ_PER_CHANNEL:
+      return "ptq-per-channel";
     default:
       return "task";
   }
@@ -171,12 +177,15 @@ std::string ToJson(const google::protobuf::Message& message, bool pretty) {
 
 std::string FormatFrontComparison(const FinalFront& f) {
   std::vector<search::TableRow> rows;
-  for (const auto* list : {&f.front(), &f.uniform()}) {
+  for (const auto* list : {&f.front(), &f.uniform(), &f.baselines()}) {
     for (const FrontPointInfo& p : *list) rows.push_back(Row(p, p.test_top1()));
   }
   std::string out = absl::StrFormat(
-      "== final front after the full fine-tune, test top-1 (float %.2f%%)\n",
-      f.float_test_top1());
+      "== final front after the full fine-tune, test top-1 (float %.2f%%)%s\n",
+      f.float_test_top1(),
+      f.baselines_size() > 0
+          ? "; float16 and int8-ptq rows: post-training, no fine-tune"
+          : "");
   absl::StrAppend(&out, search::FormatFrontTable(rows, f.float_test_top1(),
                                                  f.float_size_bytes()));
   if (f.uniform_size() > 0 && f.region_size_bytes() > 0) {
@@ -291,6 +300,7 @@ void EventPrinter::Print(const JobEvent& event) {
           &text, "  %8.1f KB  %6.1f s  %s%s\n", p.size_bytes() / 1024.0,
           e.cached() ? 0.0 : e.seconds(),
           e.stage() == STAGE_FLOAT         ? "float"
+          : e.stage() == STAGE_FLOAT16     ? "float16 parameters"
           : e.stage() == STAGE_SENSITIVITY ? "one layer at a time"
                                            : absl::StrJoin(wbits, ","),
           p.label().empty() ? "" : absl::StrCat(" ", p.label()));

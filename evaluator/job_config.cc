@@ -190,6 +190,15 @@ absl::Status ResolveFinal(const FinalSpec& s, JobConfig* c) {
     f.bn_fold = *fold;
   }
   if (s.has_compare_uniform()) f.compare_uniform = s.compare_uniform();
+  if (s.has_ptq_baselines()) f.ptq_baselines = s.ptq_baselines();
+  if (s.has_ptq_calibration_images()) {
+    f.ptq_calibration_images = s.ptq_calibration_images();
+    if (f.ptq_calibration_images < 1 ||
+        f.ptq_calibration_images > 1000000) {
+      return Bad("final_front.ptq_calibration_images",
+                 "must be in 1..1000000");
+    }
+  }
   return absl::OkStatus();
 }
 

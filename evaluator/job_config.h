@@ -80,6 +80,11 @@ struct FinalOptions {
   int64_t train_subset = 0;  // 0: the whole training split
   qat::BnFold bn_fold = qat::BnFold::kApproximate;
   bool compare_uniform = true;
+  // The reports' post-training baselines (float16 parameters, int8 PTQ
+  // per-tensor and per-channel), and the training images that calibrate
+  // the int8 ones (1..1,000,000).
+  bool ptq_baselines = true;
+  int64_t ptq_calibration_images = 1024;
 };
 
 struct JobConfig {

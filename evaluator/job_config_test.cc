@@ -21,6 +21,8 @@ TEST(JobConfigTest, DefaultsFilledIn) {
   EXPECT_EQ(c->search_recipe.epochs, 1);
   EXPECT_EQ(c->final_front.recipe.epochs, 3);
   EXPECT_TRUE(c->final_front.compare_uniform);
+  EXPECT_TRUE(c->final_front.ptq_baselines);
+  EXPECT_EQ(c->final_front.ptq_calibration_images, 1024);
   EXPECT_EQ(c->devices, std::vector<std::string>{"cpu"});
   EXPECT_EQ(c->output_dir, "runs/job");
   EXPECT_EQ(c->database, "runs/job/autoq.db");
@@ -35,7 +37,8 @@ TEST(JobConfigTest, ReadsEveryGroupInBothNameStyles) {
                "searchActivationBits": true, "size_budget_kb": 10,
                "qat": {"epochs": 0, "train_subset": 256, "lr": 0.01}},
     "final_front": {"recipe": {"epochs": 5}, "bn_fold": "exact",
-                    "compare_uniform": false},
+                    "compare_uniform": false, "ptqBaselines": false,
+                    "ptq_calibration_images": 256},
     "workers": {"devices": ["cpu", "cpu"], "threads": 1},
     "output": {"dir": "/tmp/x", "database": "/tmp/cache.db"}})");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -54,6 +57,8 @@ TEST(JobConfigTest, ReadsEveryGroupInBothNameStyles) {
   EXPECT_EQ(c->final_front.recipe.epochs, 5);
   EXPECT_EQ(c->final_front.bn_fold, qat::BnFold::kExact);
   EXPECT_FALSE(c->final_front.compare_uniform);
+  EXPECT_FALSE(c->final_front.ptq_baselines);
+  EXPECT_EQ(c->final_front.ptq_calibration_images, 256);
   EXPECT_EQ(c->devices.size(), 2u);
   EXPECT_EQ(c->threads, 1);
   EXPECT_EQ(c->database, "/tmp/cache.db");
@@ -123,6 +128,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "search.qat.train_subset"},
         BadCase{R"({"model": {"path": "m.pt"}, "final_front": {"recipe": {"optimizer": "rmsprop"}}})",
                 "final_front.recipe.optimizer"},
+        BadCase{R"({"model": {"path": "m.pt"}, "final_front": {"ptq_calibration_images": 0}})",
+                "final_front.ptq_calibration_images"},
         BadCase{R"({"model": {"path": "m.pt"}, "dataset": {"val_size": -10}})",
                 "dataset.val_size"},
         BadCase{R"({"model": {"path": "m.pt"}, "scheme": {"granularity": "per-row"}})",

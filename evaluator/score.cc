@@ -1,10 +1,12 @@
 #include "evaluator/score.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "qat/quantized_model.h"
+#include "qat/torch_errors.h"
 #include "qat/trainer.h"
 
 namespace autoq::evaluator {
@@ -64,6 +66,27 @@ absl::StatusOr<ClassificationMetrics> EvaluateFloat(
   MetricsAccumulator acc(std::max(data.num_classes, analysis.num_classes));
   acc.Add(logits, data.labels);
   return acc.Result();
+}
+
+absl::StatusOr<torch::jit::Module> WithFloat16Parameters(
+    const torch::jit::Module& model) {
+  try {
+    torch::jit::Module copy = model.clone();
+    at::NoGradGuard no_grad;
+    auto round = [](at::Tensor t) {
+      if (t.is_floating_point()) t.copy_(t.to(at::kHalf));
+    };
+    for (const auto& p : copy.named_parameters(/*recurse=*/true)) {
+      round(p.value);
+    }
+    for (const auto& b : copy.named_buffers(/*recurse=*/true)) {
+      round(b.value);
+    }
+    return copy;
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot round the model to float16: ", qat::SummarizeTorchError(e)));
+  }
 }
 
 }  // namespace autoq::evaluator

@@ -44,6 +44,12 @@ absl::StatusOr<ClassificationMetrics> EvaluateFloat(
     const torch::jit::Module& model, const qat::ModelAnalysis& analysis,
     const qat::TensorDataset& data, c10::Device device);
 
+// A deep copy of `model` with every floating-point parameter and buffer
+// rounded to float16 (and stored back as float32): the model a float16
+// deployment computes with.
+absl::StatusOr<torch::jit::Module> WithFloat16Parameters(
+    const torch::jit::Module& model);
+
 }  // namespace autoq::evaluator
 
 #endif  // AUTOQ_EVALUATOR_SCORE_H_

@@ -12,6 +12,12 @@ const char* StageName(Stage stage) {
       return "float";
     case Stage::kSensitivity:
       return "sensitivity";
+    case Stage::kFloat16:
+      return "float16";
+    case Stage::kPtqPerTensor:
+      return "ptq-per-tensor";
+    case Stage::kPtqPerChannel:
+      return "ptq-per-channel";
   }
   return "unknown";
 }

@@ -27,10 +27,17 @@ enum class Stage {
   kFinal,        // the full fine-tune of a final point, with its exports
   kFloat,        // the float model's val and test scores (no bits, no training)
   kSensitivity,  // per-layer weight sensitivity (no bits, no training)
+  // Post-training baselines of the reports, scored on val and test with no
+  // fine-tune: the float model with its parameters rounded to float16 (no
+  // bits), and uniform int8 (w8a8 bits) after calibration only, with
+  // per-tensor or per-channel weights whatever the job's scheme.
+  kFloat16,
+  kPtqPerTensor,
+  kPtqPerChannel,
 };
 
-// "search", "final", "float", "sensitivity": in logs and in the cache
-// keys' text.
+// "search", "final", "float", "sensitivity", "float16", "ptq-per-tensor",
+// "ptq-per-channel": in logs and in the cache keys' text.
 const char* StageName(Stage stage);
 
 struct EvalTask {

@@ -14,6 +14,12 @@ autoq::TaskStage ToProtoStage(Stage stage) {
       return autoq::STAGE_FINAL;
     case Stage::kSensitivity:
       return autoq::STAGE_SENSITIVITY;
+    case Stage::kFloat16:
+      return autoq::STAGE_FLOAT16;
+    case Stage::kPtqPerTensor:
+      return autoq::STAGE_PTQ_PER_TENSOR;
+    case Stage::kPtqPerChannel:
+      return autoq::STAGE_PTQ_PER_CHANNEL;
   }
   return autoq::STAGE_UNSPECIFIED;
 }
@@ -28,6 +34,12 @@ absl::StatusOr<Stage> FromProtoStage(int stage) {
       return Stage::kFinal;
     case autoq::STAGE_SENSITIVITY:
       return Stage::kSensitivity;
+    case autoq::STAGE_FLOAT16:
+      return Stage::kFloat16;
+    case autoq::STAGE_PTQ_PER_TENSOR:
+      return Stage::kPtqPerTensor;
+    case autoq::STAGE_PTQ_PER_CHANNEL:
+      return Stage::kPtqPerChannel;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown stage ", stage, " (a newer server?)"));

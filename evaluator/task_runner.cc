@@ -49,32 +49,40 @@ absl::StatusOr<qat::TensorDataset> Normalized(const qat::TensorDataset& data) {
   }
 }
 
-// The unmodified model's scores: the reference every candidate's accuracy
-// loss is measured against.
+// The unmodified model's scores (the reference every candidate's accuracy
+// loss is measured against), or for kFloat16 those of the model with its
+// parameters rounded to float16, at half the float size.
 absl::StatusOr<EvalRecord> RunFloatTask(const JobData& job,
                                         const EvalTask& task,
                                         c10::Device device) {
   const auto start = Clock::now();
   if (!task.bits.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("a float task has no bit-widths, got ", task.bits.size()));
+        absl::StrCat("a ", StageName(task.stage),
+                     " task has no bit-widths, got ", task.bits.size()));
   }
+  const bool half = task.stage == Stage::kFloat16;
+  torch::jit::Module rounded;
+  if (half) {
+    ASSIGN_OR_RETURN(rounded, WithFloat16Parameters(job.model));
+  }
+  const torch::jit::Module& model = half ? rounded : job.model;
   EvalRecord record;
   ASSIGN_OR_RETURN(
       evaluator::ClassificationMetrics val,
-      evaluator::EvaluateFloat(job.model, job.analysis, job.data.val, device));
+      evaluator::EvaluateFloat(model, job.analysis, job.data.val, device));
   record.qat.val_seconds = Since(start);
   record.qat.best_val_top1 = val.top1;
   record.qat.final_val_top1 = val.top1;
   if (job.data.test.size() > 0) {
     const auto test_start = Clock::now();
     ASSIGN_OR_RETURN(evaluator::ClassificationMetrics test,
-                     evaluator::EvaluateFloat(job.model, job.analysis,
+                     evaluator::EvaluateFloat(model, job.analysis,
                                               job.data.test, device));
     record.qat.test_top1 = test.top1;
     record.qat.test_seconds = Since(test_start);
   }
-  record.qat.size_bytes = job.analysis.float_size_bytes;
+  record.qat.size_bytes = job.analysis.float_size_bytes / (half ? 2 : 1);
   record.device = device.str();
   record.qat.wall_seconds = Since(start);
   return record;
@@ -162,9 +170,15 @@ TaskRunner::~TaskRunner() = default;
 absl::StatusOr<EvalRecord> TaskRunner::Run(
     const EvalTask& task, const qat::ProgressOptions& progress) {
   const JobData& job = *job_;
-  if (task.stage == Stage::kFloat) return RunFloatTask(job, task, device_);
+  if (task.stage == Stage::kFloat || task.stage == Stage::kFloat16) {
+    return RunFloatTask(job, task, device_);
+  }
   if (task.stage == Stage::kSensitivity) {
     return RunSensitivityTask(job, device_, progress);
+  }
+  if (task.stage == Stage::kPtqPerTensor ||
+      task.stage == Stage::kPtqPerChannel) {
+    return RunPtq(task, progress);
   }
   const auto start = Clock::now();
   const bool final_stage = task.stage == Stage::kFinal;
@@ -202,6 +216,52 @@ absl::StatusOr<EvalRecord> TaskRunner::Run(
     }
   }
   // Model preparation and the exports count as the task's time too.
+  record.qat.wall_seconds = Since(start);
+  return record;
+}
+
+// Post-training quantization: the task's bits with the stage's weight
+// granularity, activation ranges from the first training images, then val
+// and test. No weight is trained, so nothing is kept for the next task.
+absl::StatusOr<EvalRecord> TaskRunner::RunPtq(
+    const EvalTask& task, const qat::ProgressOptions& progress) {
+  const JobData& job = *job_;
+  const auto start = Clock::now();
+  Prepared& p = *prepared_;
+  RETURN_IF_ERROR(p.PrepareData(job));
+  qat::QuantizedModelOptions options;
+  options.scheme = job.scheme;
+  options.scheme.granularity = task.stage == Stage::kPtqPerTensor
+                                   ? qat::Granularity::kPerTensorAffine
+                                   : qat::Granularity::kPerChannelSymmetric;
+  options.scheme.bn_fold = job.final_bn_fold;
+  options.bits = task.bits;
+  options.device = device_;
+  qat::QatRecipe recipe;
+  recipe.epochs = 0;
+  recipe.eval_batch_size = job.final_recipe.eval_batch_size;
+  const int64_t batch = qat::EvalBatchSize(recipe, device_.is_cpu());
+  ASSIGN_OR_RETURN(
+      qat::TensorDataset calibration,
+      Normalized(qat::Head(job.data.train, job.ptq_calibration_images)));
+  const int64_t batches = std::max<int64_t>(
+      1, (calibration.size() + batch - 1) / batch);
+  recipe.calibration_batches = static_cast<int>(batches);
+  // Every calibration batch weighs about the same in the ranges (an EMA
+  // whose span is the number of batches), as in PyTorch's
+  // MovingAverageMinMaxObserver over a calibration set.
+  options.act_ema = 2.0 / (static_cast<double>(batches) + 1.0);
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<qat::QuantizedModel> model,
+      qat::QuantizedModel::Create(job.model, job.analysis, options));
+  const double prepare_seconds = Since(start);
+  EvalRecord record;
+  ASSIGN_OR_RETURN(record.qat,
+                   qat::RunQat(*model, calibration, p.val,
+                               p.test.size() > 0 ? &p.test : nullptr, recipe,
+                               progress));
+  record.device = device_.str();
+  record.qat.prepare_seconds = prepare_seconds;
   record.qat.wall_seconds = Since(start);
   return record;
 }

@@ -34,6 +34,9 @@ struct JobData {
   qat::QatRecipe final_recipe;
   int64_t final_train_subset = 0;
   qat::BnFold final_bn_fold = qat::BnFold::kApproximate;
+  // The int8 PTQ baselines: the first training images calibrate the
+  // activation ranges.
+  int64_t ptq_calibration_images = 1024;
   // The sensitivity stage: the first images of the validation split and
   // the weight bit-widths probed.
   int64_t sensitivity_images = 1000;
@@ -44,7 +47,12 @@ struct JobData {
 // final tasks also score the test split and export the model; float tasks
 // (no bits) score the unmodified model on the validation and test splits;
 // sensitivity tasks (no bits) measure qat::MeasureSensitivity on the first
-// job.sensitivity_images validation images.
+// job.sensitivity_images validation images. The baselines score val and
+// test with no training: float16 tasks (no bits) the model with every
+// float parameter and buffer rounded to float16, PTQ tasks the task's bits
+// with per-tensor or per-channel weights (whatever the job's scheme) and
+// activation ranges calibrated on job.ptq_calibration_images training
+// images.
 absl::StatusOr<EvalRecord> RunTask(const JobData& job, const EvalTask& task,
                                    c10::Device device,
                                    const qat::ProgressOptions& progress = {});
@@ -67,6 +75,8 @@ class TaskRunner {
 
  private:
   struct Prepared;
+  absl::StatusOr<EvalRecord> RunPtq(const EvalTask& task,
+                                    const qat::ProgressOptions& progress);
   std::shared_ptr<const JobData> job_;
   c10::Device device_;
   std::unique_ptr<Prepared> prepared_;

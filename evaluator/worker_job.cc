@@ -61,6 +61,7 @@ absl::StatusOr<std::shared_ptr<JobData>> BuildJobData(
   job->final_recipe = config.final_front.recipe;
   job->final_train_subset = config.final_front.train_subset;
   job->final_bn_fold = config.final_front.bn_fold;
+  job->ptq_calibration_images = config.final_front.ptq_calibration_images;
   job->sensitivity_images = config.search.sensitivity_images;
   job->min_bits = config.search.min_bits;
   job->max_bits = config.search.max_bits;

@@ -27,7 +27,8 @@ CachedEvaluation::CachedEvaluation(ResultStore* store,
 
 std::string CachedEvaluation::Key(
     evaluator::Stage stage, const std::vector<qat::LayerBits>& bits) const {
-  if (stage == evaluator::Stage::kFloat) {
+  if (stage == evaluator::Stage::kFloat ||
+      stage == evaluator::Stage::kFloat16) {
     // The float scores depend on the model and the data alone: no recipe,
     // no bits; every job on the same model and split shares them.
     return Sha256Hex(absl::StrCat(
@@ -39,9 +40,11 @@ std::string CachedEvaluation::Key(
     absl::StrAppend(&bit_text, "w", b.wbits, "a", b.abits, ";");
   }
   const std::string& recipe =
-      stage == evaluator::Stage::kSearch        ? keys_.search_stage
-      : stage == evaluator::Stage::kSensitivity ? keys_.sensitivity_stage
-                                                : keys_.final_stage;
+      stage == evaluator::Stage::kSearch         ? keys_.search_stage
+      : stage == evaluator::Stage::kSensitivity  ? keys_.sensitivity_stage
+      : stage == evaluator::Stage::kPtqPerTensor ? keys_.ptq_stage
+      : stage == evaluator::Stage::kPtqPerChannel ? keys_.ptq_stage
+                                                  : keys_.final_stage;
   return Sha256Hex(absl::StrCat(
       "autoq-result-v", kKeyVersion, "\nmodel=", keys_.model_digest,
       "\ndata=", keys_.data, "\nstage=", StageName(stage), "\nrecipe=",

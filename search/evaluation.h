@@ -30,6 +30,9 @@ struct KeyContext {
   std::string final_stage;   // the same for the final fine-tune
   // Scheme, bit range and images of the sensitivity measurement.
   std::string sensitivity_stage;
+  // Scheme (but granularity: the stage names it) and calibration images of
+  // the int8 PTQ baselines.
+  std::string ptq_stage;
 };
 
 struct EvalStats {
@@ -53,8 +56,8 @@ class CachedEvaluation {
                    KeyContext keys);
 
   // The cache key of `bits` at `stage`: the model digest, the data, the
-  // stage's recipe and scheme and the bits. A kFloat key has the model
-  // digest and the data only (its bits are empty).
+  // stage's recipe and scheme and the bits. kFloat and kFloat16 keys have
+  // the model digest and the data only (their bits are empty).
   std::string Key(evaluator::Stage stage,
                   const std::vector<qat::LayerBits>& bits) const;
 

@@ -160,6 +160,12 @@ KeyContext MakeKeyContext(const evaluator::JobConfig& config,
   keys.final_stage = absl::StrCat(
       RecipeText(config.final_front.recipe, config.final_front.train_subset),
       ";", SchemeText(final_scheme), ";export=1");
+  // The PTQ stages set the granularity themselves (the stage is keyed).
+  keys.ptq_stage = absl::StrCat(
+      "range=", qat::RangeMethodName(config.scheme.range),
+      ";bn_fold=", qat::BnFoldName(config.final_front.bn_fold),
+      ";calibration_images=", config.final_front.ptq_calibration_images,
+      ";eval_batch=", config.final_front.recipe.eval_batch_size);
   keys.sensitivity_stage = absl::StrCat(
       SchemeText(config.scheme), ";bits=", config.search.min_bits, "..",
       config.search.max_bits, ";images=", config.search.sensitivity_images);
@@ -174,8 +180,10 @@ std::string FormatEvaluationLine(absl::string_view name, size_t done,
   std::string line = absl::StrFormat("  [%s %zu/%zu] %-10s val %6.2f%%", name,
                                      done, total, where, val_top1);
   if (test_top1 >= 0) absl::StrAppendFormat(&line, " test %6.2f%%", test_top1);
-  absl::StrAppendFormat(&line, "  %8.1f KB  %6.1f s  %s\n", size_bytes / 1024.0,
-                        seconds, qat::FormatBits(bits));
+  absl::StrAppendFormat(&line, "  %8.1f KB  %6.1f s", size_bytes / 1024.0,
+                        seconds);
+  if (!bits.empty()) absl::StrAppend(&line, "  ", qat::FormatBits(bits));
+  line += "\n";
   return line;
 }
 
@@ -233,6 +241,7 @@ class Pipeline {
   }
 
   absl::Status ScoreFloat();
+  absl::Status ScoreBaselines();
   absl::StatusOr<std::vector<std::vector<int>>> SensitivitySeeds();
   absl::StatusOr<SearchOutcome> Search(std::vector<std::vector<int>> seeds);
   FinalBatch MakeFinalBatch(const SearchOutcome& outcome) const;
@@ -256,6 +265,7 @@ class Pipeline {
   const Encoding encoding_;
   CachedEvaluation evaluation_;  // the search and final stages
   double float_val_ = 0, float_test_ = -1;
+  std::vector<FrontPoint> baselines_;
   std::optional<qat::SensitivityTable> sensitivity_;
   JobSummary summary_;
 };
@@ -285,6 +295,8 @@ absl::StatusOr<JobSummary> Pipeline::Run() {
   if (IsCancelled()) return absl::CancelledError("job cancelled");
   reporter_.Phase("final");
   const auto final_start = Clock::now();
+  RETURN_IF_ERROR(ScoreBaselines());
+  if (IsCancelled()) return absl::CancelledError("job cancelled");
   absl::StatusOr<std::vector<evaluator::EvalRecord>> finals =
       FineTuneFinal(batch);
   if (!finals.ok()) return finals.status();
@@ -320,6 +332,42 @@ absl::Status Pipeline::ScoreFloat() {
                  analysis_.float_size_bytes / 1024.0, float_val_, float_test_,
                  inputs_.log_setup.c_str());
     std::fflush(log_);
+  }
+  return absl::OkStatus();
+}
+
+// The post-training baselines of the report (final_front.ptq_baselines):
+// float16 parameters, then uniform w8a8 after calibration only with
+// per-tensor and with per-channel weights. Cached like any result, counted
+// apart from the search and final evaluations.
+absl::Status Pipeline::ScoreBaselines() {
+  if (!config_.final_front.ptq_baselines) return absl::OkStatus();
+  struct Baseline {
+    evaluator::Stage stage;
+    const char* label;
+    std::vector<qat::LayerBits> bits;
+  };
+  const std::vector<qat::LayerBits> int8(static_cast<size_t>(genes_),
+                                         qat::LayerBits{8, 8});
+  const Baseline baselines[] = {
+      {evaluator::Stage::kFloat16, "float16", {}},
+      {evaluator::Stage::kPtqPerTensor, "int8-ptq-per-tensor", int8},
+      {evaluator::Stage::kPtqPerChannel, "int8-ptq-per-channel", int8},
+  };
+  CachedEvaluation baseline_evaluation(store_, evaluator_, keys_);
+  for (const Baseline& b : baselines) {
+    absl::StatusOr<std::vector<evaluator::EvalRecord>> records =
+        baseline_evaluation.Evaluate(
+            b.stage, {b.bits},
+            [&](size_t, const evaluator::EvalRecord& r, bool cached,
+                size_t done, size_t total) {
+              reporter_.Evaluation(b.stage, b.label, b.bits, r, cached, done,
+                                   total);
+            });
+    if (!records.ok()) return Failed(records.status());
+    baselines_.push_back(
+        MakePoint(b.label, /*uniform=*/false, b.bits, records->front(), -1));
+    if (IsCancelled()) return absl::CancelledError("job cancelled");
   }
   return absl::OkStatus();
 }
@@ -496,6 +544,7 @@ absl::Status Pipeline::AssembleReport(
   report.float_test_top1 = float_test_;
   report.float_size_bytes = analysis_.float_size_bytes;
   report.max_accuracy_drop = config_.search.max_accuracy_drop;
+  report.baselines = baselines_;
   for (size_t i = 0; i < batch.bits.size(); ++i) {
     const bool uniform = i >= batch.front_points;
     const std::string label =

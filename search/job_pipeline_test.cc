@@ -21,6 +21,7 @@
 namespace autoq::search {
 namespace {
 
+using ::testing::Each;
 using ::testing::ElementsAre;
 using testing::FakeAnalysis;
 using testing::FakeEvaluator;
@@ -48,10 +49,13 @@ class RecordingObserver : public PipelineObserver {
     std::this_thread::sleep_for(std::chrono::microseconds(300));
     ++evaluations[stage];
     if (cached) ++cached_evaluations[stage];
-    if (stage == evaluator::Stage::kFloat) {
+    if (stage == evaluator::Stage::kFloat ||
+        stage == evaluator::Stage::kFloat16) {
       EXPECT_TRUE(bits.empty());
+    }
+    if (stage == evaluator::Stage::kFloat) {
       float_val = record.qat.best_val_top1;
-    } else {
+    } else if (stage != evaluator::Stage::kFloat16) {
       EXPECT_EQ(bits.size(), static_cast<size_t>(kGenes));
     }
     EXPECT_GE(done, 1u);
@@ -210,6 +214,29 @@ TEST_F(PipelineTest, RunsEveryPhaseAndReportsEveryEvaluation) {
   EXPECT_EQ(summary->generations_done, kGenerations);
   EXPECT_EQ(summary->resumed_from, -1);
 
+  // The post-training baselines: one task each, in the report, counted
+  // apart from the search and final evaluations.
+  for (evaluator::Stage stage :
+       {evaluator::Stage::kFloat16, evaluator::Stage::kPtqPerTensor,
+        evaluator::Stage::kPtqPerChannel}) {
+    EXPECT_EQ(evaluator.runs(stage), 1) << evaluator::StageName(stage);
+    EXPECT_EQ(observer.evaluations[stage], 1) << evaluator::StageName(stage);
+  }
+  ASSERT_EQ(report.baselines.size(), 3u);
+  EXPECT_EQ(report.baselines[0].label, "float16");
+  EXPECT_TRUE(report.baselines[0].wbits.empty());
+  EXPECT_EQ(report.baselines[0].size_bytes, analysis_.float_size_bytes / 2);
+  EXPECT_DOUBLE_EQ(report.baselines[0].test_top1, 89.4);
+  EXPECT_EQ(report.baselines[1].label, "int8-ptq-per-tensor");
+  EXPECT_EQ(report.baselines[2].label, "int8-ptq-per-channel");
+  for (size_t i = 1; i < 3; ++i) {
+    EXPECT_THAT(report.baselines[i].wbits, Each(8));
+    EXPECT_THAT(report.baselines[i].abits, Each(8));
+    EXPECT_GT(report.baselines[i].test_top1, 0);
+    EXPECT_TRUE(report.baselines[i].result_key.empty());
+  }
+  EXPECT_THAT(log.text(), HasSubstr("[int8-ptq-per-channel 1/1]"));
+
   // Every point names the final-stage result whose artifacts are its
   // exports; no file is named yet.
   CachedEvaluation keys(store_.get(), &evaluator,
@@ -322,6 +349,16 @@ TEST_F(PipelineTest, Nsga2StrategyUsesTheLastPopulation) {
   EXPECT_TRUE(outside);
 }
 
+TEST_F(PipelineTest, BaselinesCanBeTurnedOff) {
+  config_.final_front.ptq_baselines = false;
+  FakeEvaluator evaluator(&analysis_);
+  absl::StatusOr<JobSummary> summary = Run(&evaluator, nullptr);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_TRUE(summary->report.baselines.empty());
+  EXPECT_EQ(evaluator.runs(evaluator::Stage::kFloat16), 0);
+  EXPECT_EQ(evaluator.runs(evaluator::Stage::kPtqPerChannel), 0);
+}
+
 // The guided search logs what its surrogate did in every generation.
 TEST_F(PipelineTest, GuidedSearchLogsTheSurrogate) {
   FakeEvaluator evaluator(&analysis_);
@@ -349,6 +386,8 @@ TEST_F(PipelineTest, SecondRunAnswersEverythingFromTheCache) {
   EXPECT_EQ(observer.cached_evaluations[evaluator::Stage::kFloat], 1);
   EXPECT_EQ(observer.cached_evaluations[evaluator::Stage::kFinal],
             observer.evaluations[evaluator::Stage::kFinal]);
+  EXPECT_EQ(observer.cached_evaluations[evaluator::Stage::kPtqPerChannel], 1);
+  EXPECT_EQ(second->report.baselines.size(), 3u);
 
   // The restored generation is announced once, with the same front.
   ASSERT_EQ(observer.generations.size(), 1u);

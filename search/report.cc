@@ -140,6 +140,7 @@ std::string FormatFrontTable(const std::vector<TableRow>& rows,
   bool any_abits = false;
   for (const TableRow& r : rows) {
     int a = 0;
+    if (r.wbits.empty() && r.abits.empty()) continue;  // e.g. float16
     any_abits = any_abits || !r.abits.empty();
     if (!AllEqual(r.abits, &a) || (common_abits >= 0 && a != common_abits)) {
       shared_abits = false;
@@ -147,6 +148,7 @@ std::string FormatFrontTable(const std::vector<TableRow>& rows,
     }
     common_abits = a;
   }
+  if (common_abits < 0) shared_abits = false;
   std::string bits_header = "bits (weights)";
   if (shared_abits) {
     bits_header =
@@ -178,7 +180,7 @@ std::string FormatFrontTable(const std::vector<TableRow>& rows,
                                    Compression(float_size_bytes, r->size_bytes))
                  : "-";
     accuracy(r->top1, &row[3], &row[4]);
-    row[5] = JoinBits(r->wbits, ",");
+    row[5] = r->wbits.empty() ? "-" : JoinBits(r->wbits, ",");
     if (!shared_abits && !r->abits.empty()) {
       absl::StrAppend(&row[5], " a:", JoinBits(r->abits, ","));
     }
@@ -281,6 +283,22 @@ std::string RenderFrontJson(const FrontReport& r) {
   j["uniform"] = Json::array();
   for (const FrontPoint& p : r.uniform)
     j["uniform"].push_back(point(p, "uniform"));
+  // Float32 (the "float" object above) and the post-training baselines:
+  // what TFLite-style PTQ gives with no fine-tune, on the same test split.
+  j["baselines"] = Json::array();
+  for (const FrontPoint& p : r.baselines) {
+    Json b;
+    b["label"] = p.label;
+    b["kind"] = "baseline";
+    b["wbits"] = p.wbits;
+    b["abits"] = p.abits;
+    b["size_bytes"] = p.size_bytes;
+    b["compression"] = Compression(r.float_size_bytes, p.size_bytes);
+    b["bops"] = p.bops;
+    b["val_top1"] = p.val_top1;
+    b["test_top1"] = p.test_top1;
+    j["baselines"].push_back(std::move(b));
+  }
   // Names come from users and models; a stray byte must not lose the report.
   return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
@@ -294,10 +312,12 @@ std::string RenderFrontCsv(const FrontReport& r) {
       "kind,label,size_bytes,compression,bops,search_val_top1,val_top1,"
       "test_top1,test_diff_pp,wbits,abits,torchscript_file,packed_file,"
       "manifest_file,onnx_file\n";
-  for (const auto* list : {&r.front, &r.uniform}) {
+  for (const auto* list : {&r.front, &r.uniform, &r.baselines}) {
     for (const FrontPoint& p : *list) {
       const std::vector<std::string> fields = {
-          list == &r.uniform ? "uniform" : "front",
+          list == &r.uniform     ? "uniform"
+          : list == &r.baselines ? "baseline"
+                                 : "front",
           CsvField(p.label),
           absl::StrCat(p.size_bytes),
           CsvNumber(Compression(r.float_size_bytes, p.size_bytes)),
@@ -314,6 +334,13 @@ std::string RenderFrontCsv(const FrontReport& r) {
           CsvField(p.onnx_file)};
       absl::StrAppend(&out, absl::StrJoin(fields, ","), "\n");
     }
+  }
+  if (!r.baselines.empty()) {
+    // The float model beside its baselines, so the file alone compares.
+    absl::StrAppend(
+        &out, "float,float32,", r.float_size_bytes, ",", CsvNumber(1), ",0,,",
+        CsvAccuracy(r.float_val_top1), ",", CsvAccuracy(r.float_test_top1),
+        ",", CsvNumber(0), ",,,,,,\n");
   }
   return out;
 }

@@ -43,6 +43,9 @@ struct FrontReport {
   int64_t float_size_bytes = 0;
   std::vector<FrontPoint> front;    // the found front (final fine-tune done)
   std::vector<FrontPoint> uniform;  // uniform configurations, same fine-tune
+  // Post-training baselines, no fine-tune ("float16", "int8-ptq-per-tensor",
+  // "int8-ptq-per-channel"); not part of the comparison. May be empty.
+  std::vector<FrontPoint> baselines;
   // The region of interest: points losing more than this many percentage
   // points of test top-1 against float do not count as beating uniform.
   // 100: every point counts.

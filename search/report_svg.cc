@@ -45,6 +45,7 @@ namespace {
 
 constexpr const char* kFrontColor = "#1f77b4";
 constexpr const char* kUniformColor = "#e6550d";
+constexpr const char* kBaselineColor = "#6a3d9a";
 // Bar colors of the front points (Tableau 10), reused cyclically.
 constexpr const char* kPalette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2",
                                     "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
@@ -138,9 +139,9 @@ std::vector<const FrontPoint*> Measured(const std::vector<FrontPoint>& list) {
 }
 
 std::string Tooltip(const FrontPoint& p) {
-  std::string s = absl::StrFormat("%s: %.1f KB, test top-1 %.2f %%, w %s",
-                                  p.label, Kb(p.size_bytes), p.test_top1,
-                                  absl::StrJoin(p.wbits, ","));
+  std::string s = absl::StrFormat("%s: %.1f KB, test top-1 %.2f %%",
+                                  p.label, Kb(p.size_bytes), p.test_top1);
+  if (!p.wbits.empty()) absl::StrAppend(&s, ", w ", absl::StrJoin(p.wbits, ","));
   if (!p.abits.empty())
     absl::StrAppend(&s, ", a ", absl::StrJoin(p.abits, ","));
   return s;
@@ -231,6 +232,13 @@ Layout ComputeLayout(const FrontReport& r) {
   return l;
 }
 
+std::vector<const FrontPoint*> Concat(const std::vector<const FrontPoint*>& a,
+                                      const std::vector<const FrontPoint*>& b) {
+  std::vector<const FrontPoint*> out = a;
+  out.insert(out.end(), b.begin(), b.end());
+  return out;
+}
+
 // The size axis of the scatter panel, in KB: logarithmic when the sizes
 // span more than a decade.
 Axis SizeAxis(const std::vector<const FrontPoint*>& front,
@@ -293,10 +301,12 @@ class FrontSvg {
         cmp_(CompareWithUniform(r)),
         front_(Measured(r.front)),
         uniform_(Measured(r.uniform)),
+        baselines_(Measured(r.baselines)),
+        others_(Concat(uniform_, baselines_)),
         l_(ComputeLayout(r)),
-        has_points_(!front_.empty() || !uniform_.empty()),
-        xa_(SizeAxis(front_, uniform_)),
-        ya_(AccuracyAxis(r, front_, uniform_)) {}
+        has_points_(!front_.empty() || !others_.empty()),
+        xa_(SizeAxis(front_, others_)),
+        ya_(AccuracyAxis(r, front_, others_)) {}
 
   std::string Render() {
     Header();
@@ -334,7 +344,10 @@ class FrontSvg {
 
   const FrontReport& r_;
   const FrontComparison cmp_;
-  const std::vector<const FrontPoint*> front_, uniform_;
+  const std::vector<const FrontPoint*> front_, uniform_, baselines_;
+  // The uniform points and the baselines: what the axes fit besides the
+  // front.
+  const std::vector<const FrontPoint*> others_;
   const Layout l_;
   const bool has_points_;  // any measured point in the scatter panel
   const Axis xa_, ya_;
@@ -452,6 +465,22 @@ void FrontSvg::ScatterPoints() {
                  : UniformTag(*p),
              absl::StrCat("fill=\"", kUniformColor, "\" font-size=\"11\"")));
   }
+  // Post-training baselines: diamonds, labeled.
+  for (const FrontPoint* p : baselines_) {
+    const double x = X(Kb(p->size_bytes)), y = Y(p->test_top1);
+    const bool pinned = p->test_top1 < ya_.lo;
+    absl::StrAppend(
+        &s_,
+        absl::StrCat("<polygon points=\"", Px(x), ",", Px(y - 6), " ",
+                     Px(x + 6), ",", Px(y), " ", Px(x), ",", Px(y + 6), " ",
+                     Px(x - 6), ",", Px(y), "\" fill=\"", kBaselineColor,
+                     "\"><title>", XmlEscape(Tooltip(*p)),
+                     "</title></polygon>\n"),
+        Text(x + 8, y + 4,
+             pinned ? absl::StrFormat("%s (%.1f %%)", p->label, p->test_top1)
+                    : p->label,
+             absl::StrCat("fill=\"", kBaselineColor, "\" font-size=\"10\"")));
+  }
   for (const FrontPoint* p : front_) {
     const double x = X(Kb(p->size_bytes)), y = Y(p->test_top1);
     absl::StrAppend(
@@ -489,6 +518,16 @@ void FrontSvg::ScatterLegend() {
                        "stroke=\"#555\" stroke-width=\"1.5\" "
                        "stroke-dasharray=\"6,4\""),
                   Text(lx + 28, ly + 4, "float model"));
+  if (!baselines_.empty()) {
+    ly += 22;
+    absl::StrAppend(
+        &s_,
+        absl::StrCat("<polygon points=\"", Px(lx + 10), ",", Px(ly - 6), " ",
+                     Px(lx + 16), ",", Px(ly), " ", Px(lx + 10), ",",
+                     Px(ly + 6), " ", Px(lx + 4), ",", Px(ly), "\" fill=\"",
+                     kBaselineColor, "\"/>\n"),
+        Text(lx + 28, ly + 4, "post-training, no fine-tune"));
+  }
   ly += 30;
   if (cmp_.beating_points.empty()) return;
   absl::StrAppend(&s_,

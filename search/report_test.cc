@@ -291,6 +291,65 @@ TEST(ReportFilesTest, SvgIsSelfContainedAndEscaped) {
   EXPECT_EQ(count("<title>"), count("</title>"));
 }
 
+// The post-training baselines appear in every file beside the front and
+// uniform points, and stay out of the comparison.
+TEST(ReportFilesTest, BaselinesInEveryFileButNotInTheComparison) {
+  FrontReport r = BaseReport();
+  r.front = {Point("front-1", false, {8, 4, 2, 4}, 400, 86)};
+  const FrontComparison before = CompareWithUniform(r);
+  FrontPoint half;
+  half.label = "float16";
+  half.size_bytes = 2000;
+  half.val_top1 = 90.4;
+  half.test_top1 = 89.95;
+  FrontPoint ptq = Point("int8-ptq-per-channel", false, {8, 8, 8, 8}, 1000, 88);
+  ptq.search_val_top1 = -1;
+  r.baselines = {half, ptq};
+  const FrontComparison after = CompareWithUniform(r);
+  EXPECT_EQ(after.beating_points, before.beating_points);
+  EXPECT_DOUBLE_EQ(after.region_front_hypervolume,
+                   before.region_front_hypervolume);
+  EXPECT_EQ(after.region_size_bytes, before.region_size_bytes);
+
+  const nlohmann::json j = nlohmann::json::parse(RenderFrontJson(r));
+  ASSERT_EQ(j["baselines"].size(), 2u);
+  EXPECT_EQ(j["baselines"][0]["label"], "float16");
+  EXPECT_EQ(j["baselines"][0]["kind"], "baseline");
+  EXPECT_EQ(j["baselines"][0]["size_bytes"].get<int64_t>(), 2000);
+  EXPECT_DOUBLE_EQ(j["baselines"][0]["compression"].get<double>(), 2);
+  EXPECT_DOUBLE_EQ(j["baselines"][1]["test_top1"].get<double>(), 88);
+  EXPECT_EQ(j["baselines"][1]["wbits"].get<std::vector<int>>(),
+            (std::vector<int>{8, 8, 8, 8}));
+
+  const std::vector<std::string> lines =
+      absl::StrSplit(RenderFrontCsv(r), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 1u + 1 + 3 + 2 + 1);  // + a float32 row
+  const size_t columns = std::count(lines[0].begin(), lines[0].end(), ',');
+  for (const std::string& line : lines) {
+    EXPECT_EQ(std::count(line.begin(), line.end(), ','), columns) << line;
+  }
+  EXPECT_EQ(lines[5].rfind("baseline,float16,2000,2.0000,", 0), 0u) << lines[5];
+  EXPECT_TRUE(Contains(lines[6], "baseline,int8-ptq-per-channel,1000,"));
+  EXPECT_EQ(lines[7].rfind("float,float32,4000,1.0000,", 0), 0u) << lines[7];
+  EXPECT_TRUE(Contains(lines[7], ",90.0000,"));
+
+  const std::string svg = RenderFrontSvg(r);
+  EXPECT_TRUE(Contains(svg, ">float16<"));
+  EXPECT_TRUE(Contains(svg, ">int8-ptq-per-channel<"));
+  EXPECT_TRUE(Contains(svg, "post-training, no fine-tune"));
+
+  // In the text table a float16 row has no bits and does not break the
+  // shared activation header.
+  const std::string t = FormatFrontTable(
+      {{"front-1", 400, 86, {8, 4, 2, 4}, {8, 8, 8, 8}},
+       {"float16", 2000, 89.95, {}, {}}},
+      90, 4000);
+  SCOPED_TRACE(t);
+  EXPECT_TRUE(Contains(t, "a 8)"));
+  EXPECT_TRUE(Contains(t, "float16"));
+  EXPECT_TRUE(Contains(t, "2.0x"));
+}
+
 TEST(ReportFilesTest, SvgCopesWithWideRangesAndEmptyReports) {
   TempDir tmp;
   FrontReport r = BaseReport();

@@ -121,7 +121,7 @@ class ScreeningTest : public ::testing::Test {
     evaluator::SearchOptions o;
     o.population = population;
     evaluation_ = std::make_unique<CachedEvaluation>(
-        store_.get(), ev, KeyContext{"m", "d", "s", "f", "p"});
+        store_.get(), ev, KeyContext{"m", "d", "s", "f", "p", "q"});
     objectives_ = std::make_unique<Objectives>(
         Encoding(6, o), &analysis_, qat::Granularity::kPerTensorAffine, o, 90.0,
         evaluation_.get());
@@ -190,7 +190,7 @@ TEST_F(ScreeningTest, BeatsPlainOffspringAtEqualEvaluations) {
     o.max_accuracy_drop = 2.0;
     FakeEvaluator ev(&analysis_);
     CachedEvaluation evaluation(store->get(), &ev,
-                                KeyContext{"m", "d", "s", "f", "p"});
+                                KeyContext{"m", "d", "s", "f", "p", "q"});
     Objectives objectives(Encoding(6, o), &analysis_,
                           qat::Granularity::kPerTensorAffine, o, 90.0,
                           &evaluation);

@@ -99,7 +99,7 @@ class SearchTest : public ::testing::Test {
 
   KeyContext Keys() const {
     return KeyContext{"model", "data", "search-recipe", "final-recipe",
-                      "sensitivity"};
+                      "sensitivity", "ptq"};
   }
 
   absl::StatusOr<SearchOutcome> Search(ResultStore* store,

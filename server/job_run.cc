@@ -283,6 +283,9 @@ absl::StatusOr<FinalFront> RunServiceJob(const JobRunContext& ctx) {
   for (const search::FrontPoint& p : report.uniform) {
     *out.add_uniform() = PointInfo(p);
   }
+  for (const search::FrontPoint& p : report.baselines) {
+    *out.add_baselines() = PointInfo(p);
+  }
   for (const std::string& n : report.layer_names) out.add_layer_names(n);
   out.set_float_val_top1(report.float_val_top1);
   out.set_float_test_top1(report.float_test_top1);

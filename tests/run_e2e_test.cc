@@ -104,6 +104,20 @@ TEST_F(RunE2eTest, RunsExportsAndRerunComputesNothingThenResumesAfterKill) {
   nlohmann::json front = ReadJson(dir_a + "/front.json");
   ASSERT_FALSE(front["front"].empty()) << front.dump(2);
   ASSERT_EQ(front["uniform"].size(), 6u);  // 3..8 bits
+  // The post-training baselines, measured on the same test images: float16
+  // at float accuracy, int8 PTQ within a few points of it.
+  ASSERT_EQ(front["baselines"].size(), 3u) << front.dump(2);
+  const double float_test = front["float"]["test_top1"].get<double>();
+  EXPECT_EQ(front["baselines"][0]["label"], "float16");
+  EXPECT_NEAR(front["baselines"][0]["test_top1"].get<double>(), float_test,
+              0.2);
+  for (int i : {1, 2}) {
+    EXPECT_GT(front["baselines"][i]["test_top1"].get<double>(),
+              float_test - 3.0)
+        << front["baselines"][i].dump();
+  }
+  EXPECT_NE(a.output.find("int8-ptq-per-channel"), std::string::npos)
+      << a.output;
   for (const auto& p : front["front"]) {
     const std::string base =
         dir_a + "/" + p["torchscript_file"].get<std::string>();
