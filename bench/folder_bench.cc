@@ -14,8 +14,6 @@
 //   autoq_bench_folder [--images224 400] [--images32 5000] [--threads 2]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <jpeglib.h>
-#include <png.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,6 +31,7 @@
 #include "common/file_util.h"
 #include "common/flags.h"
 #include "evaluator/image_folder.h"
+#include "evaluator/test_images.h"
 #include "qat/builtin_model.h"
 #include "qat/model_analysis.h"
 #include "qat/process_tuning.h"
@@ -42,6 +41,7 @@
 namespace {
 
 namespace fs = std::filesystem;
+namespace test_images = autoq::evaluator::test_images;
 using Clock = std::chrono::steady_clock;
 
 double Since(Clock::time_point t) {
@@ -68,43 +68,6 @@ std::vector<uint8_t> FakePhoto(int size, std::mt19937& rng) {
   return p;
 }
 
-std::string Jpeg(const std::vector<uint8_t>& pixels, int size) {
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr err;
-  cinfo.err = jpeg_std_error(&err);
-  jpeg_create_compress(&cinfo);
-  unsigned char* mem = nullptr;
-  unsigned long bytes = 0;
-  jpeg_mem_dest(&cinfo, &mem, &bytes);
-  cinfo.image_width = cinfo.image_height = static_cast<JDIMENSION>(size);
-  cinfo.input_components = 3;
-  cinfo.in_color_space = JCS_RGB;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_quality(&cinfo, 90, TRUE);
-  jpeg_start_compress(&cinfo, TRUE);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = const_cast<uint8_t*>(pixels.data()) +
-                   static_cast<size_t>(cinfo.next_scanline) * size * 3;
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  std::string out(reinterpret_cast<char*>(mem), bytes);
-  jpeg_destroy_compress(&cinfo);
-  std::free(mem);
-  return out;
-}
-
-bool Png(const std::string& path, const std::vector<uint8_t>& pixels,
-         int size) {
-  png_image img;
-  std::memset(&img, 0, sizeof(img));
-  img.version = PNG_IMAGE_VERSION;
-  img.width = img.height = static_cast<png_uint_32>(size);
-  img.format = PNG_FORMAT_RGB;
-  return png_image_write_to_file(&img, path.c_str(), 0, pixels.data(), 0,
-                                 nullptr) != 0;
-}
-
 // Writes `n` images over 10 classes under `root`.
 void WriteFolder(const fs::path& root, int n, int size, bool jpeg) {
   std::mt19937 rng(7);
@@ -113,10 +76,12 @@ void WriteFolder(const fs::path& root, int n, int size, bool jpeg) {
     fs::create_directories(dir);
     const std::vector<uint8_t> p = FakePhoto(size, rng);
     if (jpeg) {
-      (void)autoq::WriteFileAtomic((dir / absl::StrCat(i, ".jpg")).string(),
-                                   Jpeg(p, size));
+      (void)autoq::WriteFileAtomic(
+          (dir / absl::StrCat(i, ".jpg")).string(),
+          test_images::EncodeJpeg(p.data(), size, size, 3, /*quality=*/90));
     } else {
-      Png((dir / absl::StrCat(i, ".png")).string(), p, size);
+      test_images::WritePng((dir / absl::StrCat(i, ".png")).string(), p.data(),
+                            size, size, 3);
     }
   }
 }

@@ -6,8 +6,6 @@
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <jpeglib.h>
-#include <png.h>
 
 #include <cstdio>
 #include <cstring>
@@ -18,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "evaluator/dataset.h"
 #include "evaluator/image_decode.h"
+#include "evaluator/test_images.h"
 #include "tests/testing.h"
 
 namespace autoq::evaluator {
@@ -44,45 +43,15 @@ std::vector<uint8_t> Pixels(int h, int w, int channels,
 void WritePng(const std::string& path, int h, int w, int channels,
               const std::vector<uint8_t>& pixels) {
   fs::create_directories(fs::path(path).parent_path());
-  png_image img;
-  std::memset(&img, 0, sizeof(img));
-  img.version = PNG_IMAGE_VERSION;
-  img.width = static_cast<png_uint_32>(w);
-  img.height = static_cast<png_uint_32>(h);
-  img.format = channels == 1   ? PNG_FORMAT_GRAY
-               : channels == 3 ? PNG_FORMAT_RGB
-                               : PNG_FORMAT_RGBA;
-  ASSERT_TRUE(
-      png_image_write_to_file(&img, path.c_str(), 0, pixels.data(), 0, nullptr))
-      << img.message;
+  ASSERT_TRUE(test_images::WritePng(path, pixels.data(), h, w, channels))
+      << path;
 }
 
 void WriteJpeg(const std::string& path, int h, int w, int channels,
                const std::vector<uint8_t>& pixels) {
   fs::create_directories(fs::path(path).parent_path());
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr err;
-  cinfo.err = jpeg_std_error(&err);
-  jpeg_create_compress(&cinfo);
-  unsigned char* mem = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &mem, &size);
-  cinfo.image_width = static_cast<JDIMENSION>(w);
-  cinfo.image_height = static_cast<JDIMENSION>(h);
-  cinfo.input_components = channels;
-  cinfo.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_quality(&cinfo, 95, TRUE);
-  jpeg_start_compress(&cinfo, TRUE);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = const_cast<uint8_t*>(pixels.data()) +
-                   static_cast<size_t>(cinfo.next_scanline) * w * channels;
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  testing::WriteFile(path, std::string(reinterpret_cast<char*>(mem), size));
-  jpeg_destroy_compress(&cinfo);
-  std::free(mem);
+  testing::WriteFile(path, test_images::EncodeJpeg(pixels.data(), h, w,
+                                                   channels, /*quality=*/95));
 }
 
 uint8_t Solid(int, int, int c) { return c == 0 ? 10 : c == 1 ? 200 : 30; }

@@ -285,19 +285,10 @@ std::string RenderFrontJson(const FrontReport& r) {
     j["uniform"].push_back(point(p, "uniform"));
   // Float32 (the "float" object above) and the post-training baselines:
   // what TFLite-style PTQ gives with no fine-tune, on the same test split.
+  // They have no exports: their file fields stay empty.
   j["baselines"] = Json::array();
   for (const FrontPoint& p : r.baselines) {
-    Json b;
-    b["label"] = p.label;
-    b["kind"] = "baseline";
-    b["wbits"] = p.wbits;
-    b["abits"] = p.abits;
-    b["size_bytes"] = p.size_bytes;
-    b["compression"] = Compression(r.float_size_bytes, p.size_bytes);
-    b["bops"] = p.bops;
-    b["val_top1"] = p.val_top1;
-    b["test_top1"] = p.test_top1;
-    j["baselines"].push_back(std::move(b));
+    j["baselines"].push_back(point(p, "baseline"));
   }
   // Names come from users and models; a stray byte must not lose the report.
   return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";

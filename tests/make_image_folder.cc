@@ -18,23 +18,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/flags.h"
 #include "evaluator/dataset.h"
+#include "evaluator/test_images.h"
 
 namespace {
 
 constexpr const char* kClasses[] = {
     "0_t-shirt", "1_trouser", "2_pullover", "3_dress", "4_coat",
     "5_sandal",  "6_shirt",   "7_sneaker",  "8_bag",   "9_ankle-boot"};
-
-bool WritePng(const std::string& path, const uint8_t* pixels, int h, int w) {
-  png_image img;
-  std::memset(&img, 0, sizeof(img));
-  img.version = PNG_IMAGE_VERSION;
-  img.width = static_cast<png_uint_32>(w);
-  img.height = static_cast<png_uint_32>(h);
-  img.format = PNG_FORMAT_GRAY;
-  return png_image_write_to_file(&img, path.c_str(), 0, pixels, 0, nullptr) !=
-         0;
-}
 
 // Writes up to `per_class` images of each class of `data` under `dir`.
 int WriteSplit(const autoq::qat::TensorDataset& data, int64_t per_class,
@@ -49,8 +39,9 @@ int WriteSplit(const autoq::qat::TensorDataset& data, int64_t per_class,
     const std::filesystem::path folder = dir / kClasses[label];
     std::filesystem::create_directories(folder);
     const std::string path = (folder / absl::StrCat(i, ".png")).string();
-    if (!WritePng(path, images[i].data_ptr<uint8_t>(), static_cast<int>(h),
-                  static_cast<int>(w))) {
+    if (!autoq::evaluator::test_images::WritePng(
+            path, images[i].data_ptr<uint8_t>(), static_cast<int>(h),
+            static_cast<int>(w), 1)) {
       std::fprintf(stderr, "cannot write %s\n", path.c_str());
       return -1;
     }
