@@ -12,6 +12,7 @@
 #include "evaluator/score.h"
 #include "qat/cost_model.h"
 #include "qat/model_analysis.h"
+#include "qat/tensor_dataset.h"
 
 namespace autoq::client {
 namespace {
@@ -60,8 +61,7 @@ absl::Status RunEval(int argc, char** argv) {
                    qat::LoadModel(flags.Get("model")));
   ASSIGN_OR_RETURN(evaluator::DatasetSplits data,
                    DataFromFlags(flags, "fashion-mnist"));
-  std::vector<int64_t> shape(data.train.images.sizes().begin() + 1,
-                             data.train.images.sizes().end());
+  std::vector<int64_t> shape = qat::ImageShape(data.train);
   if (flags.Has("input")) {
     ASSIGN_OR_RETURN(shape, qat::ParseShape(flags.Get("input")));
   }

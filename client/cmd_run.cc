@@ -28,6 +28,7 @@
 #include "evaluator/job_config.h"
 #include "evaluator/worker.h"
 #include "qat/model_analysis.h"
+#include "qat/tensor_dataset.h"
 #include "search/job_pipeline.h"
 #include "search/report.h"
 #include "server/auth.h"
@@ -103,8 +104,7 @@ absl::Status CheckLocally(evaluator::JobConfig* config) {
                  "high on it (give a val/ folder or ;val=FILE)\n");
   }
   if (config->input_shape.empty()) {
-    const auto sizes = data.train.images.sizes();
-    config->input_shape.assign(sizes.begin() + 1, sizes.end());
+    config->input_shape = qat::ImageShape(data.train);
   }
   return absl::OkStatus();
 }

@@ -16,6 +16,7 @@
 #include "qat/cost_model.h"
 #include "qat/model_analysis.h"
 #include "qat/sensitivity.h"
+#include "qat/tensor_dataset.h"
 #include "search/knapsack.h"
 #include "search/sensitivity_report.h"
 
@@ -90,8 +91,7 @@ absl::Status RunSensitivity(int argc, char** argv) {
                    qat::LoadModel(flags.positional()[0]));
   ASSIGN_OR_RETURN(evaluator::DatasetSplits data,
                    DataFromFlags(flags, "fashion-mnist"));
-  std::vector<int64_t> shape(data.val.images.sizes().begin() + 1,
-                             data.val.images.sizes().end());
+  std::vector<int64_t> shape = qat::ImageShape(data.val);
   if (flags.Has("input")) {
     ASSIGN_OR_RETURN(shape, qat::ParseShape(flags.Get("input")));
   }

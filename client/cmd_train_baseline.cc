@@ -14,6 +14,7 @@
 #include "qat/builtin_model.h"
 #include "qat/model_analysis.h"
 #include "qat/quantized_model.h"
+#include "qat/tensor_dataset.h"
 #include "qat/torch_errors.h"
 #include "qat/trainer.h"
 
@@ -43,13 +44,12 @@ absl::StatusOr<qat::QatResult> TrainBuiltinBaseline(
     double width, c10::Device device, const std::string& out,
     const qat::ProgressOptions& progress) {
   qat::BuiltinModelOptions mopts;
-  mopts.in_channels = data.train.images.size(1);
+  std::vector<int64_t> shape = qat::ImageShape(data.train);
+  mopts.in_channels = shape.at(0);
   mopts.num_classes = std::max(data.train.num_classes, data.test.num_classes);
   mopts.width = width;
   mopts.seed = recipe.seed;
   torch::jit::Module model = qat::MakeBuiltinModel(mopts);
-  std::vector<int64_t> shape(data.train.images.sizes().begin() + 1,
-                             data.train.images.sizes().end());
   ASSIGN_OR_RETURN(qat::ModelAnalysis analysis,
                    qat::AnalyzeModel(model, shape));
   qat::QuantizedModelOptions qopts;  // no bits: plain float training

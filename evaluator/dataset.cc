@@ -19,6 +19,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
@@ -100,7 +101,8 @@ absl::Status ValidateLabels(const at::Tensor& labels, int64_t num_classes,
 
 namespace {
 
-// size=H[xW], channels=1|3, skip_bad=0|1 of a folder spec.
+// size=H[xW], channels=1|3, skip_bad=0|1, memory_mb=N, cache_mb=N of a
+// folder spec.
 absl::Status ParseFolderOption(absl::string_view spec, absl::string_view name,
                                absl::string_view value, DataSpec* out) {
   auto bad = [&](const char* expected) {
@@ -121,6 +123,12 @@ absl::Status ParseFolderOption(absl::string_view spec, absl::string_view name,
   } else if (name == "channels") {
     if (value != "1" && value != "3") return bad("1 or 3");
     out->image_channels = value == "1" ? 1 : 3;
+  } else if (name == "memory_mb" || name == "cache_mb") {
+    int64_t mb = 0;
+    if (!absl::SimpleAtoi(value, &mb) || mb < 0 || mb > (int64_t{1} << 30)) {
+      return bad("megabytes, >= 0");
+    }
+    (name == "memory_mb" ? out->memory_mb : out->cache_mb) = mb;
   } else {
     if (value != "0" && value != "1") return bad("0 or 1");
     out->skip_bad = value == "1";
@@ -202,10 +210,7 @@ qat::TensorDataset Select(const qat::TensorDataset& data,
                           size_t count) {
   std::vector<int64_t> rows(idx.begin() + begin, idx.begin() + begin + count);
   at::Tensor index = at::tensor(rows, at::TensorOptions().dtype(at::kLong));
-  qat::TensorDataset out = data;
-  out.images = data.images.index_select(0, index);
-  out.labels = data.labels.index_select(0, index);
-  return out;
+  return qat::Select(data, index);
 }
 
 int64_t Trimmed(int64_t subset, int64_t size) {
@@ -270,6 +275,8 @@ absl::Status ReadFolderSplits(const DataSpec& spec, const SplitOptions& options,
         o.channels));
   }
   o.skip_bad = spec.skip_bad;
+  o.memory_bytes = spec.memory_mb << 20;
+  o.cache_bytes = spec.cache_mb << 20;
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path root(spec.train_path);
@@ -288,6 +295,13 @@ absl::Status ReadFolderSplits(const DataSpec& spec, const SplitOptions& options,
     if (!d.empty_classes.empty()) {
       notes->push_back(absl::StrCat(dir.string(), ": no images for class(es) ",
                                     absl::StrJoin(d.empty_classes, ", ")));
+    }
+    if (d.data.streamed()) {
+      notes->push_back(absl::StrFormat(
+          "%s: %d images (%.0f MB decoded, over memory_mb=%d) streamed from "
+          "disk per batch, with a %d MB decode cache (%s split)",
+          dir.string(), d.data.size(), d.decoded_bytes / 1048576.0,
+          spec.memory_mb, spec.cache_mb, what));
     }
     if (found != nullptr) *found = d.classes;
     return d.data;
@@ -355,17 +369,16 @@ absl::StatusOr<DatasetSplits> LoadDatasetImpl(const DataSpec& spec,
   // another.
   auto same_shape = [&](const qat::TensorDataset& d, const std::string& path,
                         const char* what) {
-    if (d.images.sizes().slice(1) == full_train.images.sizes().slice(1)) {
-      return absl::OkStatus();
-    }
+    const std::vector<int64_t> train_shape = qat::ImageShape(full_train);
+    if (qat::ImageShape(d) == train_shape) return absl::OkStatus();
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": ", what, " images are ",
-                     absl::StrJoin(d.images.sizes().slice(1), "x"),
+                     absl::StrJoin(qat::ImageShape(d), "x"),
                      " but training images are ",
-                     absl::StrJoin(full_train.images.sizes().slice(1), "x")));
+                     absl::StrJoin(train_shape, "x")));
   };
   RETURN_IF_ERROR(same_shape(test, spec.test_path, "test"));
-  const int64_t channels = full_train.images.size(1);
+  const int64_t channels = qat::ImageShape(full_train).at(0);
   if (!spec.mean.empty() && spec.mean.size() != 1 &&
       static_cast<int64_t>(spec.mean.size()) != channels) {
     return absl::InvalidArgumentError(
@@ -479,7 +492,8 @@ absl::StatusOr<DataSpec> ParseDataSpec(std::string_view spec_view) {
       out.val_path = std::string(value);
       continue;
     }
-    if (name == "size" || name == "channels" || name == "skip_bad") {
+    if (name == "size" || name == "channels" || name == "skip_bad" ||
+        name == "memory_mb" || name == "cache_mb") {
       if (out.kind != "folder") {
         return absl::InvalidArgumentError(
             absl::StrCat("data spec '", spec, "': option '", name,
@@ -511,7 +525,7 @@ absl::StatusOr<DataSpec> ParseDataSpec(std::string_view spec_view) {
       return absl::InvalidArgumentError(absl::StrCat(
           "data spec '", spec, "': unknown option '", name,
           "' (expected mean=, std=, norm=, val=, and for folders size=, "
-          "channels=, skip_bad=)"));
+          "channels=, skip_bad=, memory_mb=, cache_mb=)"));
     }
     bool& seen = name == "mean" ? has_mean : has_std;
     if (seen) {

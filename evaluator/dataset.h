@@ -20,6 +20,11 @@
 //            | 'channels=' ('1' | '3')      folder: gray or RGB (default 3)
 //            | 'skip_bad=1'                 folder: skip and count images
 //                                           that do not decode
+//            | 'memory_mb=' INT             folder: stream a split whose
+//                                           decoded images exceed this
+//                                           (default 2048; 0: always)
+//            | 'cache_mb=' INT              folder: decoded images kept
+//                                           when streaming (default 512)
 //   floats  := float { ',' float }          one value, or one per channel
 //
 // Image folders follow torchvision's ImageFolder: ROOT/<class>/<image>,
@@ -79,6 +84,11 @@ struct DataSpec {
   // whether undecodable images are skipped.
   int64_t image_height = 0, image_width = 0, image_channels = 0;
   bool skip_bad = false;
+  // "folder": a split whose decoded images would take more than this many
+  // MB is streamed from disk (0: every split), keeping at most cache_mb
+  // of decoded images in memory.
+  int64_t memory_mb = 2048;
+  int64_t cache_mb = 512;
 };
 
 // Parses `spec`. InvalidArgument names the unknown kind / option or the

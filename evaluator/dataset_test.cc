@@ -19,6 +19,16 @@
 namespace autoq::evaluator {
 namespace {
 
+// A spec of `kind` reading `train` and `test`, every option at its default.
+DataSpec Spec(const std::string& kind, const std::string& train,
+              const std::string& test) {
+  DataSpec spec;
+  spec.kind = kind;
+  spec.train_path = train;
+  spec.test_path = test;
+  return spec;
+}
+
 using ::testing::HasSubstr;
 
 // absl::Status::message() is Debian Abseil's own string_view, which gMock
@@ -456,7 +466,7 @@ TEST_F(LoadDatasetTest, IdxSplitsPartitionTheTrainFile) {
 
 TEST_F(LoadDatasetTest, SplitIsDeterministicPerSeed) {
   WriteIdxDir(200, 10, /*gzip=*/false);
-  DataSpec spec{"idx", dir_, dir_, {}, {}};
+  DataSpec spec = Spec("idx", dir_, dir_);
   SplitOptions opt;
   opt.val_size = 50;
   opt.seed = 1;
@@ -474,7 +484,7 @@ TEST_F(LoadDatasetTest, SplitIsDeterministicPerSeed) {
 
 TEST_F(LoadDatasetTest, SubsetsTakeTheFirstOfEachSplit) {
   WriteIdxDir(100, 20, /*gzip=*/false);
-  DataSpec spec{"mnist", dir_, dir_, {}, {}};
+  DataSpec spec = Spec("mnist", dir_, dir_);
   SplitOptions full;
   full.val_size = 30;
   full.seed = 3;
@@ -502,7 +512,7 @@ TEST_F(LoadDatasetTest, ZeroValSize) {
   WriteIdxDir(20, 5, /*gzip=*/false);
   SplitOptions opt;
   opt.val_size = 0;
-  auto s = LoadDataset({"idx", dir_, dir_, {}, {}}, opt);
+  auto s = LoadDataset(Spec("idx", dir_, dir_), opt);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->train.size(), 20);
   EXPECT_EQ(s->val.size(), 0);
@@ -510,7 +520,7 @@ TEST_F(LoadDatasetTest, ZeroValSize) {
 
 TEST_F(LoadDatasetTest, RejectsBadOptions) {
   WriteIdxDir(20, 5, /*gzip=*/false);
-  DataSpec spec{"idx", dir_, dir_, {}, {}};
+  DataSpec spec = Spec("idx", dir_, dir_);
   SplitOptions opt;
   opt.val_size = 20;  // Leaves no training data.
   EXPECT_EQ(LoadDataset(spec, opt).status().code(),
@@ -541,7 +551,7 @@ TEST_F(LoadDatasetTest, TestShapeMustMatchTrain) {
   WriteFile(Path("t10k-images-idx3-ubyte"), IdxImages(5, 2, 2));
   SplitOptions opt;
   opt.val_size = 5;
-  auto s = LoadDataset({"idx", dir_, dir_, {}, {}}, opt);
+  auto s = LoadDataset(Spec("idx", dir_, dir_), opt);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(Msg(s.status()), HasSubstr("1x2x2"));
   EXPECT_THAT(Msg(s.status()), HasSubstr("1x4x3"));
@@ -552,7 +562,7 @@ TEST_F(LoadDatasetTest, MissingIdxFileIsNotFound) {
   std::filesystem::remove(Path("t10k-labels-idx1-ubyte"));
   SplitOptions opt;
   opt.val_size = 5;
-  auto s = LoadDataset({"idx", dir_, dir_, {}, {}}, opt);
+  auto s = LoadDataset(Spec("idx", dir_, dir_), opt);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(Msg(s.status()), HasSubstr(Path("t10k-labels-idx1-ubyte")));
 }
@@ -579,11 +589,11 @@ TEST_F(LoadDatasetTest, CifarDirUsesTheBatchesThatExist) {
 TEST_F(LoadDatasetTest, CifarDirErrors) {
   SplitOptions opt;
   opt.val_size = 1;
-  auto none = LoadDataset({"cifar10", dir_, dir_, {}, {}}, opt);
+  auto none = LoadDataset(Spec("cifar10", dir_, dir_), opt);
   EXPECT_EQ(none.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(Msg(none.status()), HasSubstr("data_batch_1.bin"));
   WriteFile(Path("data_batch_2.bin"), CifarBatch({1, 2, 3}));
-  auto no_test = LoadDataset({"cifar10", dir_, dir_, {}, {}}, opt);
+  auto no_test = LoadDataset(Spec("cifar10", dir_, dir_), opt);
   EXPECT_EQ(no_test.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(Msg(no_test.status()), HasSubstr("test_batch.bin"));
 }
@@ -762,7 +772,7 @@ TEST_F(TensorFileTest, LoadDatasetWithTestFile) {
 }
 
 TEST_F(TensorFileTest, TestCarvedFromTrainIndependentOfSeed) {
-  DataSpec spec{"tensor", Path("train.pt"), "", {}, {}};
+  DataSpec spec = Spec("tensor", Path("train.pt"), "");
   SplitOptions opt;
   opt.val_size = 2;
   opt.test_size = 3;

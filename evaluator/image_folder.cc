@@ -6,12 +6,15 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/file_util.h"
+#include "common/status_macros.h"
 #include "evaluator/image_decode.h"
 
 namespace autoq::evaluator {
@@ -22,6 +25,65 @@ namespace fs = std::filesystem;
 struct Entry {
   std::string path;
   int64_t label = 0;
+};
+
+// `path` read, decoded and fitted to c x h x w (CHW uint8).
+absl::StatusOr<std::vector<uint8_t>> LoadFitted(const std::string& path,
+                                                int64_t c, int64_t h,
+                                                int64_t w) {
+  ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  ASSIGN_OR_RETURN(Image image, DecodeImage(bytes, path));
+  if (image.width < 1 || image.height < 1) {
+    return absl::DataLossError(absl::StrCat(path, ": empty image"));
+  }
+  return FitImage(image, c, h, w);
+}
+
+// A streamed folder's images: decoded on demand, the first ones decoded
+// kept while they fit the cache budget (no eviction: with shuffled epochs
+// any cached image saves the same work).
+class FolderSource : public qat::ImageSource {
+ public:
+  FolderSource(std::vector<std::string> paths, int64_t c, int64_t h,
+               int64_t w, int64_t cache_bytes)
+      : paths_(std::move(paths)),
+        c_(c),
+        h_(h),
+        w_(w),
+        cache_bytes_(cache_bytes),
+        cache_(paths_.size()) {}
+
+  std::vector<int64_t> shape() const override { return {c_, h_, w_}; }
+
+  void Load(int64_t index, uint8_t* out) const override {
+    const size_t i = static_cast<size_t>(index);
+    const size_t bytes = static_cast<size_t>(c_ * h_ * w_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!cache_[i].empty()) {
+        std::memcpy(out, cache_[i].data(), bytes);
+        return;
+      }
+    }
+    absl::StatusOr<std::vector<uint8_t>> fitted =
+        LoadFitted(paths_[i], c_, h_, w_);
+    if (!fitted.ok()) throw std::runtime_error(fitted.status().ToString());
+    std::memcpy(out, fitted->data(), bytes);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cached_bytes_ + static_cast<int64_t>(bytes) <= cache_bytes_ &&
+        cache_[i].empty()) {
+      cache_[i] = *std::move(fitted);
+      cached_bytes_ += static_cast<int64_t>(bytes);
+    }
+  }
+
+ private:
+  const std::vector<std::string> paths_;
+  const int64_t c_, h_, w_;
+  const int64_t cache_bytes_;
+  mutable std::mutex mu_;
+  mutable std::vector<std::vector<uint8_t>> cache_;  // guarded by mu_
+  mutable int64_t cached_bytes_ = 0;                 // guarded by mu_
 };
 
 }  // namespace
@@ -81,12 +143,16 @@ absl::StatusOr<ImageFolderData> ReadImageFolder(
                      "folders"));
   }
 
-  // Decode on worker threads straight into the image tensor's rows.
+  // Decode on worker threads straight into the image tensor's rows, or,
+  // streamed, only to check them when bad ones are to be skipped.
   const int64_t n = static_cast<int64_t>(entries.size());
   const int64_t c = options.channels, h = options.height, w = options.width;
-  at::Tensor images = at::empty({n, c, h, w}, at::kByte);
+  out.decoded_bytes = n * c * h * w;
+  const bool stream = out.decoded_bytes > options.memory_bytes;
+  at::Tensor images =
+      at::empty({stream ? 0 : n, c, h, w}, at::kByte);
   uint8_t* base = images.data_ptr<uint8_t>();
-  std::vector<char> good(entries.size(), 0);
+  std::vector<char> good(entries.size(), stream && !options.skip_bad);
   std::atomic<int64_t> next{0};
   std::mutex mu;
   absl::Status first_error;  // guarded by mu, of the lowest index
@@ -94,22 +160,14 @@ absl::StatusOr<ImageFolderData> ReadImageFolder(
   auto work = [&] {
     for (int64_t i = next++; i < n; i = next++) {
       const Entry& e = entries[static_cast<size_t>(i)];
-      absl::Status st;
-      absl::StatusOr<std::string> bytes = ReadFile(e.path);
-      if (!bytes.ok()) {
-        st = bytes.status();
-      } else {
-        absl::StatusOr<Image> image = DecodeImage(*bytes, e.path);
-        if (!image.ok()) {
-          st = image.status();
-        } else if (image->width < 1 || image->height < 1) {
-          st = absl::DataLossError(absl::StrCat(e.path, ": empty image"));
-        } else {
-          const std::vector<uint8_t> fitted = FitImage(*image, c, h, w);
-          std::memcpy(base + i * c * h * w, fitted.data(), fitted.size());
-          good[static_cast<size_t>(i)] = 1;
+      absl::StatusOr<std::vector<uint8_t>> fitted = LoadFitted(e.path, c, h, w);
+      if (fitted.ok()) {
+        if (!stream) {
+          std::memcpy(base + i * c * h * w, fitted->data(), fitted->size());
         }
+        good[static_cast<size_t>(i)] = 1;
       }
+      const absl::Status st = fitted.status();
       if (!st.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (i < first_index) {
@@ -122,11 +180,13 @@ absl::StatusOr<ImageFolderData> ReadImageFolder(
   const int threads = options.threads > 0
                           ? options.threads
                           : std::max(1u, std::thread::hardware_concurrency());
-  std::vector<std::thread> pool;
-  for (int t = 1; t < std::min<int64_t>(threads, n); ++t)
-    pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
+  if (!stream || options.skip_bad) {
+    std::vector<std::thread> pool;
+    for (int t = 1; t < std::min<int64_t>(threads, n); ++t)
+      pool.emplace_back(work);
+    work();
+    for (std::thread& t : pool) t.join();
+  }
   if (!first_error.ok() && !options.skip_bad) return first_error;
 
   std::vector<int64_t> keep, labels;
@@ -141,10 +201,20 @@ absl::StatusOr<ImageFolderData> ReadImageFolder(
     return absl::DataLossError(
         absl::StrCat(root, ": none of its ", n, " images decode"));
   }
-  if (out.skipped > 0) {
-    images = images.index_select(0, at::tensor(keep, at::kLong));
+  if (stream) {
+    std::vector<std::string> paths;
+    for (int64_t i : keep) {
+      paths.push_back(std::move(entries[static_cast<size_t>(i)].path));
+    }
+    out.data.source = std::make_shared<FolderSource>(std::move(paths), c, h,
+                                                     w, options.cache_bytes);
+    out.data.rows = at::arange(static_cast<int64_t>(keep.size()), at::kLong);
+  } else {
+    if (out.skipped > 0) {
+      images = images.index_select(0, at::tensor(keep, at::kLong));
+    }
+    out.data.images = images;
   }
-  out.data.images = images;
   out.data.labels = at::tensor(labels, at::kLong);
   out.data.num_classes = static_cast<int64_t>(out.classes.size());
   return out;

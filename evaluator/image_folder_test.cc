@@ -235,5 +235,82 @@ TEST(ImageFolderTest, BadInputGetsOneLineNamingTheFile) {
   EXPECT_EQ(ok->mean.size(), 3u);
 }
 
+// A folder over its memory budget is streamed: the same pixels, decoded
+// per batch, with only labels and row numbers held.
+TEST(ImageFolderTest, LargerThanMemoryIsStreamedWithTheSamePixels) {
+  TempDir tmp;
+  const std::string root = MakeFlatFolder(tmp);
+  ImageFolderOptions o;
+  o.height = o.width = 12;
+  absl::StatusOr<ImageFolderData> mem = ReadImageFolder(root, o);
+  ASSERT_TRUE(mem.ok()) << mem.status();
+  ASSERT_FALSE(mem->data.streamed());
+  EXPECT_EQ(mem->decoded_bytes, mem->data.images.numel());
+  o.memory_bytes = mem->decoded_bytes - 1;  // just over budget
+  o.cache_bytes = 3 * 12 * 12 * 4;          // room for four images
+  absl::StatusOr<ImageFolderData> str = ReadImageFolder(root, o);
+  ASSERT_TRUE(str.ok()) << str.status();
+  ASSERT_TRUE(str->data.streamed());
+  EXPECT_FALSE(str->data.images.defined());
+  EXPECT_EQ(qat::ImageShape(str->data), (std::vector<int64_t>{3, 12, 12}));
+  EXPECT_TRUE(at::equal(str->data.labels, mem->data.labels));
+  const int64_t n = mem->data.size();
+  // Twice: the second pass partly from the decode cache.
+  for (int pass = 0; pass < 2; ++pass) {
+    EXPECT_TRUE(at::equal(qat::SliceImages(str->data, 0, n),
+                          qat::SliceImages(mem->data, 0, n)))
+        << "pass " << pass;
+  }
+
+  // Streamed, a corrupt image fails the batch that reads it, naming the
+  // file; with skip_bad every image is checked up front and counted.
+  const std::string bad_root = tmp.File("corrupt");
+  WriteJpeg(bad_root + "/a/good.jpg", 8, 8, 3, Pixels(8, 8, 3, Solid));
+  testing::WriteFile(bad_root + "/a/bad.jpg", "\xff\xd8\xff truncated");
+  ImageFolderOptions so;
+  so.height = so.width = 8;
+  so.memory_bytes = 0;  // always stream
+  absl::StatusOr<ImageFolderData> lazy = ReadImageFolder(bad_root, so);
+  ASSERT_TRUE(lazy.ok()) << lazy.status();
+  ASSERT_EQ(lazy->data.size(), 2);
+  try {
+    qat::SliceImages(lazy->data, 0, 2);
+    ADD_FAILURE() << "the corrupt image decoded";
+  } catch (const std::exception& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("bad.jpg"));
+  }
+  so.skip_bad = true;
+  absl::StatusOr<ImageFolderData> checked = ReadImageFolder(bad_root, so);
+  ASSERT_TRUE(checked.ok()) << checked.status();
+  EXPECT_TRUE(checked->data.streamed());
+  EXPECT_EQ(checked->skipped, 1);
+  EXPECT_EQ(checked->data.size(), 1);
+  EXPECT_NO_THROW(qat::SliceImages(checked->data, 0, 1));
+
+  // Through a data spec: memory_mb=0 streams, and the splits say so.
+  absl::StatusOr<DataSpec> spec =
+      ParseDataSpec(absl::StrCat("folder:", root, ";size=12;memory_mb=0"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->memory_mb, 0);
+  SplitOptions split;
+  split.val_size = 4;
+  absl::StatusOr<DatasetSplits> d = LoadDataset(*spec, split);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(d->train.streamed());
+  EXPECT_TRUE(d->val.streamed());
+  EXPECT_EQ(d->train.size() + d->val.size() + d->test.size(), n);
+  bool noted = false;
+  for (const std::string& note : d->notes) {
+    noted = noted || note.find("streamed from disk") != std::string::npos;
+  }
+  EXPECT_TRUE(noted);
+  for (const char* bad_spec : {"folder:/x;memory_mb=-1", "folder:/x;cache_mb=x",
+                               "tensor:/x.pt;memory_mb=1"}) {
+    EXPECT_EQ(ParseDataSpec(bad_spec).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad_spec;
+  }
+}
+
 }  // namespace
 }  // namespace autoq::evaluator

@@ -32,7 +32,8 @@ constexpr int64_t kMaxPreparedBytes = int64_t{64} << 20;
 // a plain slice. The values equal what GatherImages/SliceImages compute per
 // batch (the same element-wise operations).
 absl::StatusOr<qat::TensorDataset> Normalized(const qat::TensorDataset& data) {
-  if (data.size() == 0 ||
+  // Streamed datasets stay streamed: they do not fit in memory.
+  if (data.size() == 0 || data.streamed() ||
       (data.images.scalar_type() == at::kFloat && data.mean.empty()) ||
       data.images.numel() * 4 > kMaxPreparedBytes) {
     return data;

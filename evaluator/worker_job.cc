@@ -44,8 +44,7 @@ absl::StatusOr<std::shared_ptr<JobData>> BuildJobData(
   job->data = *std::move(data);
   std::vector<int64_t> shape = config.input_shape;
   if (shape.empty()) {
-    shape.assign(job->data.train.images.sizes().begin() + 1,
-                 job->data.train.images.sizes().end());
+    shape = qat::ImageShape(job->data.train);
   }
   ASSIGN_OR_RETURN(job->analysis, qat::AnalyzeModel(job->model, shape));
   const int64_t classes =

@@ -5,6 +5,11 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/jit/api/module.h>
 
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "qat/graph_layers.h"
@@ -37,6 +42,47 @@ inline TensorDataset RandomData(const std::vector<int64_t>& input_shape,
   d.labels = at::randint(0, classes, {n}, at::kLong);
   d.num_classes = classes;
   return d;
+}
+
+// An ImageSource serving in-memory uint8 images, counting its loads and
+// failing (as a decoder would, naming a file) on one index if asked.
+class MemorySource : public ImageSource {
+ public:
+  explicit MemorySource(at::Tensor images, int64_t fail_at = -1)
+      : images_(images.contiguous()), fail_at_(fail_at) {}
+  std::vector<int64_t> shape() const override {
+    return std::vector<int64_t>(images_.sizes().begin() + 1,
+                                images_.sizes().end());
+  }
+  void Load(int64_t index, uint8_t* out) const override {
+    if (index == fail_at_) {
+      throw std::runtime_error("image" + std::to_string(index) +
+                               ".jpg: not a JPEG or PNG image");
+    }
+    ++loads_;
+    const at::Tensor img = images_[index];
+    std::memcpy(out, img.data_ptr<uint8_t>(),
+                static_cast<size_t>(img.numel()));
+  }
+  int64_t loads() const { return loads_.load(); }
+
+ private:
+  const at::Tensor images_;
+  const int64_t fail_at_;
+  mutable std::atomic<int64_t> loads_{0};
+};
+
+// `data` (uint8 images) as a streamed dataset over a MemorySource.
+inline TensorDataset Streamed(const TensorDataset& data,
+                              std::shared_ptr<const MemorySource>* source,
+                              int64_t fail_at = -1) {
+  auto s = std::make_shared<const MemorySource>(data.images, fail_at);
+  if (source != nullptr) *source = s;
+  TensorDataset out = data;
+  out.images = at::Tensor();
+  out.source = s;
+  out.rows = at::arange(data.size(), at::kLong);
+  return out;
 }
 
 }  // namespace autoq::qat::test_util

@@ -8,12 +8,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <numeric>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "qat/batch_prefetcher.h"
 #include "qat/cost_model.h"
 #include "qat/torch_errors.h"
 
@@ -24,6 +26,9 @@ using Clock = std::chrono::steady_clock;
 
 // Images whose activation ranges seed the EMA observers before training.
 constexpr int64_t kCalibrationSeedImages = 512;
+
+// Decoded batches a streamed dataset keeps ready ahead of training.
+constexpr int kPrefetchDepth = 4;
 
 double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
@@ -208,6 +213,17 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
                           static_cast<uint64_t>(epoch));
       std::shuffle(order.begin(), order.end(), rng);
       at::Tensor perm = at::tensor(order, at::kLong);
+      // A streamed dataset's batches are decoded ahead on other threads.
+      std::unique_ptr<BatchPrefetcher> prefetch;
+      if (train.streamed()) {
+        std::vector<at::Tensor> batches;
+        for (int64_t s = 0; s < steps; ++s) {
+          batches.push_back(perm.slice(0, s * batch, (s + 1) * batch));
+        }
+        prefetch = std::make_unique<BatchPrefetcher>(
+            train, std::move(batches), DefaultDecoderThreads(),
+            kPrefetchDepth);
+      }
 
       Progress bar(absl::StrFormat("epoch %d/%d", epoch + 1, recipe.epochs),
                    steps * batch, progress);
@@ -218,8 +234,10 @@ absl::StatusOr<QatResult> RunQat(QuantizedModel& model,
       for (int64_t s = 0; s < steps; ++s) {
         CheckCancel(progress.cancel);
         at::Tensor idx = perm.slice(0, s * batch, (s + 1) * batch);
-        at::Tensor x =
-            Augment(recipe, GatherImages(train, idx).to(device), rng);
+        at::Tensor x = Augment(
+            recipe,
+            (prefetch ? prefetch->Next() : GatherImages(train, idx)).to(device),
+            rng);
         at::Tensor y = train_labels.index_select(0, idx.to(device));
         lr = LearningRate(recipe, epoch, s, steps);
         SetLearningRate(*optimizer, lr);
