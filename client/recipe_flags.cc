@@ -97,7 +97,14 @@ absl::StatusOr<evaluator::DatasetSplits> DataFromFlags(
   if (flags.Has("input")) {  // image folders are fitted to the model's input
     ASSIGN_OR_RETURN(split.input_shape, qat::ParseShape(flags.Get("input")));
   }
-  return evaluator::LoadDataset(spec, split);
+  ASSIGN_OR_RETURN(evaluator::DatasetSplits data,
+                   evaluator::LoadDataset(spec, split));
+  // Skipped images, empty classes, streaming: on stderr, so --json output
+  // stays one document.
+  for (const std::string& note : data.notes) {
+    std::fprintf(stderr, "autoq: note: %s\n", note.c_str());
+  }
+  return data;
 }
 
 }  // namespace autoq::client
