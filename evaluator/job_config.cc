@@ -36,6 +36,9 @@ absl::Status ApplyRecipe(const RecipeSpec& s, absl::string_view prefix,
   if (s.has_bn_freeze_epoch()) r->bn_freeze_epoch = s.bn_freeze_epoch();
   if (s.has_hflip()) r->hflip = s.hflip();
   if (s.has_crop_pad()) r->crop_pad = s.crop_pad();
+  if (s.has_random_resized_crop()) {
+    r->random_resized_crop = s.random_resized_crop();
+  }
   if (s.has_seed()) r->seed = s.seed();
   if (s.has_train_subset()) *train_subset = s.train_subset();
   if (*train_subset < 0) {

@@ -35,7 +35,8 @@ TEST(JobConfigTest, ReadsEveryGroupInBothNameStyles) {
     "scheme": {"granularity": "per-channel", "range": "mse"},
     "search": {"population": 12, "generations": 2, "min_bits": 3,
                "searchActivationBits": true, "size_budget_kb": 10,
-               "qat": {"epochs": 0, "train_subset": 256, "lr": 0.01}},
+               "qat": {"epochs": 0, "train_subset": 256, "lr": 0.01,
+                       "randomResizedCrop": 0.08}},
     "final_front": {"recipe": {"epochs": 5}, "bn_fold": "exact",
                     "compare_uniform": false, "ptqBaselines": false,
                     "ptq_calibration_images": 256},
@@ -54,6 +55,8 @@ TEST(JobConfigTest, ReadsEveryGroupInBothNameStyles) {
   EXPECT_EQ(c->search_recipe.epochs, 0);
   EXPECT_EQ(c->search_train_subset, 256);
   EXPECT_DOUBLE_EQ(c->search_recipe.lr, 0.01);
+  EXPECT_DOUBLE_EQ(c->search_recipe.random_resized_crop, 0.08);
+  EXPECT_DOUBLE_EQ(c->final_front.recipe.random_resized_crop, 0);
   EXPECT_EQ(c->final_front.recipe.epochs, 5);
   EXPECT_EQ(c->final_front.bn_fold, qat::BnFold::kExact);
   EXPECT_FALSE(c->final_front.compare_uniform);
@@ -128,6 +131,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "search.qat.train_subset"},
         BadCase{R"({"model": {"path": "m.pt"}, "final_front": {"recipe": {"optimizer": "rmsprop"}}})",
                 "final_front.recipe.optimizer"},
+        BadCase{R"({"model": {"path": "m.pt"}, "search": {"qat": {"random_resized_crop": 2}}})",
+                "search.qat.random_resized_crop"},
         BadCase{R"({"model": {"path": "m.pt"}, "final_front": {"ptq_calibration_images": 0}})",
                 "final_front.ptq_calibration_images"},
         BadCase{R"({"model": {"path": "m.pt"}, "dataset": {"val_size": -10}})",

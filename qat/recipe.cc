@@ -32,6 +32,11 @@ absl::Status ValidateRecipe(const QatRecipe& r) {
   if (r.bn_freeze_epoch < -1) return bad("bn_freeze_epoch", "must be >= -1");
   if (r.calibration_batches < 1)
     return bad("calibration_batches", "must be >= 1");
+  if (r.random_resized_crop != 0 &&
+      !(r.random_resized_crop >= 0.01 && r.random_resized_crop <= 1)) {
+    return bad("random_resized_crop",
+               "must be 0 (off) or the smallest area share, in 0.01..1");
+  }
   if (r.crop_pad < 0 || r.crop_pad > 64)
     return bad("crop_pad", "must be in 0..64");
   return absl::OkStatus();

@@ -29,9 +29,13 @@ struct QatRecipe {
   int calibration_batches = 8;  // for activation ranges when epochs == 0
   // Training-time augmentation (off by default: a fine-tune sees the data as
   // the model was trained on it). hflip mirrors half of each batch; crop_pad
-  // pads by this many pixels and crops back at a random offset per batch.
+  // pads by this many pixels and crops back at a random offset per batch;
+  // random_resized_crop > 0 is torchvision's RandomResizedCrop for each
+  // image: a crop of this to 1 of the area at an aspect ratio in 3/4..4/3,
+  // resized back to the input (bilinear).
   bool hflip = false;
   int crop_pad = 0;
+  double random_resized_crop = 0;
   // Images per forward in validation, test and calibration passes; 0 picks
   // by device (EvalBatchSize). Results do not depend on it.
   int64_t eval_batch_size = 0;

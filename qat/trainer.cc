@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "qat/augment.h"
 #include "qat/batch_prefetcher.h"
 #include "qat/cost_model.h"
 #include "qat/torch_errors.h"
@@ -113,28 +114,6 @@ void Calibrate(QuantizedModel& model, const TensorDataset& train, int batches,
         SliceImages(train, begin, std::min(begin + batch, train.size())));
   }
   model.SetObserveActivations(false);
-}
-
-// Mirrors a random half of the batch and shifts it by a random offset
-// within crop_pad pixels, drawing from the epoch's seeded generator.
-at::Tensor Augment(const QatRecipe& r, at::Tensor x, std::mt19937_64& rng) {
-  if (x.dim() != 4) return x;
-  if (r.hflip) {
-    std::vector<uint8_t> flip(static_cast<size_t>(x.size(0)));
-    for (uint8_t& f : flip) f = rng() & 1;
-    at::Tensor mask = at::tensor(flip, at::kByte).to(x.device()).to(at::kBool);
-    x = at::where(mask.view({-1, 1, 1, 1}), x.flip({3}), x);
-  }
-  if (r.crop_pad > 0) {
-    const int64_t p = r.crop_pad, h = x.size(2), w = x.size(3);
-    const int64_t dy = static_cast<int64_t>(rng() % (2 * p + 1));
-    const int64_t dx = static_cast<int64_t>(rng() % (2 * p + 1));
-    x = at::constant_pad_nd(x, {p, p, p, p}, 0.0)
-            .slice(2, dy, dy + h)
-            .slice(3, dx, dx + w)
-            .contiguous(x.suggest_memory_format());
-  }
-  return x;
 }
 
 }  // namespace

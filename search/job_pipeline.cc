@@ -36,7 +36,11 @@ std::string RecipeText(const qat::QatRecipe& r, int64_t train_subset) {
       ";step_epochs=", r.step_epochs, ";act_delay=", r.act_quant_delay,
       ";bn_freeze=", r.bn_freeze_epoch, ";calib=", r.calibration_batches,
       ";hflip=", r.hflip, ";crop_pad=", r.crop_pad, ";seed=", r.seed,
-      ";train_subset=", train_subset);
+      ";train_subset=", train_subset,
+      // Only when on: the keys of every recipe without it stay as they were.
+      r.random_resized_crop > 0
+          ? absl::StrCat(";rrc=", r.random_resized_crop)
+          : std::string());
 }
 
 std::string SchemeText(const qat::QuantScheme& s) {

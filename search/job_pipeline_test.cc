@@ -511,6 +511,11 @@ TEST_F(PipelineTest, RenderedReportEqualsTheWrittenFiles) {
   EXPECT_THAT(files->svg, HasSubstr("<svg"));
 }
 
+// The search key of a default config on model "m", 3 genes at w4a8, as
+// stored by earlier versions: a change here orphans every cached result.
+constexpr char kStoredSearchKey[] =
+    "3c2ffdbc2899c38ac0d3bec8cf6b1530b146777518e701e62c129c37457fc018";
+
 TEST(MakeKeyContextTest, FloatKeysDependOnTheModelAndDataOnly) {
   evaluator::JobConfig a;
   a.data_spec = "fashion-mnist";
@@ -523,7 +528,8 @@ TEST(MakeKeyContextTest, FloatKeysDependOnTheModelAndDataOnly) {
   auto key = [](const evaluator::JobConfig& config, const std::string& digest,
                 evaluator::Stage stage) {
     CachedEvaluation e(nullptr, nullptr, MakeKeyContext(config, digest));
-    return e.Key(stage, stage == evaluator::Stage::kFloat
+    return e.Key(stage, stage == evaluator::Stage::kFloat ||
+                                stage == evaluator::Stage::kFloat16
                             ? std::vector<qat::LayerBits>{}
                             : std::vector<qat::LayerBits>(3, {4, 8}));
   };
@@ -541,6 +547,21 @@ TEST(MakeKeyContextTest, FloatKeysDependOnTheModelAndDataOnly) {
             key(a, "m", evaluator::Stage::kSearch));
   EXPECT_NE(key(a, "m", evaluator::Stage::kSearch),
             key(a, "m", evaluator::Stage::kFinal));
+  // Augmentation that is on changes the key; off, the key is the one
+  // results were stored under before the option existed.
+  evaluator::JobConfig d = a;
+  d.search_recipe.random_resized_crop = 0.08;
+  EXPECT_NE(key(a, "m", evaluator::Stage::kSearch),
+            key(d, "m", evaluator::Stage::kSearch));
+  EXPECT_EQ(key(a, "m", evaluator::Stage::kSearch), kStoredSearchKey);
+  // The post-training baselines: float16 keyed like float but apart from
+  // it, the two int8 ones apart from each other.
+  EXPECT_NE(key(a, "m", evaluator::Stage::kFloat16),
+            key(a, "m", evaluator::Stage::kFloat));
+  EXPECT_EQ(key(a, "m", evaluator::Stage::kFloat16),
+            key(b, "m", evaluator::Stage::kFloat16));
+  EXPECT_NE(key(a, "m", evaluator::Stage::kPtqPerTensor),
+            key(a, "m", evaluator::Stage::kPtqPerChannel));
 }
 
 }  // namespace
