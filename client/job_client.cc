@@ -50,29 +50,6 @@ ConnectOptions DefaultConnectOptions() {
   return o;
 }
 
-absl::Status CheckArtifactName(absl::string_view name) {
-  auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("artifact name '", name, "' ", why));
-  };
-  if (name.empty()) return bad("is empty");
-  if (name.size() > 1024) return bad("is too long");
-  if (name[0] == '/') return bad("is an absolute path");
-  for (char c : name) {
-    if (c == '\\') return bad("contains a backslash");
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return bad("contains a control character");
-    }
-  }
-  for (absl::string_view part : absl::StrSplit(name, '/')) {
-    if (part.empty()) return bad("has an empty path component");
-    if (part == "." || part == "..") {
-      return bad("would escape the output folder");
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::unique_ptr<JobClient>> JobClient::Create(
     const ConnectOptions& options) {
   if (options.timeout <= milliseconds(0)) {

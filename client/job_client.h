@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/artifact_name.h"
 #include "proto/autoq.grpc.pb.h"
 #include "proto/autoq.pb.h"
 
@@ -45,10 +46,9 @@ struct ConnectOptions {
 ConnectOptions DefaultConnectOptions();
 
 // OK when `name` (an artifact name from the server or the user) is a plain
-// relative path that stays inside the folder it is written into: not empty,
-// not absolute, no backslash, no control character, no empty, "." or ".."
-// component. Otherwise InvalidArgument naming it.
-absl::Status CheckArtifactName(absl::string_view name);
+// relative path that stays inside the folder it is written into
+// (common/artifact_name.h, where it is fuzzed).
+using ::autoq::CheckArtifactName;
 
 struct WatchOptions {
   // Deadline of one WatchJob stream. When it passes the watch reconnects

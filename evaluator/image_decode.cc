@@ -46,20 +46,21 @@ void JpegErrorExit(j_common_ptr cinfo) {
 
 void JpegQuiet(j_common_ptr, int) {}  // warnings of recoverable damage
 
-absl::StatusOr<Image> DecodeJpeg(const std::string& bytes,
-                                 const std::string& name) {
+// Larger images are refused before their pixels are allocated: a few bytes
+// of header can declare gigabytes.
+constexpr int64_t kMaxImagePixels = int64_t{1} << 26;  // 67 M: 8192 x 8192
+
+// The libjpeg part alone. libjpeg's error handler longjmps back here, so
+// this frame holds no object with a destructor and changes no local after
+// setjmp: the image is the caller's (`out`), the error text goes to `err`.
+bool DecodeJpegInto(const std::string& bytes, Image* out, JpegError* err) {
   jpeg_decompress_struct cinfo;
-  JpegError err;
-  cinfo.err = jpeg_std_error(&err.mgr);
-  err.mgr.error_exit = JpegErrorExit;
-  err.mgr.emit_message = JpegQuiet;
-  Image image;
-  // Nothing with a destructor lives between setjmp and longjmp but `image`,
-  // whose vector is only resized before any jump can happen after it.
-  if (setjmp(err.jump) != 0) {
+  cinfo.err = jpeg_std_error(&err->mgr);
+  err->mgr.error_exit = JpegErrorExit;
+  err->mgr.emit_message = JpegQuiet;
+  if (setjmp(err->jump) != 0) {
     jpeg_destroy_decompress(&cinfo);
-    return absl::DataLossError(
-        absl::StrCat(name, ": cannot decode the JPEG image: ", err.message));
+    return false;
   }
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()),
@@ -69,20 +70,40 @@ absl::StatusOr<Image> DecodeJpeg(const std::string& bytes,
   // can; gray stays gray.
   cinfo.out_color_space =
       cinfo.jpeg_color_space == JCS_GRAYSCALE ? JCS_GRAYSCALE : JCS_RGB;
+  if (static_cast<int64_t>(cinfo.image_width) * cinfo.image_height >
+      kMaxImagePixels) {
+    std::snprintf(err->message, sizeof(err->message),
+                  "%ux%u pixels is over the limit of %lld",
+                  cinfo.image_width, cinfo.image_height,
+                  static_cast<long long>(kMaxImagePixels));
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
   jpeg_start_decompress(&cinfo);
-  image.width = cinfo.output_width;
-  image.height = cinfo.output_height;
-  image.channels = cinfo.output_components;
-  image.pixels.resize(
-      static_cast<size_t>(image.width * image.height * image.channels));
+  out->width = cinfo.output_width;
+  out->height = cinfo.output_height;
+  out->channels = cinfo.output_components;
+  out->pixels.resize(
+      static_cast<size_t>(out->width * out->height * out->channels));
   while (cinfo.output_scanline < cinfo.output_height) {
-    JSAMPROW row = image.pixels.data() +
+    JSAMPROW row = out->pixels.data() +
                    static_cast<size_t>(cinfo.output_scanline) *
-                       static_cast<size_t>(image.width * image.channels);
+                       static_cast<size_t>(out->width * out->channels);
     jpeg_read_scanlines(&cinfo, &row, 1);
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
+  return true;
+}
+
+absl::StatusOr<Image> DecodeJpeg(const std::string& bytes,
+                                 const std::string& name) {
+  JpegError err;
+  Image image;
+  if (!DecodeJpegInto(bytes, &image, &err)) {
+    return absl::DataLossError(
+        absl::StrCat(name, ": cannot decode the JPEG image: ", err.message));
+  }
   return image;
 }
 
@@ -101,6 +122,12 @@ absl::StatusOr<Image> DecodePng(const std::string& bytes,
   const bool alpha = (png.format & PNG_FORMAT_FLAG_ALPHA) != 0;
   png.format = color ? (alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB)
                      : (alpha ? PNG_FORMAT_GA : PNG_FORMAT_GRAY);
+  if (static_cast<int64_t>(png.width) * png.height > kMaxImagePixels) {
+    png_image_free(&png);
+    return absl::DataLossError(absl::StrCat(
+        name, ": cannot decode the PNG image: ", png.width, "x", png.height,
+        " pixels is over the limit of ", kMaxImagePixels));
+  }
   Image image;
   image.width = png.width;
   image.height = png.height;

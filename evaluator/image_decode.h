@@ -29,7 +29,9 @@ bool IsImageFileName(const std::string& name);
 
 // Decodes JPEG or PNG `bytes` (told apart by their signatures; 16-bit PNG
 // is reduced to 8 bits, palettes expanded). `name` only labels errors:
-// DataLoss "NAME: not a JPEG or PNG image" or the decoder's message.
+// DataLoss "NAME: not a JPEG or PNG image" or the decoder's message; an
+// image over 2^26 pixels (8192 x 8192) is refused before its pixels are
+// allocated.
 absl::StatusOr<Image> DecodeImage(const std::string& bytes,
                                   const std::string& name);
 

@@ -235,6 +235,28 @@ TEST(ImageFolderTest, BadInputGetsOneLineNamingTheFile) {
   EXPECT_EQ(ok->mean.size(), 3u);
 }
 
+// A header may declare any size: a huge one is refused before allocation.
+TEST(ImageDecodeTest, HugeDeclaredSizesAreRefusedNotAllocated) {
+  const std::vector<uint8_t> p = Pixels(8, 8, 3, Solid);
+  std::string jpeg = test_images::EncodeJpeg(p.data(), 8, 8, 3, 90);
+  // Start of frame (FF C0): length, precision, then height and width.
+  const size_t sof = jpeg.find("\xff\xc0");
+  ASSERT_NE(sof, std::string::npos);
+  for (size_t i : {sof + 5, sof + 7}) {  // 60000 = 0xEA60
+    jpeg[i] = static_cast<char>(0xEA);
+    jpeg[i + 1] = static_cast<char>(0x60);
+  }
+  absl::StatusOr<Image> big = DecodeImage(jpeg, "big.jpg");
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(big.status().message()),
+              HasSubstr("60000x60000 pixels is over the limit"));
+  // The same image with its own size decodes.
+  EXPECT_TRUE(DecodeImage(test_images::EncodeJpeg(p.data(), 8, 8, 3, 90),
+                          "ok.jpg")
+                  .ok());
+}
+
 // A folder over its memory budget is streamed: the same pixels, decoded
 // per batch, with only labels and row numbers held.
 TEST(ImageFolderTest, LargerThanMemoryIsStreamedWithTheSamePixels) {

@@ -92,7 +92,7 @@ class Translator {
       : model_(model), exported_(exported), weights_(weights) {}
 
   OnnxExport Run() {
-    std::shared_ptr<torch::jit::Graph> graph = PreparedForwardGraph(exported_);
+    std::shared_ptr<torch::jit::Graph> graph = PreparedForwardGraph(exported_, /*check_ops=*/false);
     layers_ = FindLayers(*graph, exported_);
     const ModelAnalysis& analysis = model_.analysis();
     if (layers_.size() != analysis.layers.size()) {

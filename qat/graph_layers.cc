@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <string>
 
 #include <torch/csrc/jit/ir/constants.h>
@@ -13,6 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "qat/op_allowlist.h"
 #include "qat/site_op.h"
 
 namespace autoq::qat {
@@ -109,9 +111,18 @@ torch::jit::Module SubmoduleAt(const torch::jit::Module& module,
   return path.empty() ? module : AttrAt(module, path).toModule();
 }
 
-std::shared_ptr<Graph> PreparedForwardGraph(const torch::jit::Module& module) {
+std::shared_ptr<Graph> PreparedForwardGraph(const torch::jit::Module& module,
+                                            bool check_ops) {
   std::shared_ptr<Graph> graph = module.get_method("forward").graph()->copy();
   torch::jit::Inline(*graph);
+  // Before constant propagation, which would run an op on constant inputs
+  // (a from_file of a fixed path, say).
+  if (check_ops) {
+    const absl::Status allowed = CheckOpsAllowed(*graph);
+    if (!allowed.ok()) {
+      throw std::invalid_argument(std::string(allowed.message()));
+    }
+  }
   // Folds `if inplace:` style branches of functional wrappers so that a
   // layer's batch-norm and activation are its direct consumers.
   torch::jit::ConstantPropagation(graph);

@@ -37,9 +37,12 @@ torch::jit::Module SubmoduleAt(const torch::jit::Module& module,
                                const std::string& path);
 
 // Returns the forward graph of `module`, inlined and constant-propagated,
-// as a fresh copy the caller may modify.
+// as a fresh copy the caller may modify. With `check_ops` (a user's model)
+// it throws std::invalid_argument, naming the op, when the graph calls an
+// op that is not allowed (qat/op_allowlist.h); AutoQ's own exports, with
+// their quantization ops, are read with it off.
 std::shared_ptr<torch::jit::Graph> PreparedForwardGraph(
-    const torch::jit::Module& module);
+    const torch::jit::Module& module, bool check_ops = true);
 
 // Finds the layers of `graph` (as returned by PreparedForwardGraph), in
 // graph order, deduplicated by weight parameter. Fills every LayerInfo field

@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <torch/csrc/jit/passes/inliner.h>
+
 #include "qat/builtin_model.h"
+#include "qat/op_allowlist.h"
 #include "tests/testing.h"
 
 namespace autoq::qat {
@@ -140,6 +143,44 @@ TEST(ModelAnalysisTest, BadModelsGetClearErrors) {
   EXPECT_NE(wrong_shape.status().message().find("rejects input shape [3,5,5]"),
             std::string::npos)
       << wrong_shape.status();
+}
+
+// A model is code: one whose forward reaches the file system is refused,
+// naming the op and where it is called, before anything of it runs.
+TEST(ModelAnalysisTest, ModelsCallingNonTensorOpsAreRefused) {
+  AUTOQ_REQUIRE_FIXTURE(Fixture("reads_file.pt"));
+  absl::StatusOr<torch::jit::Module> m = LoadModel(Fixture("reads_file.pt"));
+  ASSERT_TRUE(m.ok()) << m.status();
+  absl::StatusOr<ModelAnalysis> a = AnalyzeModel(*m, {1, 28, 28});
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string msg(a.status().message());
+  EXPECT_NE(msg.find("aten::from_file"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("gen_models.py:"), std::string::npos) << msg;
+  EXPECT_FALSE(IsAllowedOp("aten::from_file"));
+  EXPECT_FALSE(IsAllowedOp("aten::save"));
+  EXPECT_FALSE(IsAllowedOp("prim::PythonOp"));
+  EXPECT_FALSE(IsAllowedOp("prim::Print"));
+  EXPECT_FALSE(IsAllowedOp("aten::empty"));
+  EXPECT_TRUE(IsAllowedOp("aten::conv2d"));
+  EXPECT_TRUE(IsAllowedOp("prim::If"));
+}
+
+// Every op of every test model (torchvision's scripted and traced
+// networks included) is on the list.
+TEST(ModelAnalysisTest, EveryFixtureModelUsesAllowedOpsOnly) {
+  AUTOQ_REQUIRE_FIXTURE(Fixture("manifest.json"));
+  const nlohmann::json manifest = Manifest();
+  for (const auto& [name, e] : manifest.items()) {
+    if (!e["valid"].get<bool>()) continue;
+    absl::StatusOr<torch::jit::Module> m = LoadModel(Fixture(name));
+    ASSERT_TRUE(m.ok()) << name << ": " << m.status();
+    std::shared_ptr<torch::jit::Graph> g =
+        m->get_method("forward").graph()->copy();
+    torch::jit::Inline(*g);
+    EXPECT_TRUE(CheckOpsAllowed(*g).ok()) << name << ": " << CheckOpsAllowed(*g);
+  }
+  EXPECT_TRUE(AnalyzeModel(MakeBuiltinModel(), {1, 28, 28}).ok());
 }
 
 TEST(ModelAnalysisTest, ParseShape) {

@@ -12,6 +12,7 @@ PKGS=(
   libsqlite3-dev zlib1g-dev nlohmann-json3-dev libjemalloc-dev libonnx-dev
   libjpeg-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
   dataset-fashion-mnist
   python3 python3-torch python3-torchvision
   slurm-wlm munge python3-yaml

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs dependencies, builds, runs every test with CTest,
 # then builds the QAT core alone (-DAUTOQ_CORE_ONLY=ON, what a GPU node with
-# only a CUDA LibTorch builds) and runs its tests.
+# only a CUDA LibTorch builds) and runs its tests, then runs each fuzz
+# target of fuzz/ for a few seconds (AddressSanitizer + UBSan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install_deps.sh
@@ -11,3 +12,4 @@ cd "$(dirname "$0")/.."
 ctest --test-dir build --output-on-failure --timeout 1200 -j"$(nproc)" "$@"
 BUILD_DIR=build-core ./scripts/build.sh -DAUTOQ_CORE_ONLY=ON
 ctest --test-dir build-core --output-on-failure --timeout 1200 -j"$(nproc)" "$@"
+./scripts/fuzz.sh --seconds 5

@@ -193,7 +193,8 @@ absl::StatusOr<JobStatus> JobManager::Submit(const std::string& owner,
         owner, " already has ", active, " jobs queued or running (the limit "
         "is ", options_.max_active_jobs_per_client, ")"));
   }
-  absl::StatusOr<JobCheck> check = CheckJob(spec, model_bytes);
+  absl::StatusOr<JobCheck> check =
+      CheckJob(spec, model_bytes, options_.model_check);
   if (!check.ok()) return check.status();
   if (warnings != nullptr) *warnings = check->warnings;
 
@@ -295,6 +296,7 @@ void JobManager::RunJobThread(std::shared_ptr<Job> job) {
   ctx.job_id = job_id;
   ctx.spec = spec;
   ctx.model_bytes = **std::move(model);
+  ctx.model_check = &options_.model_check;
   ctx.results = results_;
   ctx.queue = queue_;
   ctx.stop = &stopping_;

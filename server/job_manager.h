@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "proto/autoq.pb.h"
 #include "server/event_feed.h"
+#include "server/model_check.h"
 #include "server/server_store.h"
 #include "server/task_queue.h"
 
@@ -43,6 +44,9 @@ struct JobManagerOptions {
   // Jobs a client may have queued or running at once. Default 4; clamped to
   // [1, 10000].
   int max_active_jobs_per_client = 4;
+  // How uploaded models are loaded and analyzed: apart from the server, in
+  // a child with limits, when model_check.analyzer is set.
+  ModelCheckOptions model_check;
   // Log lines (job accepted, finished, failed); null: silent.
   std::FILE* log = stderr;
 };

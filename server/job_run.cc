@@ -12,7 +12,6 @@
 #include "evaluator/job_config.h"
 #include "evaluator/task.h"
 #include "evaluator/task_codec.h"
-#include "qat/model_analysis.h"
 #include "search/job_pipeline.h"
 #include "search/result_store.h"
 #include "server/remote_evaluator.h"
@@ -48,27 +47,17 @@ absl::StatusOr<std::vector<int64_t>> InputShape(
       "does not read the dataset; e.g. \"3,224,224\")");
 }
 
-struct LoadedModel {
-  torch::jit::Module module;
-  qat::ModelAnalysis analysis;
-};
-
-absl::StatusOr<LoadedModel> LoadAndAnalyze(const evaluator::JobConfig& config,
-                                           const std::string& bytes) {
-  LoadedModel m;
-  ASSIGN_OR_RETURN(m.module, qat::LoadModelFromBytes(bytes, "the model"));
+absl::StatusOr<qat::ModelAnalysis> LoadAndAnalyze(
+    const evaluator::JobConfig& config, const std::string& bytes,
+    const ModelCheckOptions& model_check) {
   ASSIGN_OR_RETURN(std::vector<int64_t> shape, InputShape(config));
-  absl::StatusOr<qat::ModelAnalysis> analysis =
-      qat::AnalyzeModel(m.module, shape);
-  if (!analysis.ok()) {
-    return absl::InvalidArgumentError(analysis.status().message());
-  }
-  m.analysis = *std::move(analysis);
-  if (m.analysis.num_genes() == 0) {
+  ASSIGN_OR_RETURN(qat::ModelAnalysis analysis,
+                   AnalyzeModelApart(bytes, shape, model_check));
+  if (analysis.num_genes() == 0) {
     return absl::InvalidArgumentError(
         "the model has no quantizable conv or linear layer");
   }
-  return m;
+  return analysis;
 }
 
 FrontPointInfo PointInfo(const search::FrontPoint& p) {
@@ -217,9 +206,11 @@ std::string ReportKey(const std::string& job_id) {
 }
 
 absl::StatusOr<JobCheck> CheckJob(const JobSpec& spec,
-                                  const std::string& model_bytes) {
+                                  const std::string& model_bytes,
+                                  const ModelCheckOptions& model_check) {
   ASSIGN_OR_RETURN(evaluator::JobConfig config, ConfigOf(spec));
-  ASSIGN_OR_RETURN(LoadedModel model, LoadAndAnalyze(config, model_bytes));
+  ASSIGN_OR_RETURN(qat::ModelAnalysis analysis,
+                   LoadAndAnalyze(config, model_bytes, model_check));
   JobCheck check;
   check.warnings = config.warnings;
   check.generations = config.search.generations;
@@ -228,13 +219,17 @@ absl::StatusOr<JobCheck> CheckJob(const JobSpec& spec,
 
 absl::StatusOr<FinalFront> RunServiceJob(const JobRunContext& ctx) {
   ASSIGN_OR_RETURN(evaluator::JobConfig config, ConfigOf(ctx.spec));
-  ASSIGN_OR_RETURN(LoadedModel model, LoadAndAnalyze(config, ctx.model_bytes));
+  ASSIGN_OR_RETURN(qat::ModelAnalysis analysis,
+                   LoadAndAnalyze(config, ctx.model_bytes,
+                                  ctx.model_check != nullptr
+                                      ? *ctx.model_check
+                                      : ModelCheckOptions()));
   std::unique_ptr<evaluator::Evaluator> evaluator = MakeRemoteEvaluator(
       ctx.queue, ctx.results, ctx.job_id, ctx.stop, ctx.cancelled);
   search::PipelineInputs inputs;
   inputs.config = &config;
   inputs.model_digest = autoq::Sha256Hex(ctx.model_bytes);
-  inputs.analysis = &model.analysis;
+  inputs.analysis = &analysis;
   // Watchers get each evaluation as its structured event; a log line per
   // evaluation would double the messages of every watch stream.
   inputs.log_evaluations = false;

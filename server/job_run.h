@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "proto/autoq.pb.h"
+#include "server/model_check.h"
 #include "server/task_queue.h"
 
 namespace autoq::search {
@@ -25,18 +26,21 @@ namespace autoq::server {
 
 // What a submitted job needs to be accepted: a spec that validates and a
 // model that loads as TorchScript and has quantizable layers for the input
-// shape. INVALID_ARGUMENT with the reason otherwise.
+// shape, analyzed as `model_check` says. INVALID_ARGUMENT with the reason
+// otherwise, RESOURCE_EXHAUSTED for a model over the analyzer's limits.
 struct JobCheck {
   std::vector<std::string> warnings;
   int generations = 0;
 };
 absl::StatusOr<JobCheck> CheckJob(const JobSpec& spec,
-                                  const std::string& model_bytes);
+                                  const std::string& model_bytes,
+                                  const ModelCheckOptions& model_check);
 
 struct JobRunContext {
   std::string job_id;
   JobSpec spec;
   std::string model_bytes;
+  const ModelCheckOptions* model_check = nullptr;  // null: defaults
   search::ResultStore* results = nullptr;
   TaskQueue* queue = nullptr;
   const std::atomic<bool>* stop = nullptr;       // server shutdown

@@ -128,6 +128,7 @@ absl::StatusOr<std::unique_ptr<AutoqServer>> AutoqServer::Start(
   JobManagerOptions jopt;
   jopt.max_model_bytes = options.max_model_bytes;
   jopt.max_active_jobs_per_client = options.max_jobs_per_client;
+  jopt.model_check = options.model_check;
   jopt.log = options.log;
   impl->jobs = std::make_unique<JobManager>(
       impl->store.get(), impl->results.get(), impl->queue.get(), jopt);

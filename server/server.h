@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/auth.h"
+#include "server/model_check.h"
 
 namespace autoq::server {
 
@@ -40,6 +41,10 @@ struct ServerOptions {
   // 0..86400.
   int restart_grace_seconds = 30;
   int work_threads = 4;     // blocking work (uploads, exports), 1..64
+  // Uploaded models are loaded and analyzed in a child process with limits
+  // (server/model_check.h); autoq-server runs itself as the analyzer. Left
+  // empty, models are loaded in this process.
+  ModelCheckOptions model_check;
   std::FILE* log = stderr;  // null: silent
 };
 

@@ -1,6 +1,7 @@
 // autoq-server: the AutoQ service. See server/server.h and deploy/.
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/flags.h"
 #include "server/auth.h"
+#include "server/model_check.h"
 #include "server/server.h"
 
 namespace {
@@ -31,6 +33,11 @@ constexpr char kHelp[] =
     "  --heartbeat-seconds N     worker heartbeat period (default 10)\n"
     "  --restart-grace-seconds N after a restart, how long workers keep\n"
     "                            their leases while reconnecting (default 30)\n"
+    "  --model-memory-mb N       memory for loading an uploaded model and\n"
+    "                            one forward pass, in a child process\n"
+    "                            (default 8192)\n"
+    "  --model-seconds N         CPU seconds for the same (default 120; the\n"
+    "                            wall-clock limit is 2.5 times this)\n"
     "  --quiet                   no log lines\n"
     "  SIGTERM/SIGINT: stop taking work, finish storing, exit 0.\n";
 
@@ -39,7 +46,8 @@ absl::Status Main(int argc, char** argv) {
   autoq::FlagSpec spec{
       {"listen", "db", "client-tokens", "worker-tokens", "tls-cert",
        "tls-key", "max-model-mb", "max-message-mb", "max-jobs-per-client",
-       "lease-seconds", "heartbeat-seconds", "restart-grace-seconds"},
+       "lease-seconds", "heartbeat-seconds", "restart-grace-seconds",
+       "model-memory-mb", "model-seconds"},
       {"help", "quiet"}};
   absl::StatusOr<Flags> flags = Flags::Parse(argc, argv, 1, spec);
   if (!flags.ok()) return flags.status();
@@ -77,8 +85,11 @@ absl::Status Main(int argc, char** argv) {
   absl::StatusOr<int64_t> lease = get("lease-seconds", 60, 2, 86400);
   absl::StatusOr<int64_t> heartbeat = get("heartbeat-seconds", 10, 1, 28800);
   absl::StatusOr<int64_t> grace = get("restart-grace-seconds", 30, 0, 86400);
-  for (const auto* v :
-       {&model_mb, &message_mb, &jobs, &lease, &heartbeat, &grace}) {
+  absl::StatusOr<int64_t> check_mb =
+      get("model-memory-mb", 8192, 256, int64_t{1} << 30);
+  absl::StatusOr<int64_t> check_s = get("model-seconds", 120, 1, 86400);
+  for (const auto* v : {&model_mb, &message_mb, &jobs, &lease, &heartbeat,
+                        &grace, &check_mb, &check_s}) {
     if (!v->ok()) return v->status();
   }
   options.max_model_bytes = *model_mb << 20;
@@ -87,6 +98,18 @@ absl::Status Main(int argc, char** argv) {
   options.lease_seconds = static_cast<int>(*lease);
   options.heartbeat_seconds = static_cast<int>(*heartbeat);
   options.restart_grace_seconds = static_cast<int>(*grace);
+  // Uploaded models are loaded by this same program in its analyze-model
+  // mode, as a child with limits.
+  std::error_code ec;
+  options.model_check.analyzer =
+      std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot find this program's path: ", ec.message()));
+  }
+  options.model_check.memory_mb = *check_mb;
+  options.model_check.cpu_seconds = static_cast<int>(*check_s);
+  options.model_check.wall_seconds = static_cast<int>(*check_s * 5 / 2);
   if (flags->Has("quiet")) options.log = nullptr;
 
   absl::StatusOr<autoq::server::TokenAuth> auth =
@@ -116,6 +139,10 @@ absl::Status Main(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The child the server runs to load an uploaded model (model_check.h).
+  if (argc == 4 && std::string(argv[1]) == "analyze-model") {
+    return autoq::server::AnalyzeModelMain(argv[2], argv[3]);
+  }
   absl::Status status = Main(argc, argv);
   if (!status.ok()) {
     std::fprintf(stderr, "autoq-server: error: %s\n",

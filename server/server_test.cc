@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <memory>
@@ -161,6 +162,55 @@ TEST_F(ServerTest, EveryCallNeedsTheRightKindOfToken) {
             grpc::StatusCode::UNAUTHENTICATED);
 }
 
+// Uploaded models are loaded in a child process with limits: a hostile or
+// broken one fails its submission with a clear status, and the server goes
+// on serving.
+TEST_F(ServerTest, HostileModelsAreRefusedByTheAnalyzerChild) {
+  for (const char* f : {"small_dscnn.pt", "reads_file.pt",
+                        "allocates_huge.pt", "spins.pt", "truncated.pt"}) {
+    AUTOQ_REQUIRE_FIXTURE(Fixture(f));
+  }
+  StartServer(int64_t{64} << 20, [](ServerOptions* o) {
+    o->model_check.analyzer = AUTOQ_SERVER_BINARY;
+    o->model_check.memory_mb = 2048;
+    o->model_check.cpu_seconds = 3;
+    o->model_check.wall_seconds = 20;
+  });
+  struct Case {
+    const char* file;
+    grpc::StatusCode code;
+    const char* says;
+  };
+  for (const Case& c : {
+           Case{"truncated.pt", grpc::StatusCode::INVALID_ARGUMENT,
+                "TorchScript"},
+           Case{"reads_file.pt", grpc::StatusCode::INVALID_ARGUMENT,
+                "aten::from_file"},
+           Case{"allocates_huge.pt", grpc::StatusCode::RESOURCE_EXHAUSTED,
+                "more than 2048 MB"},
+           Case{"spins.pt", grpc::StatusCode::RESOURCE_EXHAUSTED,
+                "within the limits"},
+       }) {
+    SubmitJobResponse response;
+    const grpc::Status st = Submit(
+        kAlice, SmallSpec(), testing::ReadFile(Fixture(c.file)), &response);
+    EXPECT_EQ(st.error_code(), c.code) << c.file << ": " << st.error_message();
+    EXPECT_NE(st.error_message().find(c.says), std::string::npos)
+        << c.file << ": " << st.error_message();
+    // The temporary name the child saw is not the user's business.
+    EXPECT_EQ(st.error_message().find("autoq-model-"), std::string::npos)
+        << st.error_message();
+  }
+  // A good model is analyzed by the child and accepted.
+  SubmitJobResponse ok;
+  const grpc::Status st = Submit(
+      kAlice, SmallSpec(), testing::ReadFile(Fixture("small_dscnn.pt")), &ok);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  ListJobsResponse list;
+  ASSERT_TRUE(List(kAlice, &list).ok());
+  EXPECT_EQ(list.jobs_size(), 1);
+}
+
 TEST_F(ServerTest, BadUploadsAreRefusedAndNothingIsStored) {
   AUTOQ_REQUIRE_FIXTURE(Fixture("small_dscnn.pt"));
   const std::string model = testing::ReadFile(Fixture("small_dscnn.pt"));
@@ -181,6 +231,7 @@ TEST_F(ServerTest, BadUploadsAreRefusedAndNothingIsStored) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(st.error_message().find("population"), std::string::npos)
       << st.error_message();
+
 
   ListJobsResponse list;
   ASSERT_TRUE(List(kAlice, &list).ok());

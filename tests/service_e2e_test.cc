@@ -157,7 +157,6 @@ TEST_F(ServiceE2eTest, TwoWorkersMatchRunAndSurviveKilledWorkerAndServer) {
   port_ = std::stoi(m[1]);
 
   auto w1 = StartWorker("w1");
-  auto w2 = StartWorker("w2");
   testing::WriteFile(tmp_.File("svc.json"), SmallJob(model_, tmp_.File("unused")));
   CommandResult submitted = Client(absl::StrCat("submit ", tmp_.File("svc.json")));
   ASSERT_EQ(submitted.exit_code, 0) << submitted.output;
@@ -165,13 +164,16 @@ TEST_F(ServiceE2eTest, TwoWorkersMatchRunAndSurviveKilledWorkerAndServer) {
       << submitted.output;
   const std::string job = m[1];
 
-  // Kill w1 while it works (it leases its next task the moment one ends);
-  // its lease expires and a new worker takes the task. Three tasks: past
-  // the float and sensitivity tasks, w1 is inside the first generation's
-  // batch, where a next task is always waiting.
+  // Kill w1 while it works; its lease expires and another worker takes the
+  // task. w1 is alone until then: after three tasks (the float and
+  // sensitivity tasks, one of the first generation's eight) the rest of
+  // that batch is waiting, and w1 leases the next one the moment it
+  // reports (a task trains for seconds; 300 ms is well inside it).
   ASSERT_TRUE(WaitFor([&] { return Computed(w1->Log()) >= 3; }, 300))
       << w1->Log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   w1->Signal(SIGKILL);
+  auto w2 = StartWorker("w2");
   auto w3 = StartWorker("w3");
   ASSERT_TRUE(WaitFor([&] { return server->Log().find("expired") !=
                                    std::string::npos; },

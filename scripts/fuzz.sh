@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of fuzz/ (clang, AddressSanitizer + UBSan)
+# into build-fuzz/ and runs each one from its seed corpus:
+#   scripts/fuzz.sh [--seconds N | --runs N] [--targets a,b]
+# --seconds N: each target for N seconds (default 5, the test command's
+# smoke run); --runs N: each for N executions (bench/run_fuzz.sh). Prints
+# per target the executions, coverage (edges) and features libFuzzer
+# reports; exits 1 naming the target on a crash (its input is kept in
+# build-fuzz/crashes/TARGET/). The corpus grows in build-fuzz/corpus/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=5
+runs=""
+targets=fuzz_image_decode,fuzz_job_config,fuzz_artifact_name
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) seconds=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --targets) targets=$2; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "fuzz.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+dir=build-fuzz
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR=1
+launcher=()
+if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+cmake -S fuzz -B "$dir" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  "${launcher[@]}" >/dev/null
+cmake --build "$dir" -j"$(nproc)" >/dev/null
+mkdir -p "$dir/seeds/fuzz_image_decode"
+"$dir/fuzz_make_seeds" "$dir/seeds/fuzz_image_decode"
+mkdir -p "$dir/seeds/fuzz_job_config"
+cp configs/*.json fuzz/corpus/job_config/* "$dir/seeds/fuzz_job_config/"
+mkdir -p "$dir/seeds/fuzz_artifact_name"
+cp fuzz/corpus/artifact_name/* "$dir/seeds/fuzz_artifact_name/"
+
+status=0
+IFS=, read -r -a list <<< "$targets"
+for t in "${list[@]}"; do
+  corpus="$dir/corpus/$t"
+  crashes="$dir/crashes/$t"
+  mkdir -p "$corpus" "$crashes"
+  limit=(-max_total_time="$seconds")
+  if [ -n "$runs" ]; then limit=(-runs="$runs"); fi
+  log="$dir/$t.log"
+  start=$(date +%s)
+  if "$dir/$t" "${limit[@]}" -max_len=65536 -rss_limit_mb=2048 \
+       -timeout=10 -artifact_prefix="$crashes/" -print_final_stats=1 \
+       "$corpus" "$dir/seeds/$t" >"$log" 2>&1; then
+    stats=$(grep -E '^#[0-9]+.*DONE' "$log" | tail -1 || true)
+    execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
+    echo "$t: ${execs:-?} executions in $(( $(date +%s) - start )) s; ${stats#*DONE   }"
+  else
+    echo "$t: CRASH (input in $crashes/, log $log):" >&2
+    grep -E 'ERROR|SUMMARY|runtime error|deadly signal' "$log" | head -5 >&2
+    status=1
+  fi
+done
+exit $status
