@@ -181,6 +181,9 @@ TEST(ModelAnalysisTest, EveryFixtureModelUsesAllowedOpsOnly) {
     EXPECT_TRUE(CheckOpsAllowed(*g).ok()) << name << ": " << CheckOpsAllowed(*g);
   }
   EXPECT_TRUE(AnalyzeModel(MakeBuiltinModel(), {1, 28, 28}).ok());
+  // AutoQ's own exports (fake-quant ops) are models users load again.
+  EXPECT_TRUE(IsAllowedOp("aten::fake_quantize_per_tensor_affine"));
+  EXPECT_TRUE(IsAllowedOp("aten::fake_quantize_per_channel_affine"));
 }
 
 TEST(ModelAnalysisTest, ParseShape) {

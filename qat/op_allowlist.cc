@@ -89,6 +89,13 @@ constexpr const char* kAtenOps[] = {
     "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "prod",
     "std", "var", "norm", "frobenius_norm", "logsumexp", "cumsum", "cumprod",
     "topk", "sort", "argsort", "median", "mode",
+    // quantization (AutoQ's own exports and QAT models from PyTorch)
+    "fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
+    "_fake_quantize_learnable_per_tensor_affine",
+    "_fake_quantize_learnable_per_channel_affine", "quantize_per_tensor",
+    "quantize_per_channel", "dequantize", "int_repr", "q_scale",
+    "q_zero_point", "q_per_channel_scales", "q_per_channel_zero_points",
+    "round_",
     // creation and conversion
     "zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "arange", "linspace", "tensor", "scalar_tensor",
     "as_tensor", "clone", "detach", "detach_", "to", "type_as", "float",
@@ -143,7 +150,8 @@ absl::Status CheckOpsAllowed(const torch::jit::Graph& graph) {
   if (const auto original = range.findSourceRangeThatGenerated()) {
     range = *original;
   }
-  if (const auto flc = range.file_line_col()) {
+  if (const auto flc = range.file_line_col();
+      flc && !std::get<0>(*flc).empty()) {
     where = absl::StrCat(" at ", std::get<0>(*flc), ":", std::get<1>(*flc));
   }
   return absl::InvalidArgumentError(absl::StrCat(
