@@ -104,21 +104,19 @@ absl::StatusOr<std::vector<evaluator::EvalRecord>> CachedEvaluation::Evaluate(
   if (!tasks.empty()) {
     evaluator_->Run(tasks, [&](size_t t, absl::StatusOr<evaluator::EvalRecord> result) {
       absl::Status st = result.status();
-      // Exports first: a stored final result implies its artifacts.
+      // One transaction: a stored final result implies its artifacts, and
+      // a failed write (a full disk) leaves neither.
       if (st.ok() && !result->stored) {
-        for (const auto& [name, bytes] : result->artifacts) {
-          st = store_->PutArtifact(tasks[t].key, name, bytes);
-          if (!st.ok()) break;
-        }
-      }
-      if (st.ok() && !result->stored) {
+        ResultStore::ArtifactViews artifacts(result->artifacts.begin(),
+                                             result->artifacts.end());
         ResultSummary summary;
         summary.val_top1 = result->qat.best_val_top1;
         summary.size_bytes = result->qat.size_bytes;
         summary.wall_seconds = result->qat.wall_seconds;
         summary.device = result->device;
-        st = store_->Put(tasks[t].key, evaluator::EncodeRecord(*result, tasks[t].bits),
-                         summary);
+        st = store_->PutWithArtifacts(
+            tasks[t].key, evaluator::EncodeRecord(*result, tasks[t].bits),
+            summary, artifacts);
       }
       std::lock_guard<std::mutex> lock(mu);
       if (!st.ok()) {

@@ -1,7 +1,9 @@
 #include "search/result_store.h"
 
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -100,6 +102,13 @@ absl::Status CheckPath(const std::string& path) {
     return absl::FailedPreconditionError(absl::StrCat(
         path, ": is a folder; set output.database to a file path"));
   }
+  const std::string folder = parent.empty() ? "." : parent.string();
+  if (access(folder.c_str(), W_OK) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        path, ": its folder ", folder, " cannot be written (",
+        std::strerror(errno), "); SQLite keeps a write-ahead log beside the "
+        "database: make the folder writable or use another file"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::OkStatus();  // new file, or SQLite reports why not
   char header[16] = {};
@@ -108,6 +117,14 @@ absl::Status CheckPath(const std::string& path) {
   if (in.gcount() < static_cast<std::streamsize>(sizeof(header)) ||
       std::memcmp(header, "SQLite format 3", sizeof(header)) != 0) {
     return NotOurs(path, "file is not an SQLite database");
+  }
+  // SQLite would open a read-only file read-only and fail at the first
+  // write with "unable to open database file"; say what is wrong instead.
+  if (access(path.c_str(), W_OK) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        path, ": the database cannot be written (", std::strerror(errno),
+        "); AutoQ stores every result there: make it writable or use "
+        "another file"));
   }
   return absl::OkStatus();
 }
@@ -218,9 +235,10 @@ absl::StatusOr<std::optional<std::string>> ResultStore::Get(
   return std::optional<std::string>(s.Bytes(0));
 }
 
-absl::Status ResultStore::Put(absl::string_view key, absl::string_view value,
-                              const ResultSummary& summary, bool* inserted) {
-  std::lock_guard<std::mutex> lock(mu_);
+absl::Status ResultStore::PutLocked(absl::string_view key,
+                                    absl::string_view value,
+                                    const ResultSummary& summary,
+                                    bool* inserted) {
   Statement s(db_, path_);
   RETURN_IF_ERROR(
       s.Prepare("INSERT OR IGNORE INTO results (key, value, val_top1, "
@@ -234,6 +252,30 @@ absl::Status ResultStore::Put(absl::string_view key, absl::string_view value,
   RETURN_IF_ERROR(s.Run());
   if (inserted != nullptr) *inserted = sqlite3_changes(db_) > 0;
   return absl::OkStatus();
+}
+
+absl::Status ResultStore::Put(absl::string_view key, absl::string_view value,
+                              const ResultSummary& summary, bool* inserted) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return PutLocked(key, value, summary, inserted);
+}
+
+absl::Status ResultStore::PutWithArtifacts(absl::string_view key,
+                                           absl::string_view value,
+                                           const ResultSummary& summary,
+                                           const ArtifactViews& artifacts,
+                                           bool* inserted) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(Exec(db_, path_, "BEGIN IMMEDIATE"));
+  absl::Status st;
+  for (const auto& [name, bytes] : artifacts) {
+    st = PutArtifactLocked(key, name, bytes);
+    if (!st.ok()) break;
+  }
+  if (st.ok()) st = PutLocked(key, value, summary, inserted);
+  if (st.ok()) st = Exec(db_, path_, "COMMIT");
+  if (!st.ok()) RollbackIfOpen(db_);
+  return st;
 }
 
 absl::StatusOr<int64_t> ResultStore::CountResults() {
@@ -270,15 +312,21 @@ absl::StatusOr<std::optional<Checkpoint>> ResultStore::LatestCheckpoint(
       std::string(job_key), static_cast<int>(s.Int64(0)), s.Bytes(1)});
 }
 
-absl::Status ResultStore::PutArtifact(absl::string_view key,
-                                      absl::string_view name,
-                                      absl::string_view bytes) {
-  std::lock_guard<std::mutex> lock(mu_);
+absl::Status ResultStore::PutArtifactLocked(absl::string_view key,
+                                            absl::string_view name,
+                                            absl::string_view bytes) {
   Statement s(db_, path_);
   RETURN_IF_ERROR(s.Prepare(
       "INSERT OR REPLACE INTO artifacts (key, name, bytes) VALUES (?, ?, ?)"));
   s.Text(key).Text(name).Blob(bytes);
   return s.Run();
+}
+
+absl::Status ResultStore::PutArtifact(absl::string_view key,
+                                      absl::string_view name,
+                                      absl::string_view bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return PutArtifactLocked(key, name, bytes);
 }
 
 absl::StatusOr<std::optional<std::string>> ResultStore::GetArtifact(

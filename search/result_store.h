@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -72,6 +73,16 @@ class ResultStore {
   absl::Status Put(absl::string_view key, absl::string_view value,
                    const ResultSummary& summary, bool* inserted = nullptr);
 
+  // Put, with the exported files of a final-front point as (name, bytes)
+  // artifacts, in one transaction: a failure (a full disk) keeps none of
+  // them. The artifacts are written even when the key is present.
+  using ArtifactViews =
+      std::vector<std::pair<absl::string_view, absl::string_view>>;
+  absl::Status PutWithArtifacts(absl::string_view key, absl::string_view value,
+                                const ResultSummary& summary,
+                                const ArtifactViews& artifacts,
+                                bool* inserted = nullptr);
+
   absl::StatusOr<int64_t> CountResults();
 
   // Search checkpoints: one row per (job_key, generation); a second write of
@@ -95,6 +106,12 @@ class ResultStore {
 
  private:
   ResultStore(std::string path, sqlite3* db);
+
+  // Put and PutArtifact; require mu_ held.
+  absl::Status PutLocked(absl::string_view key, absl::string_view value,
+                         const ResultSummary& summary, bool* inserted);
+  absl::Status PutArtifactLocked(absl::string_view key, absl::string_view name,
+                                 absl::string_view bytes);
 
   std::string path_;
   std::mutex mu_;

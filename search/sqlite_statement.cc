@@ -2,6 +2,7 @@
 
 #include <limits>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 
 namespace autoq::search {
@@ -14,6 +15,10 @@ const char* NonNull(absl::string_view v) { return v.empty() ? "" : v.data(); }
 bool TooBig(absl::string_view v) {
   return v.size() > static_cast<size_t>(std::numeric_limits<int>::max());
 }
+
+// Marks a disk-full status; a code alone cannot tell it from other
+// RESOURCE_EXHAUSTED errors.
+constexpr char kDiskFullPayload[] = "autoq.sqlite/disk_full";
 
 }  // namespace
 
@@ -41,8 +46,13 @@ absl::Status SqlError(sqlite3* db, int rc, const std::string& path,
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       return absl::DataLossError(msg);
-    case SQLITE_FULL:
-      return absl::ResourceExhaustedError(msg);
+    case SQLITE_FULL: {
+      absl::Status full = absl::ResourceExhaustedError(
+          absl::StrCat(msg, ": the disk holding the database is full; "
+                            "writes succeed again once space is freed"));
+      full.SetPayload(kDiskFullPayload, absl::Cord("1"));
+      return full;
+    }
     case SQLITE_CANTOPEN:
     case SQLITE_PERM:
     case SQLITE_READONLY:
@@ -50,6 +60,11 @@ absl::Status SqlError(sqlite3* db, int rc, const std::string& path,
     default:
       return absl::InternalError(msg);
   }
+}
+
+bool IsDiskFull(const absl::Status& status) {
+  return absl::IsResourceExhausted(status) &&
+         status.GetPayload(kDiskFullPayload).has_value();
 }
 
 absl::Status Exec(sqlite3* db, const std::string& path, const char* sql) {

@@ -31,6 +31,11 @@ std::string SqliteMessage(sqlite3* db, int rc);
 absl::Status SqlError(sqlite3* db, int rc, const std::string& path,
                       absl::string_view sql);
 
+// True for a status made by SqlError from SQLITE_FULL (or carried on from
+// one): the disk holding the database is full. Such a write changed
+// nothing and succeeds again once there is space.
+bool IsDiskFull(const absl::Status& status);
+
 // Runs `sql` (one or more statements returning no rows).
 absl::Status Exec(sqlite3* db, const std::string& path, const char* sql);
 

@@ -1,6 +1,7 @@
 #include "server/job_manager.h"
 
 #include <algorithm>
+#include <chrono>
 #include <random>
 #include <utility>
 
@@ -8,6 +9,7 @@
 #include "common/rpc_util.h"
 #include "common/sha256.h"
 #include "search/result_store.h"
+#include "search/sqlite_statement.h"
 #include "server/job_run.h"
 
 namespace autoq::server {
@@ -54,6 +56,8 @@ JobManager::JobManager(ServerStore* store, search::ResultStore* results,
       std::clamp<int64_t>(options_.max_model_bytes, 1024, (int64_t{1} << 31) - 1);
   options_.max_active_jobs_per_client =
       std::clamp(options_.max_active_jobs_per_client, 1, 10000);
+  options_.disk_full_retry_ms =
+      std::clamp(options_.disk_full_retry_ms, 10, 600000);
 }
 
 JobManager::~JobManager() {
@@ -210,8 +214,7 @@ absl::StatusOr<JobStatus> JobManager::Submit(const std::string& owner,
   row.phase = "queued";
   row.submitted_ms = row.updated_ms = UnixMillis();
   job->generations = check->generations;
-  absl::Status st = store_->PutModel(row.model_sha256, model_bytes);
-  if (st.ok()) st = store_->InsertJob(row);
+  absl::Status st = store_->InsertJobWithModel(row, model_bytes);
   if (!st.ok()) return st;
   JobEvent accepted;
   *accepted.mutable_accepted() = StatusOf(*job);
@@ -311,12 +314,44 @@ void JobManager::RunJobThread(std::shared_ptr<Job> job) {
     job->computed = computed;
     job->cached = cached;
   };
+  // A full disk is not the job's fault: it waits for space and resumes
+  // from its last checkpoint, as after a restart, instead of failing.
+  bool told = false;
+  auto wait_for_space = [&](const absl::Status& why) {
+    if (!told) {
+      JobEvent e;
+      e.set_log(absl::StrCat("waiting for disk space, then resuming: ",
+                             why.message()));
+      job->feed->Publish(std::move(e));
+      if (options_.log != nullptr) {
+        std::fprintf(options_.log, "job %s: waiting for disk space: %s\n",
+                     job_id.c_str(), std::string(why.message()).c_str());
+      }
+      told = true;
+    }
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(options_.disk_full_retry_ms);
+    while (!stopping_ && !job->cancelled &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(
+          std::min(options_.disk_full_retry_ms, 100)));
+    }
+    return !stopping_ && !job->cancelled;
+  };
   absl::StatusOr<FinalFront> front = RunServiceJob(ctx);
+  while (!front.ok() && search::IsDiskFull(front.status()) &&
+         wait_for_space(front.status())) {
+    front = RunServiceJob(ctx);
+  }
   if (stopping_ && !front.ok()) return;  // continued by the next start
   if (!front.ok()) {
     return end(JOB_FAILED, std::string(front.status().message()));
   }
   absl::Status st = store_->SetJobResults(job_id, front->SerializeAsString());
+  while (search::IsDiskFull(st) && wait_for_space(st)) {
+    st = store_->SetJobResults(job_id, front->SerializeAsString());
+  }
+  if (stopping_ && !st.ok()) return;
   if (!st.ok()) return end(JOB_FAILED, std::string(st.message()));
   {
     std::lock_guard<std::mutex> lock(job->mu);

@@ -47,6 +47,11 @@ struct JobManagerOptions {
   // How uploaded models are loaded and analyzed: apart from the server, in
   // a child with limits, when model_check.analyzer is set.
   ModelCheckOptions model_check;
+  // A job whose writes fail because the database's disk is full waits this
+  // long, then resumes from its last checkpoint (its finished evaluations
+  // come from the cache), until there is space again. Default 5000 ms;
+  // clamped to [10, 600000].
+  int disk_full_retry_ms = 5000;
   // Log lines (job accepted, finished, failed); null: silent.
   std::FILE* log = stderr;
 };

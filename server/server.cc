@@ -116,6 +116,8 @@ absl::StatusOr<std::unique_ptr<AutoqServer>> AutoqServer::Start(
       ServerStore::Open(options.database);
   if (!store.ok()) return store.status();
   impl->store = *std::move(store);
+  absl::Status writable = impl->store->CheckWritable();
+  if (!writable.ok()) return writable;
   TaskQueueOptions qopt;
   qopt.lease_ms = int64_t{1000} * options.lease_seconds;
   qopt.restart_grace_ms = int64_t{1000} * options.restart_grace_seconds;
@@ -129,6 +131,7 @@ absl::StatusOr<std::unique_ptr<AutoqServer>> AutoqServer::Start(
   jopt.max_model_bytes = options.max_model_bytes;
   jopt.max_active_jobs_per_client = options.max_jobs_per_client;
   jopt.model_check = options.model_check;
+  jopt.disk_full_retry_ms = options.disk_full_retry_ms;
   jopt.log = options.log;
   impl->jobs = std::make_unique<JobManager>(
       impl->store.get(), impl->results.get(), impl->queue.get(), jopt);

@@ -45,6 +45,9 @@ struct ServerOptions {
   // (server/model_check.h); autoq-server runs itself as the analyzer. Left
   // empty, models are loaded in this process.
   ModelCheckOptions model_check;
+  // A job that finds the database's disk full retries this often (see
+  // JobManagerOptions::disk_full_retry_ms; default 5000).
+  int disk_full_retry_ms = 5000;
   std::FILE* log = stderr;  // null: silent
 };
 

@@ -238,14 +238,32 @@ absl::StatusOr<std::unique_ptr<ServerStore>> ServerStore::Open(
 
 // --- Models.
 
-absl::Status ServerStore::PutModel(absl::string_view sha256,
-                                   absl::string_view bytes) {
+absl::Status ServerStore::CheckWritable() {
   std::lock_guard<std::mutex> lock(mu_);
+  absl::Status st = RunLocked("BEGIN IMMEDIATE");
+  if (st.ok()) return RunLocked("ROLLBACK");
+  if (absl::IsUnavailable(st)) {
+    return absl::UnavailableError(absl::StrCat(
+        path_, ": another process holds the database's write lock (another "
+        "autoq-server on the same file, or a tool in a write transaction); "
+        "gave up after ", kBusyTimeoutMs / 1000, " s"));
+  }
+  return st;
+}
+
+absl::Status ServerStore::PutModelLocked(absl::string_view sha256,
+                                         absl::string_view bytes) {
   AUTOQ_STATEMENT_(s,
                    "INSERT OR IGNORE INTO models (sha256, bytes, size) "
                    "VALUES (?, ?, ?)");
   s.Text(sha256).Blob(bytes).Int(static_cast<int64_t>(bytes.size()));
   return s.Run();
+}
+
+absl::Status ServerStore::PutModel(absl::string_view sha256,
+                                   absl::string_view bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return PutModelLocked(sha256, bytes);
 }
 
 absl::StatusOr<std::optional<std::string>> ServerStore::GetModel(
@@ -267,8 +285,7 @@ absl::StatusOr<bool> ServerStore::HasModel(absl::string_view sha256) {
 
 // --- Jobs.
 
-absl::Status ServerStore::InsertJob(const JobRow& job) {
-  std::lock_guard<std::mutex> lock(mu_);
+absl::Status ServerStore::InsertJobLocked(const JobRow& job) {
   AUTOQ_STATEMENT_(s,
                    "INSERT INTO jobs (job_id, owner, name, spec, "
                    "model_sha256, model_bytes, state, phase, error, results, "
@@ -287,6 +304,22 @@ absl::Status ServerStore::InsertJob(const JobRow& job) {
       .Int(job.submitted_ms)
       .Int(job.updated_ms);
   return s.Run();
+}
+
+absl::Status ServerStore::InsertJob(const JobRow& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return InsertJobLocked(job);
+}
+
+absl::Status ServerStore::InsertJobWithModel(const JobRow& job,
+                                             absl::string_view model_bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(RunLocked("BEGIN IMMEDIATE"));
+  absl::Status st = PutModelLocked(job.model_sha256, model_bytes);
+  if (st.ok()) st = InsertJobLocked(job);
+  if (st.ok()) st = RunLocked("COMMIT");
+  if (!st.ok()) RollbackIfOpen(db_);
+  return st;
 }
 
 absl::Status ServerStore::UpdateJob(absl::string_view job_id, int state,

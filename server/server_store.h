@@ -91,6 +91,10 @@ class ServerStore {
   // --- Jobs.
   // Fails with ALREADY_EXISTS if the id exists.
   absl::Status InsertJob(const JobRow& job);
+  // PutModel(job.model_sha256, model_bytes) and InsertJob(job) in one
+  // transaction: a failure (a full disk) keeps neither.
+  absl::Status InsertJobWithModel(const JobRow& job,
+                                  absl::string_view model_bytes);
   // Sets state, phase, error and updated_ms of an existing job (NOT_FOUND
   // if there is none; so does SetJobResults).
   absl::Status UpdateJob(absl::string_view job_id, int state,
@@ -129,6 +133,12 @@ class ServerStore {
   absl::Status DeleteWorker(absl::string_view worker_id);  // absent: a no-op
   // By registration time, then id.
   absl::StatusOr<std::vector<WorkerRow>> ListWorkers();
+
+  // Takes the database's write lock and lets it go again, for a server's
+  // start: UNAVAILABLE naming the path when another process holds it past
+  // the busy timeout (5 s), rather than failing later in the middle of
+  // restoring state.
+  absl::Status CheckWritable();
 
   // --- Server starts. Adds one to the count of starts kept in the meta
   // table and returns the count before it (0 on a file no server has
@@ -182,6 +192,9 @@ class ServerStore {
 
   // The writes; require mu_ held. SetDeadlinesLocked is not atomic by
   // itself: its callers wrap it in a transaction or a savepoint.
+  absl::Status PutModelLocked(absl::string_view sha256,
+                              absl::string_view bytes);
+  absl::Status InsertJobLocked(const JobRow& job);
   absl::Status InsertTaskLocked(const TaskRow& task, bool with_id);
   absl::Status SetLeaseLocked(int64_t task_id, absl::string_view lease_id,
                               absl::string_view worker_id, int64_t deadline_ms,

@@ -1,7 +1,10 @@
 #include "server/server_store.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -11,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "search/result_store.h"
+#include "search/sqlite_statement.h"
 #include "server/test_store.h"
 #include "tests/testing.h"
 
@@ -312,6 +316,97 @@ TEST_F(ServerStoreTest, CountsServerStartsAcrossReopens) {
   ASSERT_NE(second, nullptr);
   EXPECT_EQ(*second->CountStart(), 3);
   EXPECT_EQ(*store_->CountStart(), 4);
+}
+
+// A full disk, with the kernel's own ENOSPC (a small tmpfs; needs root):
+// a job and its model are stored together or not at all, and so are a
+// result and its exports; the error says so; writes succeed again once
+// space is freed.
+TEST(ServerStoreDiskTest, FullDiskKeepsNothingHalfWrittenAndRecovers) {
+  autoq::testing::SmallFilesystem fs(4 << 20);
+  if (!fs.mounted()) GTEST_SKIP() << fs.why();
+  const std::string path = fs.File("autoq.db");
+  auto results = search::ResultStore::Open(path);
+  ASSERT_TRUE(results.ok()) << results.status();
+  auto store = ServerStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE(fs.Fill());
+
+  JobRow job = MakeJob("j-0000000000000001", "alice", 1000);
+  const std::string model(512 << 10, 'm');
+  absl::Status st = (*store)->InsertJobWithModel(job, model);
+  ASSERT_FALSE(st.ok());
+  EXPECT_TRUE(search::IsDiskFull(st)) << st;
+  EXPECT_THAT(st.message(), HasSubstr("disk holding the database is full"));
+  EXPECT_THAT(st.message(), HasSubstr(path));
+  EXPECT_EQ(*(*store)->GetJob(job.job_id), std::nullopt);
+  EXPECT_FALSE(*(*store)->HasModel(job.model_sha256));
+
+  const std::string exported(512 << 10, 'e');
+  st = (*results)->PutWithArtifacts("k1", "result", search::ResultSummary{},
+                                    {{"model.pt", exported}});
+  EXPECT_TRUE(search::IsDiskFull(st)) << st;
+  EXPECT_EQ(*(*results)->Get("k1"), std::nullopt);
+  EXPECT_THAT(*(*results)->ListArtifacts("k1"), ElementsAre());
+
+  fs.Free();
+  ASSERT_TRUE((*store)->InsertJobWithModel(job, model).ok());
+  ASSERT_TRUE((*results)
+                  ->PutWithArtifacts("k1", "result", search::ResultSummary{},
+                                     {{"model.pt", exported}})
+                  .ok());
+  EXPECT_TRUE((*store)->GetJob(job.job_id)->has_value());
+  EXPECT_EQ(*(*results)->Get("k1"), "result");
+  EXPECT_THAT(*(*results)->ListArtifacts("k1"), ElementsAre("model.pt"));
+}
+
+// Another process holding the write lock: a server's start-up check fails
+// within the busy timeout with a one-line error naming the file.
+TEST_F(ServerStoreTest, CheckWritableFailsFastOnALockedDatabase) {
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status st = store_->CheckWritable();
+  const double seconds = std::chrono::duration<double>(
+                             std::chrono::steady_clock::now() - start)
+                             .count();
+  EXPECT_TRUE(absl::IsUnavailable(st)) << st;
+  EXPECT_THAT(st.message(), HasSubstr("another process holds"));
+  EXPECT_THAT(st.message(), HasSubstr(path_));
+  EXPECT_EQ(std::string(st.message()).find('\n'), std::string::npos);
+  EXPECT_LT(seconds, 15);
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  EXPECT_TRUE(store_->CheckWritable().ok());
+}
+
+// A database on a read-only filesystem (or a read-only file): refused at
+// open with what is wrong, not SQLite's "unable to open database file" at
+// the first write.
+TEST(ServerStoreDiskTest, ReadOnlyDatabaseIsRefusedAtOpen) {
+  autoq::testing::SmallFilesystem fs(1 << 20);
+  autoq::testing::TempDir dir;
+  std::string path;
+  if (fs.mounted()) {
+    path = fs.File("autoq.db");
+    ASSERT_TRUE(search::ResultStore::Open(path).ok());
+    ASSERT_TRUE(fs.RemountReadOnly());
+  } else if (geteuid() != 0) {
+    path = dir.File("autoq.db");
+    ASSERT_TRUE(search::ResultStore::Open(path).ok());
+    ASSERT_EQ(chmod(path.c_str(), 0444), 0);
+  } else {
+    GTEST_SKIP() << "root without a mount: " << fs.why();
+  }
+  auto results = search::ResultStore::Open(path);
+  ASSERT_FALSE(results.ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(results.status())) << results.status();
+  EXPECT_THAT(results.status().message(), HasSubstr("cannot be written"));
+  EXPECT_THAT(results.status().message(), HasSubstr(path));
+  EXPECT_EQ(std::string(results.status().message()).find('\n'),
+            std::string::npos);
 }
 
 }  // namespace

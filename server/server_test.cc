@@ -9,7 +9,9 @@
 #include <grpcpp/security/credentials.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <future>
@@ -21,11 +23,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/rpc_util.h"
 #include "common/sha256.h"
+#include "evaluator/task.h"
 #include "gtest/gtest.h"
 #include "proto/autoq.grpc.pb.h"
 #include "search/result_store.h"
 #include "server/auth.h"
 #include "server/server_store.h"
+#include "server/test_fault_vfs.h"
 #include "server/test_store.h"
 #include "tests/testing.h"
 
@@ -525,6 +529,229 @@ TEST_F(ServerTest, AFailedStoreWriteIsTheWorkersErrorAndChangesNothing) {
   EXPECT_FALSE(response.duplicate());
 
   ASSERT_TRUE(Cancel(kAlice, submitted.status().job_id()).ok());
+}
+
+// What a no-op worker answers for a task: a result from its bits, with the
+// exports a final task must deliver.
+CompleteTaskRequest SyntheticCompletion(const std::string& worker_id,
+                                        const LeaseTaskResponse& lease) {
+  CompleteTaskRequest request;
+  request.set_worker_id(worker_id);
+  request.set_lease_id(lease.lease_id());
+  request.set_task_id(lease.task().task_id());
+  EvalResult* r = request.mutable_result();
+  double top1 = 90;
+  for (int w : lease.task().wbits()) top1 -= 0.3 * (8 - w) * (8 - w);
+  r->set_best_val_top1(top1);
+  r->set_final_val_top1(top1);
+  r->set_test_top1(top1 - 0.5);
+  r->set_size_bytes(1000 + 100 * lease.task().wbits_size());
+  r->set_device("noop");
+  *r->mutable_wbits() = lease.task().wbits();
+  *r->mutable_abits() = lease.task().abits();
+  if (lease.task().stage() == STAGE_SENSITIVITY) {
+    SensitivityResult* s = r->mutable_sensitivity();
+    s->set_min_bits(2);
+    s->set_max_bits(8);
+    s->set_reference_loss(0.3);
+    s->set_reference_top1(90);
+    s->set_images(1);
+    for (int i = 0; i < lease.task().wbits_size(); ++i) {
+      SensitivityLayer* l = s->add_layers();
+      l->set_name(absl::StrCat("layer", i));
+      for (int b = 2; b <= 8; ++b) {
+        l->add_loss(0.3 + 0.003 * (8 - b) * (8 - b));
+        l->add_top1(90 - 0.3 * (8 - b) * (8 - b));
+      }
+    }
+  }
+  if (lease.task().stage() == STAGE_FINAL) {
+    for (const char* name : evaluator::kFinalArtifacts) {
+      NamedBytes* a = request.add_artifacts();
+      a->set_name(name);
+      a->set_data(absl::StrCat("export ", name, " of ", lease.task().key()));
+    }
+  }
+  return request;
+}
+
+// A full database disk: requests that must write fail with a clear status
+// and keep nothing; a worker's completion is UNAVAILABLE (it keeps its
+// result and sends it again); and once there is space the server carries
+// on by itself: a job whose writes met the full disk at any point still
+// finishes.
+TEST_F(ServerTest, RidesOutAFullDisk) {
+  AUTOQ_REQUIRE_FIXTURE(Fixture("small_dscnn.pt"));
+  test_util::FullDiskVfs& disk = test_util::FullDiskVfs::Install();
+  StartServer(int64_t{64} << 20,
+              [](ServerOptions* o) { o->disk_full_retry_ms = 50; });
+  SubmitJobResponse submitted;
+  JobSpec spec = SmallSpec(/*population=*/16);
+  spec.mutable_search()->set_generations(3);
+  ASSERT_TRUE(Submit(kAlice, spec,
+                     testing::ReadFile(Fixture("small_dscnn.pt")), &submitted)
+                  .ok());
+  const std::string job_id = submitted.status().job_id();
+  const std::string worker = Register();
+  auto lease_task = [&](LeaseTaskResponse* lease) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kWorker);
+    LeaseTaskRequest request;
+    request.set_worker_id(worker);
+    request.set_device("cpu");
+    return workers_->LeaseTask(&ctx, request, lease);
+  };
+  auto complete = [&](const CompleteTaskRequest& request,
+                      CompleteTaskResponse* response) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kWorker);
+    return workers_->CompleteTask(&ctx, request, response);
+  };
+  LeaseTaskResponse lease;
+  for (int i = 0; i < 100 && !lease.has_task(); ++i) {
+    ASSERT_TRUE(lease_task(&lease).ok());
+    if (!lease.has_task())
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(lease.has_task());
+
+  disk.SetFull(true);
+  const std::string model = testing::ReadFile(Fixture("small_dscnn.pt"));
+  JobSpec other = SmallSpec();
+  other.set_name("while-full");
+  SubmitJobResponse refused;
+  grpc::Status st = Submit(kBob, other, model, &refused);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << st.error_message();
+  EXPECT_NE(st.error_message().find("disk holding the database is full"),
+            std::string::npos)
+      << st.error_message();
+  const CompleteTaskRequest done = SyntheticCompletion(worker, lease);
+  CompleteTaskResponse response;
+  st = complete(done, &response);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << st.error_message();
+  EXPECT_NE(st.error_message().find("full"), std::string::npos)
+      << st.error_message();
+  disk.SetFull(false);
+  EXPECT_GT(disk.refused(), 0);
+
+  // Nothing of the refused job was kept; the completion is accepted now.
+  ListJobsResponse bobs;
+  ASSERT_TRUE(List(kBob, &bobs).ok());
+  EXPECT_EQ(bobs.jobs_size(), 0);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(tmp_.File("server.db").c_str(), &db), SQLITE_OK);
+  auto count = [&](const char* sql) {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr), SQLITE_OK);
+    std::string out;
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    return out;
+  };
+  EXPECT_EQ(count("SELECT COUNT(*) FROM jobs"), "1");
+  EXPECT_EQ(count("SELECT COUNT(*) FROM models"), "1");
+  EXPECT_EQ(count("SELECT COUNT(*) FROM results"), "0");
+  ASSERT_TRUE(complete(done, &response).ok());
+  EXPECT_FALSE(response.duplicate());
+
+  // The rest of the job and three more jobs (more of the job threads' own
+  // writes), with the disk full half of the time in 30 ms spells: each
+  // write may meet it.
+  std::vector<std::string> job_ids = {job_id};
+  for (int seed = 2; seed <= 4; ++seed) {
+    JobSpec more = spec;
+    more.mutable_search()->set_seed(seed);
+    SubmitJobResponse r;
+    ASSERT_TRUE(Submit(kAlice, more, model, &r).ok());
+    job_ids.push_back(r.status().job_id());
+  }
+  std::atomic<bool> stop{false};
+  std::thread flapping([&] {
+    while (!stop.load()) {
+      disk.SetFull(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      disk.SetFull(false);
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+  });
+  const long refused_before = disk.refused();
+  int completed = 1, retried = 0;
+  std::string unexpected;
+  std::vector<JobStatus> statuses(job_ids.size());
+  auto all_ended = [&] {
+    for (size_t j = 0; j < job_ids.size(); ++j) {
+      grpc::ClientContext ctx;
+      Prepare(&ctx, kAlice);
+      GetJobRequest get;
+      get.set_job_id(job_ids[j]);
+      if (!jobs_->GetJob(&ctx, get, &statuses[j]).ok() ||
+          statuses[j].state() == JOB_QUEUED ||
+          statuses[j].state() == JOB_RUNNING) {
+        return false;
+      }
+    }
+    return true;
+  };
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  while (std::chrono::steady_clock::now() < give_up && !all_ended()) {
+    LeaseTaskResponse next;
+    st = lease_task(&next);
+    if (!st.ok() || !next.has_task()) {
+      if (!st.ok() && st.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED)
+        unexpected = st.error_message();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
+    const CompleteTaskRequest answer = SyntheticCompletion(worker, next);
+    for (;;) {
+      CompleteTaskResponse r;
+      st = complete(answer, &r);
+      if (st.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+      ++retried;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (st.ok()) {
+      ++completed;
+    } else {
+      unexpected = st.error_message();
+    }
+  }
+  stop = true;
+  flapping.join();
+  disk.SetFull(false);
+  for (const JobStatus& status : statuses) {
+    EXPECT_EQ(status.state(), JOB_FINISHED) << status.error();
+  }
+  EXPECT_EQ(unexpected, "");
+  EXPECT_GT(disk.refused(), refused_before);
+  // How often the job threads themselves waited for space (it depends on
+  // where the spells fell).
+  int waits = 0;
+  for (const std::string& id : job_ids) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kAlice);
+    WatchJobRequest watch;
+    watch.set_job_id(id);
+    auto reader = jobs_->WatchJob(&ctx, watch);
+    JobEvents batch;
+    while (reader->Read(&batch)) {
+      for (const JobEvent& e : batch.events()) {
+        waits += e.log().find("waiting for disk space") != std::string::npos;
+      }
+    }
+    EXPECT_TRUE(reader->Finish().ok());
+  }
+  std::printf(
+      "%d completions (%d sent again), %ld writes refused, jobs waited for "
+      "space %d time(s)\n",
+      completed, retried, disk.refused(), waits);
+  EXPECT_EQ(count("PRAGMA integrity_check"), "ok");
+  sqlite3_close(db);
 }
 
 TEST_F(ServerTest, JobsPerClientAreLimited) {

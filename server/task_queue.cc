@@ -340,7 +340,12 @@ void TaskQueue::LeaseNextAsync(const std::string& worker_id, int64_t now_ms,
              {
                std::lock_guard<std::mutex> lock(mu_);
                auto it = tasks_.find(lease.task.task_id);
-               if (it != tasks_.end() &&
+               if (it == tasks_.end()) {
+                 // Its insert failed (a full disk) and took it away: for
+                 // the worker there was simply no task.
+                 by_lease_.erase(lease.lease_id);
+                 st = absl::OkStatus();
+               } else if (
                    it->second->row.lease_id == lease.lease_id &&
                    !it->second->finishing) {
                  Entry& e = *it->second;
@@ -352,6 +357,7 @@ void TaskQueue::LeaseNextAsync(const std::string& worker_id, int64_t now_ms,
                  QueueLocked(lease.task.task_id, e);
                }
              }
+             if (st.ok()) return done(std::optional<Lease>());
              done(std::move(st));
            }});
       return;

@@ -17,6 +17,7 @@
 #include "common/rpc_util.h"
 #include "evaluator/task.h"
 #include "search/result_store.h"
+#include "search/sqlite_statement.h"
 #include "server/services.h"
 #include "server/store_writer.h"
 #include "server/unary.h"
@@ -225,17 +226,18 @@ struct WorkerServiceImpl::State {
             absl::StrCat("a final task must deliver ",
                          absl::StrJoin(evaluator::kFinalArtifacts, ", ")));
       }
-      // Exports first: a stored final result implies its artifacts.
+      // One transaction: a stored final result implies its artifacts, and
+      // a failed write (a full disk) leaves neither.
+      search::ResultStore::ArtifactViews artifacts;
       for (const NamedBytes& a : request->artifacts()) {
-        absl::Status st = results->PutArtifact(task.key, a.name(), a.data());
-        if (!st.ok()) return st;
+        artifacts.emplace_back(a.name(), a.data());
       }
       search::ResultSummary summary;
       summary.val_top1 = result.best_val_top1();
       summary.size_bytes = result.size_bytes();
       summary.wall_seconds = result.wall_seconds();
       summary.device = result.device();
-      return results->Put(task.key, *encoded, summary);
+      return results->PutWithArtifacts(task.key, *encoded, summary, artifacts);
     };
     queue->CompleteAsync(
         request->worker_id(), request->lease_id(), task_id, *encoded,
@@ -244,6 +246,15 @@ struct WorkerServiceImpl::State {
           if (outcome.ok()) {
             response->set_duplicate(*outcome ==
                                     TaskQueue::CompleteOutcome::kDuplicate);
+          }
+          if (search::IsDiskFull(outcome.status())) {
+            // UNAVAILABLE, not RESOURCE_EXHAUSTED: a worker keeps its
+            // result and exports and sends them again later; it drops
+            // exports only when a message is too large.
+            reply(absl::UnavailableError(absl::StrCat(
+                "the server cannot store results now: ",
+                outcome.status().message())));
+            return;
           }
           reply(outcome.status());
         });

@@ -4,11 +4,15 @@
 #ifndef AUTOQ_TESTS_TESTING_H_
 #define AUTOQ_TESTS_TESTING_H_
 
+#include <sys/mount.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -52,6 +56,53 @@ class TempDir {
 
  private:
   std::string path_;
+};
+
+// A small tmpfs mounted on a fresh directory, for storage faults (a full
+// disk, a read-only filesystem) with the kernel's real errors. Mounting
+// needs root (CAP_SYS_ADMIN); where it is refused, mounted() is false and
+// why() says why, and the test uses an injected fault or skips.
+class SmallFilesystem {
+ public:
+  explicit SmallFilesystem(size_t bytes) {
+    const std::string options = "size=" + std::to_string(bytes);
+    if (mount("tmpfs", dir_.path().c_str(), "tmpfs", 0, options.c_str()) ==
+        0) {
+      mounted_ = true;
+    } else {
+      why_ = std::string("cannot mount a tmpfs: ") + std::strerror(errno);
+    }
+  }
+  ~SmallFilesystem() {
+    if (mounted_) umount2(dir_.path().c_str(), MNT_DETACH);
+  }
+  bool mounted() const { return mounted_; }
+  const std::string& why() const { return why_; }
+  std::string File(const std::string& name) const { return dir_.File(name); }
+
+  // Fills the rest of the space with a file; true when the disk is full.
+  bool Fill() {
+    std::FILE* f = std::fopen(File("filler").c_str(), "wb");
+    if (f == nullptr) return false;
+    std::string block(4096, 'x');
+    while (std::fwrite(block.data(), 1, block.size(), f) == block.size()) {
+    }
+    const bool full = errno == ENOSPC;
+    std::fclose(f);
+    return full;
+  }
+  // Frees what Fill() took.
+  void Free() { std::remove(File("filler").c_str()); }
+
+  bool RemountReadOnly() {
+    return mount("tmpfs", dir_.path().c_str(), "tmpfs",
+                 MS_REMOUNT | MS_RDONLY, nullptr) == 0;
+  }
+
+ private:
+  TempDir dir_;
+  bool mounted_ = false;
+  std::string why_;
 };
 
 struct CommandResult {
