@@ -4,7 +4,6 @@
 #include "evaluator/dataset.h"
 
 #include <ATen/ATen.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -30,75 +29,6 @@
 #include "qat/torch_errors.h"
 
 namespace autoq::evaluator {
-namespace internal {
-
-absl::StatusOr<std::string> ReadFileBytes(const std::string& path) {
-  std::error_code ec;
-  const auto st = std::filesystem::status(path, ec);
-  if (!std::filesystem::exists(st)) {
-    return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-  }
-  if (!std::filesystem::is_regular_file(st)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a regular file"));
-  }
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
-  }
-  gzbuffer(f, 1 << 20);
-  std::string out;
-  // gzread takes an unsigned length; read in bounded chunks.
-  constexpr int kChunk = 1 << 22;
-  for (;;) {
-    const size_t old_size = out.size();
-    out.resize(old_size + kChunk);
-    const int n = gzread(f, out.data() + old_size, kChunk);
-    if (n < 0) {
-      int errnum = 0;
-      std::string msg = gzerror(f, &errnum);
-      gzclose(f);
-      return absl::DataLossError(absl::StrCat(path, ": read error: ", msg));
-    }
-    out.resize(old_size + static_cast<size_t>(n));
-    if (n == 0) break;
-  }
-  // A gzip stream cut short reads as EOF; zlib only reports it here.
-  int errnum = Z_OK;
-  std::string msg = gzerror(f, &errnum);
-  const int close_rc = gzclose(f);
-  if (errnum != Z_OK || close_rc != Z_OK) {
-    return absl::DataLossError(
-        absl::StrCat(path, ": corrupt or truncated gzip stream (",
-                     msg.empty() ? "unexpected end of file" : msg, ")"));
-  }
-  return out;
-}
-
-}  // namespace internal
-
-absl::Status ValidateLabels(const at::Tensor& labels, int64_t num_classes,
-                            std::string_view source_view) {
-  // Debian's Abseil has its own string_view type, distinct from std's.
-  const absl::string_view source(source_view.data(), source_view.size());
-  if (!labels.defined() || labels.dim() != 1 ||
-      labels.scalar_type() != at::kLong) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ": labels must be a 1-D int64 tensor"));
-  }
-  const at::Tensor l = labels.contiguous();
-  const int64_t* p = l.data_ptr<int64_t>();
-  for (int64_t i = 0, n = l.numel(); i < n; ++i) {
-    if (p[i] < 0 || p[i] >= num_classes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(source, ": label ", i, " is ", p[i], ", outside [0, ",
-                       num_classes, ")"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 namespace {
 
 // size=H[xW], channels=1|3, skip_bad=0|1, memory_mb=N, cache_mb=N of a

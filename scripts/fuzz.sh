@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=5
 runs=""
-targets=fuzz_image_decode,fuzz_job_config,fuzz_artifact_name
+targets=fuzz_image_decode,fuzz_job_config,fuzz_artifact_name,fuzz_idx_reader,fuzz_cifar_reader,fuzz_tensor_file
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
@@ -28,8 +28,18 @@ if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=cc
 cmake -S fuzz -B "$dir" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "${launcher[@]}" >/dev/null
 cmake --build "$dir" -j"$(nproc)" >/dev/null
-mkdir -p "$dir/seeds/fuzz_image_decode"
-"$dir/fuzz_make_seeds" "$dir/seeds/fuzz_image_decode"
+"$dir/fuzz_make_seeds" "$dir/seeds"
+# torch.save files for fuzz_tensor_file, by Debian's PyTorch (the fixtures'
+# interpreter; AUTOQ_PYTHON overrides it).
+mkdir -p "$dir/seeds/fuzz_tensor_file"
+"${AUTOQ_PYTHON:-/usr/bin/python3}" - "$dir/seeds/fuzz_tensor_file" <<'PY'
+import sys, torch
+out = sys.argv[1]
+torch.save({'images': torch.arange(2 * 1 * 3 * 3, dtype=torch.uint8).reshape(2, 1, 3, 3),
+            'labels': torch.tensor([0, 2])}, out + '/uint8.pt')
+torch.save({'images': torch.rand(3, 3, 2, 2), 'labels': torch.tensor([1, 0, 1])},
+           out + '/float.pt')
+PY
 mkdir -p "$dir/seeds/fuzz_job_config"
 cp configs/*.json fuzz/corpus/job_config/* "$dir/seeds/fuzz_job_config/"
 mkdir -p "$dir/seeds/fuzz_artifact_name"
