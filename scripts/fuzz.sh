@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=5
 runs=""
-targets=fuzz_image_decode,fuzz_job_config,fuzz_artifact_name,fuzz_idx_reader,fuzz_cifar_reader,fuzz_tensor_file
+targets=fuzz_image_decode,fuzz_job_config,fuzz_artifact_name,fuzz_submit_stream,fuzz_completion,fuzz_idx_reader,fuzz_cifar_reader,fuzz_tensor_file
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
@@ -42,6 +42,7 @@ torch.save({'images': torch.rand(3, 3, 2, 2), 'labels': torch.tensor([1, 0, 1])}
 PY
 mkdir -p "$dir/seeds/fuzz_job_config"
 cp configs/*.json fuzz/corpus/job_config/* "$dir/seeds/fuzz_job_config/"
+"$dir/fuzz_make_proto_seeds" "$dir/seeds" configs/*.json
 mkdir -p "$dir/seeds/fuzz_artifact_name"
 cp fuzz/corpus/artifact_name/* "$dir/seeds/fuzz_artifact_name/"
 

@@ -14,6 +14,7 @@
 #include "common/rpc_util.h"
 #include "common/sha256.h"
 #include "server/services.h"
+#include "server/submit_stream.h"
 #include "server/unary.h"
 
 namespace autoq::server {
@@ -26,7 +27,7 @@ class SubmitReactor : public grpc::ServerReadReactor<SubmitJobRequest> {
                 std::string owner, SubmitJobResponse* response)
       : jobs_(jobs),
         pool_(std::move(pool)),
-        max_model_bytes_(max_model_bytes),
+        stream_(max_model_bytes),
         owner_(std::move(owner)),
         response_(response) {
     StartRead(&request_);
@@ -34,15 +35,14 @@ class SubmitReactor : public grpc::ServerReadReactor<SubmitJobRequest> {
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client finished sending
-      if (!have_spec_) {
-        return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   "SubmitJob: no job spec was sent"));
+      if (absl::Status st = stream_.Finish(); !st.ok()) {
+        return Finish(ToGrpc(st));
       }
       pool_([this] {
         std::vector<std::string> warnings;
-        absl::StatusOr<JobStatus> status =
-            jobs_->Submit(owner_, spec_, model_, &warnings);
-        model_.clear();
+        absl::StatusOr<JobStatus> status = jobs_->Submit(
+            owner_, stream_.spec(), stream_.model(), &warnings);
+        stream_.model().clear();
         if (status.ok()) {
           *response_->mutable_status() = *status;
           for (const std::string& w : warnings) response_->add_warnings(w);
@@ -51,29 +51,9 @@ class SubmitReactor : public grpc::ServerReadReactor<SubmitJobRequest> {
       });
       return;
     }
-    if (request_.has_spec()) {
-      if (have_spec_) {
-        return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   "SubmitJob: the spec was sent twice"));
-      }
-      have_spec_ = true;
-      spec_ = std::move(*request_.mutable_spec());
-    } else {
-      if (!have_spec_) {
-        return Finish(grpc::Status(
-            grpc::StatusCode::INVALID_ARGUMENT,
-            "SubmitJob: the first message must be the job spec"));
-      }
-      const std::string& chunk = request_.model_chunk();
-      if (static_cast<int64_t>(model_.size() + chunk.size()) >
-          max_model_bytes_) {
-        // Stop reading: an oversized upload is never held in full.
-        return Finish(grpc::Status(
-            grpc::StatusCode::INVALID_ARGUMENT,
-            absl::StrCat("the model is larger than this server accepts (",
-                         max_model_bytes_, " bytes; see --max-model-mb)")));
-      }
-      model_ += chunk;
+    // An error stops reading: an oversized upload is never held in full.
+    if (absl::Status st = stream_.Add(&request_); !st.ok()) {
+      return Finish(ToGrpc(st));
     }
     StartRead(&request_);
   }
@@ -83,13 +63,10 @@ class SubmitReactor : public grpc::ServerReadReactor<SubmitJobRequest> {
  private:
   JobManager* jobs_;
   WorkPool pool_;
-  int64_t max_model_bytes_;
+  SubmitStream stream_;
   std::string owner_;
   SubmitJobResponse* response_;
   SubmitJobRequest request_;
-  JobSpec spec_;
-  bool have_spec_ = false;
-  std::string model_;
 };
 
 // The state a watch reactor shares with what pokes it (its feed's

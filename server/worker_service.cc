@@ -18,6 +18,8 @@
 #include "evaluator/task.h"
 #include "search/result_store.h"
 #include "search/sqlite_statement.h"
+#include "common/status_macros.h"
+#include "server/completion_check.h"
 #include "server/services.h"
 #include "server/store_writer.h"
 #include "server/unary.h"
@@ -193,15 +195,8 @@ struct WorkerServiceImpl::State {
       return reply(absl::InvalidArgumentError(
           "CompleteTask needs a result or an error"));
     }
-    for (const NamedBytes& a : request->artifacts()) {
-      // Anything but a final point's exports is refused, so a worker
-      // cannot plant arbitrary names in the database.
-      if (!evaluator::IsFinalArtifact(a.name())) {
-        return reply(absl::InvalidArgumentError(
-            absl::StrCat("artifact name \"", a.name(), "\" is not one of ",
-                         absl::StrJoin(evaluator::kFinalArtifacts, ", "), ", ",
-                         absl::StrJoin(evaluator::kOptionalArtifacts, ", "))));
-      }
+    if (absl::Status names = CheckArtifactNames(*request); !names.ok()) {
+      return reply(names);
     }
     auto encoded = std::make_shared<const std::string>(
         request->result().SerializeAsString());
@@ -211,21 +206,8 @@ struct WorkerServiceImpl::State {
     search::ResultStore* results = this->results;
     auto persist = [request, results,
                     encoded](const TaskRow& task) -> absl::Status {
+      RETURN_IF_ERROR(CheckResult(*request, task.stage, task.wbits));
       const EvalResult& result = request->result();
-      if (task.stage != STAGE_FLOAT &&
-          (result.wbits().size() != static_cast<int>(task.wbits.size()) ||
-           !std::equal(task.wbits.begin(), task.wbits.end(),
-                       result.wbits().begin()))) {
-        return absl::InvalidArgumentError(
-            "the result's bit-widths are not the task's");
-      }
-      if (task.stage == STAGE_FINAL &&
-          request->artifacts_size() <
-              static_cast<int>(std::size(evaluator::kFinalArtifacts))) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("a final task must deliver ",
-                         absl::StrJoin(evaluator::kFinalArtifacts, ", ")));
-      }
       // One transaction: a stored final result implies its artifacts, and
       // a failed write (a full disk) leaves neither.
       search::ResultStore::ArtifactViews artifacts;
