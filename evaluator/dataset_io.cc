@@ -33,7 +33,7 @@ absl::StatusOr<std::string> ReadFileBytes(const std::string& path) {
     return absl::PermissionDeniedError(
         absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
   }
-  gzbuffer(f, 1 << 20);
+  gzbuffer(f, 1 << 16);
   std::string out;
   // gzread takes an unsigned length; read in chunks that grow from 64 KiB
   // to 4 MiB, so a small file costs a small buffer.

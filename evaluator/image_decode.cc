@@ -47,8 +47,13 @@ void JpegErrorExit(j_common_ptr cinfo) {
 void JpegQuiet(j_common_ptr, int) {}  // warnings of recoverable damage
 
 // Larger images are refused before their pixels are allocated: a few bytes
-// of header can declare gigabytes.
-constexpr int64_t kMaxImagePixels = int64_t{1} << 26;  // 67 M: 8192 x 8192
+// of header can declare gigabytes. The fuzz build lowers the limit (same
+// code paths, each input bounded to 2^16 pixels) to keep its speed.
+#ifndef AUTOQ_MAX_IMAGE_PIXELS_LOG2
+#define AUTOQ_MAX_IMAGE_PIXELS_LOG2 26
+#endif
+constexpr int64_t kMaxImagePixels = int64_t{1}
+                                    << AUTOQ_MAX_IMAGE_PIXELS_LOG2;  // 8192^2
 
 // The libjpeg part alone. libjpeg's error handler longjmps back here, so
 // this frame holds no object with a destructor and changes no local after
