@@ -58,6 +58,9 @@ JobManager::JobManager(ServerStore* store, search::ResultStore* results,
       std::clamp(options_.max_active_jobs_per_client, 1, 10000);
   options_.disk_full_retry_ms =
       std::clamp(options_.disk_full_retry_ms, 10, 600000);
+  if (options_.model_check.cache == nullptr) {
+    options_.model_check.cache = std::make_shared<AnalysisCache>();
+  }
 }
 
 JobManager::~JobManager() {

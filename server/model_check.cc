@@ -25,6 +25,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "common/file_util.h"
+#include "common/sha256.h"
 #include "qat/model_analysis.h"
 
 namespace autoq::server {
@@ -206,7 +207,57 @@ int AnalyzeModelMain(const std::string& path, const std::string& shape_text) {
   }
 }
 
+namespace {
+// The child-process analysis itself (defined below).
+absl::StatusOr<qat::ModelAnalysis> AnalyzeUncached(
+    const std::string& model_bytes, const std::vector<int64_t>& input_shape,
+    const ModelCheckOptions& options);
+}  // namespace
+
+std::optional<qat::ModelAnalysis> AnalysisCache::Get(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) return std::nullopt;
+  entries_.splice(entries_.begin(), entries_, it->second);
+  return it->second->second;
+}
+
+void AnalysisCache::Put(const std::string& key,
+                        const qat::ModelAnalysis& analysis) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_key_.find(key);
+  if (it != by_key_.end()) {
+    entries_.erase(it->second);
+    by_key_.erase(it);
+  }
+  entries_.emplace_front(key, analysis);
+  by_key_[key] = entries_.begin();
+  if (entries_.size() > capacity_) {
+    by_key_.erase(entries_.back().first);
+    entries_.pop_back();
+  }
+}
+
 absl::StatusOr<qat::ModelAnalysis> AnalyzeModelApart(
+    const std::string& model_bytes, const std::vector<int64_t>& input_shape,
+    const ModelCheckOptions& options) {
+  if (options.cache == nullptr) {
+    return AnalyzeUncached(model_bytes, input_shape, options);
+  }
+  const std::string key = absl::StrCat(autoq::Sha256Hex(model_bytes), "@",
+                                       absl::StrJoin(input_shape, ","));
+  if (std::optional<qat::ModelAnalysis> hit = options.cache->Get(key)) {
+    return *std::move(hit);
+  }
+  absl::StatusOr<qat::ModelAnalysis> analysis =
+      AnalyzeUncached(model_bytes, input_shape, options);
+  if (analysis.ok()) options.cache->Put(key, *analysis);
+  return analysis;
+}
+
+namespace {
+
+absl::StatusOr<qat::ModelAnalysis> AnalyzeUncached(
     const std::string& model_bytes, const std::vector<int64_t>& input_shape,
     const ModelCheckOptions& options) {
   if (options.analyzer.empty()) return AnalyzeHere(model_bytes, input_shape);
@@ -342,5 +393,7 @@ absl::StatusOr<qat::ModelAnalysis> AnalyzeModelApart(
       "the model analyzer failed (exit ", code, ")",
       why.empty() ? "" : ": ", why));
 }
+
+}  // namespace
 
 }  // namespace autoq::server

@@ -10,8 +10,15 @@
 #ifndef AUTOQ_SERVER_MODEL_CHECK_H_
 #define AUTOQ_SERVER_MODEL_CHECK_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -19,6 +26,28 @@
 #include "qat/model_info.h"
 
 namespace autoq::server {
+
+// Analyses made before, by model digest and input shape: a job's model is
+// analyzed when it is submitted and again each time its thread starts (at
+// once, after a restart, after waiting for disk space), and each analysis
+// is a child process that loads LibTorch and the model. Only successful
+// analyses are kept; the least recently used goes past `capacity`.
+//
+// Thread-safety: all methods may be called from any thread at once.
+class AnalysisCache {
+ public:
+  explicit AnalysisCache(size_t capacity = 32)
+      : capacity_(capacity < 1 ? 1 : capacity) {}
+  std::optional<qat::ModelAnalysis> Get(const std::string& key);
+  void Put(const std::string& key, const qat::ModelAnalysis& analysis);
+
+ private:
+  const size_t capacity_;
+  std::mutex mu_;
+  // Most recently used first; the map points into the list. Guarded by mu_.
+  std::list<std::pair<std::string, qat::ModelAnalysis>> entries_;
+  std::map<std::string, decltype(entries_)::iterator> by_key_;
+};
 
 struct ModelCheckOptions {
   // The program run as `ANALYZER analyze-model FILE C,H,W` (see
@@ -33,6 +62,8 @@ struct ModelCheckOptions {
   int64_t memory_mb = 8192;
   int cpu_seconds = 120;
   int wall_seconds = 300;
+  // Where analyses are remembered; null: every call analyzes.
+  std::shared_ptr<AnalysisCache> cache;
 };
 
 // The analysis of `model_bytes` at `input_shape`: qat::AnalyzeModel's, run

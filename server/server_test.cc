@@ -28,6 +28,7 @@
 #include "proto/autoq.grpc.pb.h"
 #include "search/result_store.h"
 #include "server/auth.h"
+#include "server/model_check.h"
 #include "server/server_store.h"
 #include "server/test_fault_vfs.h"
 #include "server/test_store.h"
@@ -807,6 +808,37 @@ TEST_F(ServerTest, ServesTlsWhenGivenACertificate) {
   PrepareContext(&ctx, kAlice, std::chrono::seconds(5));
   ListJobsResponse list;
   EXPECT_FALSE(plain->ListJobs(&ctx, ListJobsRequest(), &list).ok());
+}
+
+// A job's model is analyzed at submit and again when its thread starts:
+// the second time comes from the cache, keyed by digest and input shape.
+TEST(ModelCheckTest, AnalysesAreRememberedByDigestAndShape) {
+  AUTOQ_REQUIRE_FIXTURE(Fixture("small_dscnn.pt"));
+  const std::string model = testing::ReadFile(Fixture("small_dscnn.pt"));
+  ModelCheckOptions options;
+  options.analyzer = AUTOQ_SERVER_BINARY;
+  options.cache = std::make_shared<AnalysisCache>();
+  auto first = AnalyzeModelApart(model, {1, 28, 28}, options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  // An analyzer that cannot start: only the cache can answer now.
+  options.analyzer = "/nonexistent/autoq-analyzer";
+  auto again = AnalyzeModelApart(model, {1, 28, 28}, options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->num_genes(), first->num_genes());
+  EXPECT_FALSE(AnalyzeModelApart(model, {1, 32, 32}, options).ok());
+  EXPECT_FALSE(AnalyzeModelApart(model + "x", {1, 28, 28}, options).ok());
+}
+
+TEST(ModelCheckTest, TheCacheDropsTheLeastRecentlyUsed) {
+  AnalysisCache cache(2);
+  qat::ModelAnalysis a;
+  cache.Put("a", a);
+  cache.Put("b", a);
+  EXPECT_TRUE(cache.Get("a").has_value());  // now "b" is the oldest
+  cache.Put("c", a);
+  EXPECT_TRUE(cache.Get("a").has_value());
+  EXPECT_FALSE(cache.Get("b").has_value());
+  EXPECT_TRUE(cache.Get("c").has_value());
 }
 
 TEST(ServerStartTest, RefusesHalfATlsConfiguration) {
