@@ -58,8 +58,16 @@ absl::StatusOr<std::optional<std::string>> CachedEvaluation::Artifact(
 
 absl::StatusOr<std::vector<evaluator::EvalRecord>> CachedEvaluation::Evaluate(
     evaluator::Stage stage,
-    const std::vector<std::vector<qat::LayerBits>>& batch,
+    const std::vector<std::vector<qat::LayerBits>>& bits,
     const EvalProgress& progress) {
+  std::vector<Entry> batch;
+  batch.reserve(bits.size());
+  for (const auto& b : bits) batch.push_back(Entry{stage, b});
+  return Evaluate(batch, progress);
+}
+
+absl::StatusOr<std::vector<evaluator::EvalRecord>> CachedEvaluation::Evaluate(
+    const std::vector<Entry>& batch, const EvalProgress& progress) {
   std::vector<evaluator::EvalRecord> out(batch.size());
   std::vector<std::string> keys(batch.size());
   std::map<std::string, size_t> first_of;  // key -> its first entry
@@ -68,7 +76,8 @@ absl::StatusOr<std::vector<evaluator::EvalRecord>> CachedEvaluation::Evaluate(
   std::vector<size_t> task_entry;
   size_t finished = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
-    keys[i] = Key(stage, batch[i]);
+    const evaluator::Stage stage = batch[i].stage;
+    keys[i] = Key(stage, batch[i].bits);
     if (!first_of.emplace(keys[i], i).second) {
       repeats.push_back(i);
       ++stats_.repeated;
@@ -85,7 +94,7 @@ absl::StatusOr<std::vector<evaluator::EvalRecord>> CachedEvaluation::Evaluate(
       usable = !names->empty();
     }
     if (!usable) {
-      tasks.push_back(evaluator::EvalTask{keys[i], stage, batch[i]});
+      tasks.push_back(evaluator::EvalTask{keys[i], stage, batch[i].bits});
       task_entry.push_back(i);
       continue;
     }

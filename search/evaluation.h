@@ -68,6 +68,15 @@ class CachedEvaluation {
       evaluator::Stage stage,
       const std::vector<std::vector<qat::LayerBits>>& batch,
       const EvalProgress& progress = nullptr);
+  // The same for a batch whose entries have stages of their own (the
+  // post-training baselines): one batch, so remote workers run them side
+  // by side.
+  struct Entry {
+    evaluator::Stage stage;
+    std::vector<qat::LayerBits> bits;
+  };
+  absl::StatusOr<std::vector<evaluator::EvalRecord>> Evaluate(
+      const std::vector<Entry>& batch, const EvalProgress& progress = nullptr);
 
   // Artifacts stored for a final-stage key.
   absl::StatusOr<std::optional<std::string>> Artifact(

@@ -358,21 +358,23 @@ absl::Status Pipeline::ScoreBaselines() {
       {evaluator::Stage::kPtqPerTensor, "int8-ptq-per-tensor", int8},
       {evaluator::Stage::kPtqPerChannel, "int8-ptq-per-channel", int8},
   };
+  // One batch: remote workers run the three side by side.
+  std::vector<CachedEvaluation::Entry> batch;
+  for (const Baseline& b : baselines) batch.push_back({b.stage, b.bits});
   CachedEvaluation baseline_evaluation(store_, evaluator_, keys_);
-  for (const Baseline& b : baselines) {
-    absl::StatusOr<std::vector<evaluator::EvalRecord>> records =
-        baseline_evaluation.Evaluate(
-            b.stage, {b.bits},
-            [&](size_t, const evaluator::EvalRecord& r, bool cached,
-                size_t done, size_t total) {
-              reporter_.Evaluation(b.stage, b.label, b.bits, r, cached, done,
-                                   total);
-            });
-    if (!records.ok()) return Failed(records.status());
-    baselines_.push_back(
-        MakePoint(b.label, /*uniform=*/false, b.bits, records->front(), -1));
-    if (IsCancelled()) return absl::CancelledError("job cancelled");
+  absl::StatusOr<std::vector<evaluator::EvalRecord>> records =
+      baseline_evaluation.Evaluate(
+          batch, [&](size_t i, const evaluator::EvalRecord& r, bool cached,
+                     size_t done, size_t total) {
+            reporter_.Evaluation(baselines[i].stage, baselines[i].label,
+                                 baselines[i].bits, r, cached, done, total);
+          });
+  if (!records.ok()) return Failed(records.status());
+  for (size_t i = 0; i < std::size(baselines); ++i) {
+    baselines_.push_back(MakePoint(baselines[i].label, /*uniform=*/false,
+                                   baselines[i].bits, (*records)[i], -1));
   }
+  if (IsCancelled()) return absl::CancelledError("job cancelled");
   return absl::OkStatus();
 }
 

@@ -214,8 +214,8 @@ TEST_F(PipelineTest, RunsEveryPhaseAndReportsEveryEvaluation) {
   EXPECT_EQ(summary->generations_done, kGenerations);
   EXPECT_EQ(summary->resumed_from, -1);
 
-  // The post-training baselines: one task each, in the report, counted
-  // apart from the search and final evaluations.
+  // The post-training baselines: one task each, in one batch, in the
+  // report, counted apart from the search and final evaluations.
   for (evaluator::Stage stage :
        {evaluator::Stage::kFloat16, evaluator::Stage::kPtqPerTensor,
         evaluator::Stage::kPtqPerChannel}) {
@@ -235,7 +235,11 @@ TEST_F(PipelineTest, RunsEveryPhaseAndReportsEveryEvaluation) {
     EXPECT_GT(report.baselines[i].test_top1, 0);
     EXPECT_TRUE(report.baselines[i].result_key.empty());
   }
-  EXPECT_THAT(log.text(), HasSubstr("[int8-ptq-per-channel 1/1]"));
+  for (const char* label :
+       {"[float16 ", "[int8-ptq-per-tensor ", "[int8-ptq-per-channel "}) {
+    EXPECT_THAT(log.text(), HasSubstr(label));
+  }
+  EXPECT_THAT(log.text(), HasSubstr(" 3/3] "));
 
   // Every point names the final-stage result whose artifacts are its
   // exports; no file is named yet.
