@@ -82,7 +82,8 @@ constexpr const char* kAtenOps[] = {
     "gather", "scatter", "scatter_add", "take", "roll", "flip", "movedim",
     "__getitem__", "__setitem__", "_set_item", "_get_item", "len", "append",
     "extend", "insert", "pop", "list", "copy", "clear", "reverse",
-    "_unwrap_optional", "dict", "keys", "values", "items", "get", "tensor_split",
+    "_unwrap_optional", "dict", "keys", "values", "items", "get",
+    "tensor_split",
     "masked_select", "nonzero", "one_hot", "tril", "triu", "diag", "diagonal",
     "broadcast_tensors", "meshgrid",
     // reductions
@@ -97,9 +98,10 @@ constexpr const char* kAtenOps[] = {
     "q_zero_point", "q_per_channel_scales", "q_per_channel_zero_points",
     "round_",
     // creation and conversion
-    "zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "arange", "linspace", "tensor", "scalar_tensor",
+    "zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "arange",
+    "linspace", "tensor", "scalar_tensor",
     "as_tensor", "clone", "detach", "detach_", "to", "type_as", "float",
-    "int", "long", "half", "bool", "contiguous", "copy_", "fill_", "zero_",
+    "int", "long", "half", "bool", "copy_", "fill_", "zero_",
     "Int", "Float", "Bool", "ScalarImplicit", "IntImplicit",
     "FloatImplicit", "item", "__range_length", "__derive_index",
     "is_floating_point", "requires_grad_", "new_zeros", "new_ones",
@@ -107,10 +109,9 @@ constexpr const char* kAtenOps[] = {
     "bernoulli", "bernoulli_", "manual_seed",
     // scalars and strings of scripted code
     "format", "warn", "str", "__str__", "join", "startswith", "endswith",
-    "lower", "upper", "strip", "split", "floordiv", "sqrt", "ceil",
-    "__round_to_zero_floordiv", "mul", "neg", "Complex", "ComplexImplicit",
-    "numel", "is_scripting", "__is__", "manual_seed", "device", "dtype",
-    "layout", "is_contiguous", "size", "stride"};
+    "lower", "upper", "strip", "__round_to_zero_floordiv", "Complex",
+    "ComplexImplicit", "is_scripting", "device", "dtype", "layout",
+    "is_contiguous", "stride"};
 
 const std::unordered_set<std::string>& Allowed() {
   static const auto* allowed = [] {
