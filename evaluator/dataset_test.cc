@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 #include <vector>
@@ -845,6 +846,32 @@ TEST_F(TensorFileTest, CorruptZipIsCaught) {
   ExpectInvalid("corrupt.pt", "not a readable torch.save file");
   const std::string msg = Msg(ReadTensorFile(Path("corrupt.pt")).status());
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+}
+
+// Found by fuzz/tensor_file_fuzzer.cc: LibTorch's unpickler reserves a
+// string's declared length before reading it, so a one-kilobyte file asked
+// for 1.6 GB. Declared sizes beyond the file are refused before LibTorch
+// sees them: a string length in the pickle, a record size in the zip
+// directory.
+TEST_F(TensorFileTest, SizesBeyondTheFileAreRefusedBeforeAllocation) {
+  std::ifstream in(Path("train.pt"), std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_TRUE(ReadTensorFile(Path("train.pt")).ok());
+
+  std::string huge_string = good;
+  const std::string images("X\x06\x00\x00\x00images", 11);
+  const size_t at = huge_string.find(images);
+  ASSERT_NE(at, std::string::npos);
+  huge_string.replace(at + 1, 4, std::string("\x64\x73\x75\x62", 4));
+  WriteFile(Path("huge_string.pt"), huge_string);
+  ExpectInvalid("huge_string.pt", "a pickled value of 1651864420 bytes");
+
+  std::string huge_record = good;
+  const size_t entry = huge_record.find(std::string("PK\x01\x02", 4));
+  ASSERT_NE(entry, std::string::npos);
+  huge_record.replace(entry + 24, 4, std::string("\xff\xff\xff\x7f", 4));
+  WriteFile(Path("huge_record.pt"), huge_record);
+  ExpectInvalid("huge_record.pt", "more than the file holds");
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "evaluator/dataset.h"
+#include "evaluator/torch_save_check.h"
 #include "qat/torch_errors.h"
 
 namespace autoq::evaluator {
@@ -64,6 +65,13 @@ absl::StatusOr<qat::TensorDataset> ReadTensorFileImpl(const std::string& path) {
         path, ": not a torch.save zip file (", bytes.size(),
         " bytes, no zip signature); save with torch.save(obj, path) from "
         "PyTorch >= 1.6"));
+  }
+  // LibTorch allocates the sizes a file declares before reading them.
+  if (absl::Status st =
+          CheckTorchSaveBytes(absl::string_view(bytes.data(), bytes.size()));
+      !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": not a readable torch.save file: ", st.message()));
   }
   c10::IValue value;
   try {
