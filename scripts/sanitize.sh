@@ -3,17 +3,22 @@
 #   1. ASan + UBSan (build-asan/): every test but the "heavy" ones (those that
 #      train or run whole jobs: minutes each, and nothing they run is left
 #      out of the unit tests);
-#   2. TSan (build-tsan/): the server's tests: store, writer thread, task
-#      queue, event feed and the gRPC services.
-# Prints the time of each part. Usage: scripts/sanitize.sh [address|thread]
-# (default: both). Not part of the test command: the two extra builds take
-# the better part of an hour on 2 cores.
+#   2. TSan (build-tsan/): the tests of the server's concurrent core: its
+#      store, the writer thread (group commit) and the task queue; with
+#      --all also the event feed and the gRPC services (these link the
+#      LibTorch half of the server: a build as long as the first).
+# Prints the time of each part.
+#   scripts/sanitize.sh [address|thread|both] [--all]   (default: both)
+# Not part of the test command: the extra builds take the better part of
+# an hour on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install_deps.sh
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR=1
 jobs=$(nproc)
 which=${1:-both}
+all=0
+if [ "${2:-}" = "--all" ]; then all=1; fi
 supp="$PWD/scripts/sanitizers"
 
 run_address() {
@@ -37,8 +42,13 @@ run_thread() {
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Release \
     -DAUTOQ_SANITIZE=thread >/dev/null
   local tests=(server_store_test server_task_queue_test
-               server_store_writer_test server_event_feed_test server_api_test)
-  cmake --build build-tsan -j"$jobs" --target "${tests[@]}" autoq-server
+               server_store_writer_test)
+  local extra=()
+  if [ "$all" = 1 ]; then
+    tests+=(server_event_feed_test server_api_test)
+    extra=(autoq-server)
+  fi
+  cmake --build build-tsan -j"$jobs" --target "${tests[@]}" "${extra[@]}"
   local built=$SECONDS
   local fixtures=build-tsan/fixtures
   /usr/bin/python3 tests/fixtures/gen_models.py "$fixtures" >/dev/null
