@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/rpc_util.h"
 #include "common/sha256.h"
+#include "evaluator/job_config.h"
 #include "search/result_store.h"
 #include "search/sqlite_statement.h"
 #include "server/job_run.h"
@@ -45,6 +46,16 @@ std::string NewJobId() {
 
 absl::Status NotFound(const std::string& job_id) {
   return absl::NotFoundError(absl::StrCat("no job ", job_id));
+}
+
+// The search generations of a stored job, as its spec says (the job
+// config's default when the spec leaves them out); 0 if the spec is bad.
+int GenerationsOf(const JobRow& row) {
+  JobSpec spec;
+  if (!spec.ParseFromString(row.spec)) return 0;
+  absl::StatusOr<evaluator::JobConfig> config =
+      evaluator::JobConfigFromSpec(spec);
+  return config.ok() ? config->search.generations : 0;
 }
 
 }  // namespace
@@ -117,6 +128,10 @@ absl::StatusOr<std::shared_ptr<JobManager::Job>> JobManager::Find(
   if (!row->has_value() || (*row)->owner != owner) return NotFound(job_id);
   auto job = std::make_shared<Job>(first_seq_.load());
   job->row = **row;
+  job->generations = GenerationsOf(job->row);
+  // A finished job went through all of them; a failed or cancelled one's
+  // last generation was not kept.
+  if (job->row.state == JOB_FINISHED) job->generation = job->generations;
   FinalFront front;
   if (!job->row.results.empty() && front.ParseFromString(job->row.results)) {
     job->computed = front.computed();
@@ -152,12 +167,7 @@ absl::Status JobManager::Recover() {
     if (Ended(row.state)) continue;
     auto job = std::make_shared<Job>(first_seq_.load());
     job->row = row;
-    JobSpec spec;
-    if (spec.ParseFromString(row.spec)) {
-      job->generations = spec.search().has_generations()
-                             ? spec.search().generations()
-                             : 4;
-    }
+    job->generations = GenerationsOf(row);
     JobEvent accepted;
     *accepted.mutable_accepted() = StatusOf(*job);
     job->feed->Publish(std::move(accepted));

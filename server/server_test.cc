@@ -753,6 +753,19 @@ TEST_F(ServerTest, RidesOutAFullDisk) {
       completed, retried, disk.refused(), waits);
   EXPECT_EQ(count("PRAGMA integrity_check"), "ok");
   sqlite3_close(db);
+
+  // A restarted server reports the finished jobs whole: every generation.
+  server_.reset();
+  StartServer();
+  grpc::ClientContext ctx;
+  Prepare(&ctx, kAlice);
+  GetJobRequest get;
+  get.set_job_id(job_id);
+  JobStatus after;
+  ASSERT_TRUE(jobs_->GetJob(&ctx, get, &after).ok());
+  EXPECT_EQ(after.state(), JOB_FINISHED);
+  EXPECT_EQ(after.generations(), 3);
+  EXPECT_EQ(after.generation(), 3);
 }
 
 TEST_F(ServerTest, JobsPerClientAreLimited) {
