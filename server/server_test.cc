@@ -31,6 +31,7 @@
 #include "server/model_check.h"
 #include "server/server_store.h"
 #include "server/test_fault_vfs.h"
+#include "server/test_noop_completion.h"
 #include "server/test_store.h"
 #include "tests/testing.h"
 
@@ -532,50 +533,6 @@ TEST_F(ServerTest, AFailedStoreWriteIsTheWorkersErrorAndChangesNothing) {
   ASSERT_TRUE(Cancel(kAlice, submitted.status().job_id()).ok());
 }
 
-// What a no-op worker answers for a task: a result from its bits, with the
-// exports a final task must deliver.
-CompleteTaskRequest SyntheticCompletion(const std::string& worker_id,
-                                        const LeaseTaskResponse& lease) {
-  CompleteTaskRequest request;
-  request.set_worker_id(worker_id);
-  request.set_lease_id(lease.lease_id());
-  request.set_task_id(lease.task().task_id());
-  EvalResult* r = request.mutable_result();
-  double top1 = 90;
-  for (int w : lease.task().wbits()) top1 -= 0.3 * (8 - w) * (8 - w);
-  r->set_best_val_top1(top1);
-  r->set_final_val_top1(top1);
-  r->set_test_top1(top1 - 0.5);
-  r->set_size_bytes(1000 + 100 * lease.task().wbits_size());
-  r->set_device("noop");
-  *r->mutable_wbits() = lease.task().wbits();
-  *r->mutable_abits() = lease.task().abits();
-  if (lease.task().stage() == STAGE_SENSITIVITY) {
-    SensitivityResult* s = r->mutable_sensitivity();
-    s->set_min_bits(2);
-    s->set_max_bits(8);
-    s->set_reference_loss(0.3);
-    s->set_reference_top1(90);
-    s->set_images(1);
-    for (int i = 0; i < lease.task().wbits_size(); ++i) {
-      SensitivityLayer* l = s->add_layers();
-      l->set_name(absl::StrCat("layer", i));
-      for (int b = 2; b <= 8; ++b) {
-        l->add_loss(0.3 + 0.003 * (8 - b) * (8 - b));
-        l->add_top1(90 - 0.3 * (8 - b) * (8 - b));
-      }
-    }
-  }
-  if (lease.task().stage() == STAGE_FINAL) {
-    for (const char* name : evaluator::kFinalArtifacts) {
-      NamedBytes* a = request.add_artifacts();
-      a->set_name(name);
-      a->set_data(absl::StrCat("export ", name, " of ", lease.task().key()));
-    }
-  }
-  return request;
-}
-
 // A full database disk: requests that must write fail with a clear status
 // and keep nothing; a worker's completion is UNAVAILABLE (it keeps its
 // result and sends it again); and once there is space the server carries
@@ -627,7 +584,7 @@ TEST_F(ServerTest, RidesOutAFullDisk) {
   EXPECT_NE(st.error_message().find("disk holding the database is full"),
             std::string::npos)
       << st.error_message();
-  const CompleteTaskRequest done = SyntheticCompletion(worker, lease);
+  const CompleteTaskRequest done = test_util::NoopCompletion(worker, lease);
   CompleteTaskResponse response;
   st = complete(done, &response);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE)
@@ -708,7 +665,7 @@ TEST_F(ServerTest, RidesOutAFullDisk) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       continue;
     }
-    const CompleteTaskRequest answer = SyntheticCompletion(worker, next);
+    const CompleteTaskRequest answer = test_util::NoopCompletion(worker, next);
     for (;;) {
       CompleteTaskResponse r;
       st = complete(answer, &r);
