@@ -657,6 +657,11 @@ torch.save({'images': xv[:, :2], 'labels': torch.tensor([0, 1, 2, 3, 1])},
            d + '/val_shape.pt')
 torch.save({'images': xv, 'labels': torch.tensor([0, 1, 9, 3, 1])},
            d + '/val_label.pt')
+# Stride-0 views of one element: 1.2 GB once made contiguous.
+torch.save({'images': torch.zeros(1, 1, 1, 1, dtype=torch.uint8)
+                          .expand(100000, 3, 64, 64),
+            'labels': torch.zeros(1, dtype=torch.int64).expand(100000)},
+           d + '/expanded.pt')
 )PY";
     // Plain `python3` may be a pyenv without torch; Debian's is explicit.
     python_ok_ =
@@ -872,6 +877,45 @@ TEST_F(TensorFileTest, SizesBeyondTheFileAreRefusedBeforeAllocation) {
   huge_record.replace(entry + 24, 4, std::string("\xff\xff\xff\x7f", 4));
   WriteFile(Path("huge_record.pt"), huge_record);
   ExpectInvalid("huge_record.pt", "more than the file holds");
+
+  // LONG_BINPUT to memo index 0x6f746367 ("gcto"): LibTorch would grow its
+  // memo table to 30 GB (found by fuzz_tensor_file).
+  std::string huge_memo = good;
+  huge_memo.replace(at, images.size(),
+                    std::string("rgctoX\x01\x00\x00\x00i", 11));
+  WriteFile(Path("huge_memo.pt"), huge_memo);
+  ExpectInvalid("huge_memo.pt", "a pickle memo index of 1869898599 in 263");
+}
+
+// Replaces the one occurrence of `from` in `s` by `to` (same length, so
+// the zip directory stays valid; LibTorch does not check CRCs).
+void Patch(std::string* s, const std::string& from, const std::string& to) {
+  ASSERT_EQ(from.size(), to.size());
+  const size_t at = s->find(from);
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_EQ(s->find(from, at + 1), std::string::npos);
+  s->replace(at, from.size(), to);
+}
+
+TEST_F(TensorFileTest, ViewsBeyondTheirRecordAreRefused) {
+  std::ifstream in(Path("train.pt"), std::ios::binary);
+  std::string f((std::istreambuf_iterator<char>(in)), {});
+  // 200 images of 3x4x4 whose storage the pickle declares as 9,600 bytes,
+  // over the 576-byte record train/data/0; 200 labels alike over 12.
+  Patch(&f, std::string("M\x40\x02t", 4), std::string("M\x80\x25t", 4));
+  Patch(&f, std::string("(K\x0cK\x03", 5), std::string("(K\xc8K\x03", 5));
+  Patch(&f, std::string("h\x06K\x0ct", 5), std::string("h\x06K\xc8t", 5));
+  Patch(&f, std::string("K\x00K\x0c\x85", 5), std::string("K\x00K\xc8\x85", 5));
+  WriteFile(Path("beyond_record.pt"), f);
+  ExpectInvalid("beyond_record.pt",
+                "'images' (shape 200x3x4x4) addresses element 9599 of a "
+                "storage of 576; the file is damaged");
+}
+
+TEST_F(TensorFileTest, ExpandedViewsAreRefusedBeforeTheyAreMaterialized) {
+  ExpectInvalid("expanded.pt",
+                "'images' (shape 100000x3x64x64) is a view of 1228800000 "
+                "elements over a storage of 1 (an expanded tensor?)");
 }
 
 }  // namespace

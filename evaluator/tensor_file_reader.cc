@@ -2,17 +2,22 @@
 // torch.save({'images': X, 'labels': y}, path): a zip archive holding a
 // pickled dict, which torch::jit::pickle_load understands.
 #include <ATen/ATen.h>
-#include <torch/csrc/jit/serialization/pickle.h>
+#include <caffe2/serialize/in_memory_adapter.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/import_read.h>
+#include <torch/csrc/jit/serialization/storage_context.h>
 
 #include <cstdint>
 #include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -28,6 +33,78 @@ namespace {
 absl::StatusOr<std::vector<char>> ReadRaw(const std::string& path) {
   ASSIGN_OR_RETURN(std::string bytes, internal::ReadFileBytes(path));
   return std::vector<char>(bytes.begin(), bytes.end());
+}
+
+// Reads the archive as torch::jit::pickle_load does, except that each
+// storage is its record, as long as the record: pickle_load sizes a storage
+// by the element count the pickle declares, which a file can set past the
+// record's end (reads beyond the buffer).
+c10::IValue LoadArchive(const std::vector<char>& bytes) {
+  caffe2::serialize::PyTorchStreamReader reader(
+      std::make_shared<caffe2::serialize::MemoryReadAdapter>(bytes.data(),
+                                                             bytes.size()));
+  auto storages = std::make_shared<torch::jit::DeserializationStorageContext>();
+  for (const std::string& name : reader.getAllRecords()) {
+    if (!absl::StartsWith(name, "data/")) continue;
+    auto record = reader.getRecord(name);
+    storages->addStorage(
+        name.substr(5),
+        c10::Storage(c10::Storage::use_byte_size_t(), std::get<1>(record),
+                     std::move(std::get<0>(record)), /*allocator=*/nullptr,
+                     /*resizable=*/false));
+  }
+  return torch::jit::readArchiveAndTensors(
+      "data", /*pickle_prefix=*/"", /*tensor_prefix=*/"",
+      /*type_resolver=*/c10::nullopt, /*obj_loader=*/c10::nullopt,
+      /*device=*/c10::nullopt, reader,
+      torch::jit::Unpickler::defaultTypeParser, storages);
+}
+
+// OK when `t`'s sizes, strides and offset address only bytes of its
+// storage and it holds no more elements than the storage does. A file sets
+// these freely; LibTorch does not check them when it rebuilds a tensor, and
+// contiguous() would then read past the storage or allocate what a stride
+// of 0 declares (an expanded view: gigabytes from a one-element storage).
+absl::Status CheckWithinStorage(const at::Tensor& t, const std::string& name,
+                                const std::string& path) {
+  const auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": '", name, "' (shape ", absl::StrJoin(t.sizes(), "x"), ") ",
+        why));
+  };
+  if (!t.has_storage() || t.is_sparse()) return bad("is not a dense tensor");
+  const uint64_t item = t.element_size();
+  const uint64_t storage = t.storage().nbytes();
+  if (t.storage_offset() < 0) return bad("has a negative storage offset");
+  // last: the highest element index addressed; count: the elements. Both
+  // stay below 2^63 or the view is refused (each step checks before it
+  // multiplies or adds).
+  const uint64_t limit = uint64_t{1} << 62;
+  uint64_t last = static_cast<uint64_t>(t.storage_offset()), count = 1;
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (t.size(d) < 0 || t.stride(d) < 0) {
+      return bad("has a negative size or stride");
+    }
+    const uint64_t size = static_cast<uint64_t>(t.size(d));
+    if (size == 0) return absl::OkStatus();  // no element is addressed
+    const uint64_t stride = static_cast<uint64_t>(t.stride(d));
+    if (size > limit / count || (stride != 0 && size - 1 > limit / stride)) {
+      return bad("addresses more than 2^62 elements");
+    }
+    count *= size;
+    last += (size - 1) * stride;
+    if (last > limit) return bad("addresses more than 2^62 elements");
+  }
+  if ((last + 1) > storage / item) {
+    return bad(absl::StrCat("addresses element ", last, " of a storage of ",
+                            storage / item, "; the file is damaged"));
+  }
+  if (count > storage / item) {
+    return bad(absl::StrCat(
+        "is a view of ", count, " elements over a storage of ", storage / item,
+        " (an expanded tensor?); save it with .contiguous() or .clone()"));
+  }
+  return absl::OkStatus();
 }
 
 std::string KeyName(const c10::IValue& key) {
@@ -75,7 +152,7 @@ absl::StatusOr<qat::TensorDataset> ReadTensorFileImpl(const std::string& path) {
   }
   c10::IValue value;
   try {
-    value = torch::jit::pickle_load(bytes);
+    value = LoadArchive(bytes);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         path,
@@ -90,6 +167,8 @@ absl::StatusOr<qat::TensorDataset> ReadTensorFileImpl(const std::string& path) {
   const auto dict = value.toGenericDict();
   ASSIGN_OR_RETURN(at::Tensor images, GetTensor(dict, "images", path));
   ASSIGN_OR_RETURN(at::Tensor labels, GetTensor(dict, "labels", path));
+  RETURN_IF_ERROR(CheckWithinStorage(images, "images", path));
+  RETURN_IF_ERROR(CheckWithinStorage(labels, "labels", path));
 
   if (images.dim() != 4) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -155,6 +155,13 @@ absl::Status CheckPickle(absl::string_view p, const std::string& record) {
     }
     if (fixed >= 0) {
       if (p.size() - at < static_cast<size_t>(fixed)) return too_long(fixed);
+      // LONG_BINPUT stores at a memo index; LibTorch grows its memo table
+      // to that index (16 bytes an entry). Each entry takes an opcode, so a
+      // real pickle never indexes past its own length.
+      if (op == 'r' && Le(p, at, 4) > p.size()) {
+        return Bad(absl::StrCat(record, ": a pickle memo index of ",
+                                Le(p, at, 4), " in ", p.size(), " bytes"));
+      }
       at += static_cast<size_t>(fixed);
     } else if (prefix > 0) {
       if (p.size() - at < static_cast<size_t>(prefix)) {

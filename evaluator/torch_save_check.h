@@ -18,7 +18,7 @@ namespace autoq::evaluator {
 // OK when every zip entry of `file` lies within it (stored entries; a
 // compressed one within deflate's largest ratio) and the pickle record
 // (".../data.pkl") declares no string, bytes or frame longer than what
-// follows it. InvalidArgument saying what is wrong otherwise. Opcodes it
+// follows it, nor a memo index beyond its own length. InvalidArgument saying what is wrong otherwise. Opcodes it
 // does not know end the walk: LibTorch refuses those itself.
 absl::Status CheckTorchSaveBytes(absl::string_view file);
 

@@ -5,7 +5,8 @@
 # --seconds N: each target for N seconds (default 5, the test command's
 # smoke run); --runs N: each for N executions (bench/run_fuzz.sh). Prints
 # per target the executions, coverage (edges) and features libFuzzer
-# reports; exits 1 naming the target on a crash (its input is kept in
+# reports; exits 1 naming the target on a crash, with its stack and input
+# (base64; the input is kept in
 # build-fuzz/crashes/TARGET/). The corpus grows in build-fuzz/corpus/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,7 +57,9 @@ for t in "${list[@]}"; do
   corpus="$dir/corpus/$t"
   crashes="$dir/crashes/$t"
   mkdir -p "$corpus" "$crashes"
-  limit=(-max_total_time="$seconds")
+  # The smoke run starts from a fixed seed, so that the test command tries
+  # the same mutations on every run; --runs (the long runs) a random one.
+  limit=(-max_total_time="$seconds" -seed=1)
   if [ -n "$runs" ]; then limit=(-runs="$runs"); fi
   log="$dir/$t.log"
   start=$(date +%s)
@@ -68,7 +71,12 @@ for t in "${list[@]}"; do
     echo "$t: ${execs:-?} executions in $(( $(date +%s) - start )) s; ${stats#*DONE   }"
   else
     echo "$t: CRASH (input in $crashes/, log $log):" >&2
-    grep -E 'ERROR|SUMMARY|runtime error|deadly signal' "$log" | head -5 >&2
+    grep -E 'ERROR|SUMMARY|runtime error|deadly signal|^ +#[0-9]+ ' "$log" |
+      head -25 >&2
+    # The input, so that a crash in a CI log can be replayed elsewhere.
+    for f in "$crashes"/*; do
+      [ -f "$f" ] && echo "input $(basename "$f") (base64): $(head -c 4096 "$f" | base64 -w0)" >&2
+    done
     status=1
   fi
 done
