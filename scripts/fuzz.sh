@@ -6,8 +6,8 @@
 # smoke run); --runs N: each for N executions (bench/run_fuzz.sh). Prints
 # per target the executions, coverage (edges) and features libFuzzer
 # reports; exits 1 naming the target on a crash, with its stack and input
-# (base64; the input is kept in
-# build-fuzz/crashes/TARGET/). The corpus grows in build-fuzz/corpus/.
+# (base64; the input is kept in build-fuzz/crashes/TARGET/). The corpus
+# grows in build-fuzz/corpus/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=5
