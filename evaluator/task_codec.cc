@@ -1,5 +1,7 @@
 #include "evaluator/task_codec.h"
 
+#include <cstdint>
+
 #include "absl/strings/str_cat.h"
 
 namespace autoq::evaluator {
@@ -99,9 +101,10 @@ std::string EncodeRecord(const EvalRecord& record,
   return out;
 }
 
-absl::StatusOr<EvalRecord> DecodeRecord(const std::string& value) {
+absl::StatusOr<EvalRecord> DecodeRecord(absl::string_view value) {
   autoq::EvalResult r;
-  if (!r.ParseFromString(value)) {
+  if (value.size() > static_cast<size_t>(INT32_MAX) ||
+      !r.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return absl::DataLossError("a cached result does not parse");
   }
   EvalRecord record;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "evaluator/task.h"
 #include "proto/autoq.pb.h"
 #include "qat/quant_config.h"
@@ -23,7 +24,7 @@ absl::StatusOr<Stage> FromProtoStage(int stage);
 // The value stored in the cache for a record (an autoq.EvalResult), and back.
 std::string EncodeRecord(const EvalRecord& record,
                          const std::vector<qat::LayerBits>& bits);
-absl::StatusOr<EvalRecord> DecodeRecord(const std::string& value);
+absl::StatusOr<EvalRecord> DecodeRecord(absl::string_view value);
 
 }  // namespace autoq::evaluator
 

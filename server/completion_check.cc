@@ -34,6 +34,13 @@ absl::Status CheckArtifactNames(const CompleteTaskRequest& request) {
 
 absl::Status CheckResult(const CompleteTaskRequest& request, int stage,
                          const std::vector<int>& wbits) {
+  return CheckResult(request, stage, wbits,
+                     request.result().SerializeAsString());
+}
+
+absl::Status CheckResult(const CompleteTaskRequest& request, int stage,
+                         const std::vector<int>& wbits,
+                         absl::string_view encoded) {
   const EvalResult& r = request.result();
   if (stage != STAGE_FLOAT &&
       (r.wbits().size() != static_cast<int>(wbits.size()) ||
@@ -95,7 +102,7 @@ absl::Status CheckResult(const CompleteTaskRequest& request, int stage,
   }
   // What the job will read back: it must decode.
   absl::StatusOr<evaluator::EvalRecord> decoded =
-      evaluator::DecodeRecord(r.SerializeAsString());
+      evaluator::DecodeRecord(encoded);
   if (!decoded.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("the result does not decode: ",

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "proto/autoq.pb.h"
 
 namespace autoq::server {
@@ -23,7 +24,12 @@ absl::Status CheckArtifactNames(const CompleteTaskRequest& request);
 // `wbits`: the task's bit-widths (but for the float task), a final task's
 // required exports, every number finite and sizes not negative, and a
 // sensitivity table (if any) that decodes (evaluator::DecodeRecord).
-// INVALID_ARGUMENT saying what is wrong.
+// INVALID_ARGUMENT saying what is wrong. `encoded` is request.result()
+// serialized, the bytes that will be stored (the server has them already;
+// the three-argument form serializes them).
+absl::Status CheckResult(const CompleteTaskRequest& request, int stage,
+                         const std::vector<int>& wbits,
+                         absl::string_view encoded);
 absl::Status CheckResult(const CompleteTaskRequest& request, int stage,
                          const std::vector<int>& wbits);
 

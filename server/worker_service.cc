@@ -206,7 +206,7 @@ struct WorkerServiceImpl::State {
     search::ResultStore* results = this->results;
     auto persist = [request, results,
                     encoded](const TaskRow& task) -> absl::Status {
-      RETURN_IF_ERROR(CheckResult(*request, task.stage, task.wbits));
+      RETURN_IF_ERROR(CheckResult(*request, task.stage, task.wbits, *encoded));
       const EvalResult& result = request->result();
       // One transaction: a stored final result implies its artifacts, and
       // a failed write (a full disk) leaves neither.
