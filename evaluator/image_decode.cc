@@ -168,15 +168,16 @@ std::vector<float> ToChannels(const Image& src, int64_t out_c) {
   return out;
 }
 
-// Resamples one axis: `len` samples at `stride` apart, `n` lines of them,
-// to `out_len`, bilinear when growing and box-averaged when shrinking
-// (each output sample averages the input span it covers).
+// Resamples one axis: `len` samples at `stride` apart, `lines` lines of
+// them `line_step` apart, to `out_len` samples, of which it writes those
+// in [first, first + count): bilinear when growing and box-averaged when
+// shrinking (each output sample averages the input span it covers).
 void Resample(const std::vector<float>& in, int64_t len, int64_t out_len,
-              int64_t lines, int64_t line_step, int64_t stride,
-              std::vector<float>* out, int64_t out_line_step,
+              int64_t first, int64_t count, int64_t lines, int64_t line_step,
+              int64_t stride, std::vector<float>* out, int64_t out_line_step,
               int64_t out_stride) {
   const double scale = static_cast<double>(len) / static_cast<double>(out_len);
-  for (int64_t j = 0; j < out_len; ++j) {
+  for (int64_t j = first; j < first + count; ++j) {
     double lo = j * scale, hi = (j + 1) * scale;
     for (int64_t l = 0; l < lines; ++l) {
       const float* src = in.data() + l * line_step;
@@ -200,7 +201,8 @@ void Resample(const std::vector<float>& in, int64_t len, int64_t out_len,
         const double t = x - i0;
         v = (1 - t) * src[i0 * stride] + t * src[i1 * stride];
       }
-      (*out)[static_cast<size_t>(l * out_line_step + j * out_stride)] =
+      (*out)[static_cast<size_t>(l * out_line_step +
+                                 (j - first) * out_stride)] =
           static_cast<float>(v);
     }
   }
@@ -249,40 +251,37 @@ std::vector<uint8_t> FitImage(const Image& image, int64_t channels,
                             static_cast<double>(width) / image.width);
   const int64_t rh = std::max<int64_t>(height, std::lround(image.height * s));
   const int64_t rw = std::max<int64_t>(width, std::lround(image.width * s));
-  const int64_t c = channels;
-  // Width first (rows of the source), then height.
-  std::vector<float> wide(static_cast<size_t>(image.height * rw * c));
+  const int64_t top = (rh - height) / 2, left = (rw - width) / 2;
+  const int64_t c = channels, ih = image.height, iw = image.width;
+  // Only the output's window of the resized image is computed, one axis
+  // at a time, in the order with the smaller intermediate: resizing a
+  // 1 x 65535 strip whole would take gigabytes.
+  const bool width_first = ih * width <= height * iw;
+  std::vector<uint8_t> fitted(static_cast<size_t>(c * height * width));
+  // `src` is HWC, `fitted` CHW.
   for (int64_t k = 0; k < c; ++k) {
-    std::vector<float> tmp(static_cast<size_t>(image.height * rw));
-    std::vector<float> plane(static_cast<size_t>(image.height * image.width));
-    for (int64_t i = 0; i < image.height * image.width; ++i) {
+    std::vector<float> plane(static_cast<size_t>(ih * iw));
+    for (int64_t i = 0; i < ih * iw; ++i) {
       plane[static_cast<size_t>(i)] = src[static_cast<size_t>(i * c + k)];
     }
-    Resample(plane, image.width, rw, image.height, image.width, 1, &tmp, rw, 1);
-    for (int64_t i = 0; i < image.height * rw; ++i) {
-      wide[static_cast<size_t>(i * c + k)] = tmp[static_cast<size_t>(i)];
+    std::vector<float> part, out(static_cast<size_t>(height * width));
+    if (width_first) {
+      // Rows: ih lines of iw -> columns [left, left + width) of rw; then
+      // columns: width lines of ih -> rows [top, top + height) of rh.
+      part.resize(static_cast<size_t>(ih * width));
+      Resample(plane, iw, rw, left, width, ih, iw, 1, &part, width, 1);
+      Resample(part, ih, rh, top, height, width, 1, width, &out, 1, width);
+    } else {
+      part.resize(static_cast<size_t>(height * iw));
+      Resample(plane, ih, rh, top, height, iw, 1, iw, &part, 1, iw);
+      Resample(part, iw, rw, left, width, height, iw, 1, &out, width, 1);
+    }
+    for (size_t i = 0; i < out.size(); ++i) {
+      fitted[static_cast<size_t>(k * height * width) + i] =
+          static_cast<uint8_t>(std::clamp(std::lround(out[i]), 0L, 255L));
     }
   }
-  std::vector<uint8_t> out(static_cast<size_t>(c * height * width));
-  const int64_t top = (rh - height) / 2, left = (rw - width) / 2;
-  for (int64_t k = 0; k < c; ++k) {
-    std::vector<float> column_major(static_cast<size_t>(image.height * rw));
-    for (int64_t i = 0; i < image.height * rw; ++i) {
-      column_major[static_cast<size_t>(i)] =
-          wide[static_cast<size_t>(i * c + k)];
-    }
-    std::vector<float> tall(static_cast<size_t>(rh * rw));
-    // Lines are columns: samples `rw` apart.
-    Resample(column_major, image.height, rh, rw, 1, rw, &tall, 1, rw);
-    for (int64_t y = 0; y < height; ++y) {
-      for (int64_t x = 0; x < width; ++x) {
-        const float v = tall[static_cast<size_t>((top + y) * rw + left + x)];
-        out[static_cast<size_t>((k * height + y) * width + x)] =
-            static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L));
-      }
-    }
-  }
-  return out;
+  return fitted;
 }
 
 }  // namespace autoq::evaluator

@@ -57,6 +57,9 @@ void WriteJpeg(const std::string& path, int h, int w, int channels,
 uint8_t Solid(int, int, int c) { return c == 0 ? 10 : c == 1 ? 200 : 30; }
 uint8_t Gray(int, int, int) { return 128; }
 uint8_t HalfWhite(int, int x, int) { return x < 10 ? 0 : 255; }
+uint8_t TopHalfBlack(int y, int, int) { return y < 10 ? 0 : 255; }
+uint8_t RampAcross(int, int x, int) { return static_cast<uint8_t>(x / 257); }
+uint8_t RampDown(int y, int, int) { return static_cast<uint8_t>(y / 257); }
 
 // A flat folder: 3 classes with mixed sizes and formats, a gray PNG, an
 // RGBA PNG, a text file, and an empty class folder.
@@ -132,6 +135,42 @@ TEST(ImageFolderTest, ShorterSideResizedThenCenterCropped) {
   color.pixels = Pixels(4, 4, 3, Solid);
   const std::vector<uint8_t> g = FitImage(color, 1, 2, 2);
   EXPECT_EQ(g[0], 124);  // 0.299*10 + 0.587*200 + 0.114*30 = 123.8
+}
+
+TEST(ImageFolderTest, PortraitImagesAreCroppedVertically) {
+  // 20 x 10, top half black, bottom half white, fitted to 6 x 6: the width
+  // goes 10 -> 6, the height 20 -> 12, and the middle 6 rows stay.
+  Image image;
+  image.height = 20;
+  image.width = 10;
+  image.channels = 1;
+  image.pixels = Pixels(20, 10, 1, TopHalfBlack);
+  const std::vector<uint8_t> out = FitImage(image, 1, 6, 6);
+  ASSERT_EQ(out.size(), 36u);
+  for (int x = 0; x < 6; ++x) {
+    EXPECT_LT(out[static_cast<size_t>(1 * 6 + x)], 20) << x;
+    EXPECT_GT(out[static_cast<size_t>(4 * 6 + x)], 235) << x;
+  }
+}
+
+TEST(ImageFolderTest, ExtremeAspectRatiosFitWithoutResizingTheWholeStrip) {
+  // A 1 x 65535 strip at 224 x 224 would be 14.7 million columns wide
+  // resized whole (13 GB of floats in the second pass); only the center
+  // window is computed. The ramp's middle is 127.
+  for (const bool across : {true, false}) {
+    Image strip;
+    strip.height = across ? 1 : 65535;
+    strip.width = across ? 65535 : 1;
+    strip.channels = 1;
+    strip.pixels = Pixels(strip.height, strip.width, 1,
+                          across ? RampAcross : RampDown);
+    const std::vector<uint8_t> out = FitImage(strip, 3, 224, 224);
+    ASSERT_EQ(out.size(), 3u * 224 * 224);
+    for (uint8_t v : out) {
+      ASSERT_GE(v, 126) << across;
+      ASSERT_LE(v, 128) << across;
+    }
+  }
 }
 
 TEST(ImageFolderTest, FlatFolderIsCarvedIntoSplitsAtTheModelsShape) {
