@@ -846,7 +846,7 @@ TEST_F(TensorFileTest, NotAZipFile) {
 }
 
 TEST_F(TensorFileTest, CorruptZipIsCaught) {
-  // Passes the signature check, so pickle_load itself throws c10::Error.
+  // Passes the signature check, so LibTorch's reader itself throws c10::Error.
   WriteFile(Path("corrupt.pt"), std::string("PK\x03\x04", 4) + "garbage");
   ExpectInvalid("corrupt.pt", "not a readable torch.save file");
   const std::string msg = Msg(ReadTensorFile(Path("corrupt.pt")).status());

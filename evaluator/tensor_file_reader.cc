@@ -1,6 +1,6 @@
 // Reader for tensor files written from Python with
 // torch.save({'images': X, 'labels': y}, path): a zip archive holding a
-// pickled dict, which torch::jit::pickle_load understands.
+// pickled dict and a record per storage, which LibTorch's unpickler reads.
 #include <ATen/ATen.h>
 #include <caffe2/serialize/in_memory_adapter.h>
 #include <caffe2/serialize/inline_container.h>
@@ -28,7 +28,7 @@
 namespace autoq::evaluator {
 namespace {
 
-// The file's bytes as pickle_load takes them. The dataset reader's file
+// The file's bytes, whole. The dataset reader's file
 // check and errors (gzread passes a torch.save zip through unchanged).
 absl::StatusOr<std::vector<char>> ReadRaw(const std::string& path) {
   ASSIGN_OR_RETURN(std::string bytes, internal::ReadFileBytes(path));
