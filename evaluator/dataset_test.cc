@@ -858,6 +858,16 @@ TEST_F(TensorFileTest, CorruptZipIsCaught) {
 // for 1.6 GB. Declared sizes beyond the file are refused before LibTorch
 // sees them: a string length in the pickle, a record size in the zip
 // directory.
+// Replaces the one occurrence of `from` in `s` by `to` (same length, so
+// the zip directory stays valid; LibTorch does not check CRCs).
+void Patch(std::string* s, const std::string& from, const std::string& to) {
+  ASSERT_EQ(from.size(), to.size());
+  const size_t at = s->find(from);
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_EQ(s->find(from, at + 1), std::string::npos);
+  s->replace(at, from.size(), to);
+}
+
 TEST_F(TensorFileTest, SizesBeyondTheFileAreRefusedBeforeAllocation) {
   std::ifstream in(Path("train.pt"), std::ios::binary);
   const std::string good((std::istreambuf_iterator<char>(in)), {});
@@ -878,23 +888,32 @@ TEST_F(TensorFileTest, SizesBeyondTheFileAreRefusedBeforeAllocation) {
   WriteFile(Path("huge_record.pt"), huge_record);
   ExpectInvalid("huge_record.pt", "more than the file holds");
 
-  // LONG_BINPUT to memo index 0x6f746367 ("gcto"): LibTorch would grow its
-  // memo table to 30 GB (found by fuzz_tensor_file).
+  // Key 'im' stored at memo index 0x6f746367 ("gcto") by LONG_BINPUT:
+  // LibTorch would grow its memo table to 30 GB (found by fuzz_tensor_file).
   std::string huge_memo = good;
-  huge_memo.replace(at, images.size(),
-                    std::string("rgctoX\x01\x00\x00\x00i", 11));
+  huge_memo.replace(at, images.size(), "\x8c\x02imrgctoN0");
   WriteFile(Path("huge_memo.pt"), huge_memo);
   ExpectInvalid("huge_memo.pt", "a pickle memo index of 1869898599 in 263");
 }
 
-// Replaces the one occurrence of `from` in `s` by `to` (same length, so
-// the zip directory stays valid; LibTorch does not check CRCs).
-void Patch(std::string* s, const std::string& from, const std::string& to) {
-  ASSERT_EQ(from.size(), to.size());
-  const size_t at = s->find(from);
-  ASSERT_NE(at, std::string::npos);
-  ASSERT_EQ(s->find(from, at + 1), std::string::npos);
-  s->replace(at, from.size(), to);
+TEST_F(TensorFileTest, PicklesThatUnderflowTheStackAreRefused) {
+  std::ifstream in(Path("train.pt"), std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), {});
+  // BUILD right after a MARK: LibTorch 1.13 popped an empty stack and freed
+  // a wild pointer (found by fuzz_tensor_file).
+  std::string build = good;
+  Patch(&build, std::string("(X\x06\x00\x00\x00images", 12),
+        std::string("(bX\x05\x00\x00\x00image", 12));
+  WriteFile(Path("build_underflow.pt"), build);
+  ExpectInvalid("build_underflow.pt",
+                "opcode 0x62 at byte 6 needs more values than the stack holds");
+  // The 'labels' key popped away: SETITEMS gets three values, which
+  // LibTorch would pair past the end of its stack.
+  std::string odd = good;
+  Patch(&odd, std::string("X\x06\x00\x00\x00labels", 11),
+        std::string("K\x00", 2) + "0N0N0N0N0");
+  WriteFile(Path("odd_setitems.pt"), odd);
+  ExpectInvalid("odd_setitems.pt", "pairs an odd number of values");
 }
 
 TEST_F(TensorFileTest, ViewsBeyondTheirRecordAreRefused) {

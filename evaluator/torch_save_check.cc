@@ -97,64 +97,191 @@ absl::Status ReadDirectory(absl::string_view f, std::vector<Entry>* out) {
   return absl::OkStatus();
 }
 
-// The opcodes of pickle protocol 2 and up that LibTorch's unpickler reads,
-// by the size of their argument: a fixed size, a length prefix, or a line.
+// What an opcode reads after itself: nothing or a fixed number of bytes,
+// a little-endian length and that many bytes, or newline-ended lines.
+struct Argument {
+  int fixed = 0;
+  int prefix = 0;
+  int lines = 0;
+};
+
+// What an opcode does to the unpickler's stack, in Python's terms: the
+// values it needs above the innermost mark, what it leaves, and whether
+// it first collapses everything down to that mark.
+struct StackEffect {
+  int needs = 0;       // values above the mark it consumes
+  int pushes = 0;      // values it pushes after
+  bool mark = false;   // MARK: opens a mark
+  bool to_mark = false;  // consumes the values above the mark and the mark
+  int below = 0;       // values it needs below the mark (a list or dict)
+  bool pairs = false;  // the values above the mark come in pairs
+};
+
+// The opcodes of the pickle protocols (every one LibTorch 1.13 names).
+// False for a byte that is none: LibTorch refuses those itself.
+bool Describe(uint8_t op, Argument* arg, StackEffect* fx) {
+  *arg = Argument();
+  *fx = StackEffect();
+  switch (op) {
+    // Values pushed from the argument.
+    case 'N': case 0x88: case 0x89: case '}': case ']': case ')': case 0x8f:
+      fx->pushes = 1;
+      return true;
+    case 'K': case 'h':
+      arg->fixed = 1, fx->pushes = 1;
+      return true;
+    case 'M':
+      arg->fixed = 2, fx->pushes = 1;
+      return true;
+    case 'J': case 'j':
+      arg->fixed = 4, fx->pushes = 1;
+      return true;
+    case 'G':
+      arg->fixed = 8, fx->pushes = 1;
+      return true;
+    case 0x82:
+      arg->fixed = 1, fx->pushes = 1;
+      return true;
+    case 0x83:
+      arg->fixed = 2, fx->pushes = 1;
+      return true;
+    case 0x84:
+      arg->fixed = 4, fx->pushes = 1;
+      return true;
+    case 'U': case 'C': case 0x8c: case 0x8a:
+      arg->prefix = 1, fx->pushes = 1;
+      return true;
+    case 'X': case 'T': case 'B': case 0x8b:
+      arg->prefix = 4, fx->pushes = 1;
+      return true;
+    case 0x8d: case 0x8e:
+      arg->prefix = 8, fx->pushes = 1;
+      return true;
+    case 'I': case 'L': case 'F': case 'S': case 'V': case 'P': case 'g':
+      arg->lines = 1, fx->pushes = 1;
+      return true;
+    case 'c':  // GLOBAL: module and name
+      arg->lines = 2, fx->pushes = 1;
+      return true;
+    // Memo stores look at the top value.
+    case 'q':
+      arg->fixed = 1, fx->needs = 1, fx->pushes = 1;
+      return true;
+    case 'r':
+      arg->fixed = 4, fx->needs = 1, fx->pushes = 1;
+      return true;
+    case 'p':
+      arg->lines = 1, fx->needs = 1, fx->pushes = 1;
+      return true;
+    case 0x94: case '2':  // MEMOIZE, DUP
+      fx->needs = 1, fx->pushes = op == '2' ? 2 : 1;
+      return true;
+    case '0':  // POP
+      fx->needs = 1;
+      return true;
+    case 'Q': case 0x85:  // BINPERSID, TUPLE1
+      fx->needs = 1, fx->pushes = 1;
+      return true;
+    case 'R': case 'b': case 'a': case 0x81: case 0x86: case 0x93:
+      fx->needs = 2, fx->pushes = 1;
+      return true;
+    case 's': case 0x87: case 0x92:
+      fx->needs = 3, fx->pushes = 1;
+      return true;
+    case '(':
+      fx->mark = true;
+      return true;
+    case '1':  // POP_MARK
+      fx->to_mark = true;
+      return true;
+    case 't': case 'l': case 0x91:
+      fx->to_mark = true, fx->pushes = 1;
+      return true;
+    case 'd':
+      fx->to_mark = true, fx->pairs = true, fx->pushes = 1;
+      return true;
+    case 'o':
+      fx->to_mark = true, fx->needs = 1, fx->pushes = 1;
+      return true;
+    case 'i':  // INST: module and name lines
+      arg->lines = 2, fx->to_mark = true, fx->pushes = 1;
+      return true;
+    case 'e': case 0x90:  // APPENDS, ADDITEMS
+      fx->to_mark = true, fx->below = 1;
+      return true;
+    case 'u':  // SETITEMS
+      fx->to_mark = true, fx->below = 1, fx->pairs = true;
+      return true;
+    case 0x80:  // PROTO
+      arg->fixed = 1;
+      return true;
+    case 0x95:  // FRAME: its length prefix announces the opcodes after it
+      arg->prefix = 8;
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Walks the pickle's opcodes: every length within the pickle, every memo
+// index within its length, and the stack as Python's unpickler keeps it.
+// LibTorch 1.13's unpickler does not check its stack: BUILD right after a
+// MARK pops from an empty vector and frees a wild pointer (found by
+// fuzz_tensor_file), and an odd SETITEMS reads past the end.
 absl::Status CheckPickle(absl::string_view p, const std::string& record) {
   size_t at = 0;
   auto too_long = [&](uint64_t n) {
     return Bad(absl::StrCat(record, ": a pickled value of ", n,
                             " bytes where ", p.size() - at, " remain"));
   };
+  uint64_t depth = 0;           // values on the stack
+  std::vector<uint64_t> marks;  // the depth at each open mark
   while (at < p.size()) {
+    const size_t op_at = at;
     const uint8_t op = static_cast<uint8_t>(p[at++]);
-    int fixed = -1;    // bytes of a fixed argument
-    int prefix = 0;    // bytes of a length prefix
-    bool line = false;  // newline-terminated argument(s)
-    int lines = 0;
-    switch (op) {
-      case '.':  // STOP
-        return absl::OkStatus();
-      case '}': case ']': case '(': case ')': case 't': case 'R': case 'Q':
-      case 's': case 'u': case 'a': case 'e': case 'N': case 'b': case '0':
-      case '1': case '2': case 'l': case 'd': case 'o': case 0x85: case 0x86:
-      case 0x87: case 0x88: case 0x89: case 0x81: case 0x93: case 0x94:
-        fixed = 0;
-        break;
-      case 0x80: case 'K': case 'q': case 'h': case 0x82:
-        fixed = 1;
-        break;
-      case 'M': case 0x83:
-        fixed = 2;
-        break;
-      case 'J': case 'r': case 'j': case 0x84:
-        fixed = 4;
-        break;
-      case 'G':
-        fixed = 8;
-        break;
-      case 'U': case 'C': case 0x8c: case 0x8a:
-        prefix = 1;
-        break;
-      case 'X': case 'T': case 'B': case 0x8b:
-        prefix = 4;
-        break;
-      case 0x8d: case 0x8e: case 0x95: case 0x96:
-        prefix = 8;
-        break;
-      case 'c':  // GLOBAL: module and name lines
-        line = true;
-        lines = 2;
-        break;
-      case 'I': case 'L': case 'F': case 'S': case 'V': case 'P': case 'p':
-      case 'g':
-        line = true;
-        lines = 1;
-        break;
-      default:
-        return absl::OkStatus();  // unknown here: LibTorch decides
+    if (op == '.') {  // STOP returns the top value
+      const uint64_t base = marks.empty() ? 0 : marks.back();
+      if (depth - base < 1) {
+        return Bad(absl::StrCat(record, ": the pickle stops with no value"));
+      }
+      return absl::OkStatus();
     }
-    if (fixed >= 0) {
-      if (p.size() - at < static_cast<size_t>(fixed)) return too_long(fixed);
+    Argument arg;
+    StackEffect fx;
+    if (!Describe(op, &arg, &fx)) return absl::OkStatus();  // LibTorch's
+    const auto bad_stack = [&](const char* why) {
+      return Bad(absl::StrCat(record, ": opcode 0x", absl::Hex(op),
+                              " at byte ", op_at, " ", why));
+    };
+    if (fx.mark) marks.push_back(depth);
+    if (fx.to_mark) {
+      if (marks.empty()) return bad_stack("closes a mark that is not open");
+      const uint64_t above = depth - marks.back();
+      if (fx.pairs && above % 2 != 0) {
+        return bad_stack("pairs an odd number of values");
+      }
+      if (above < static_cast<uint64_t>(fx.needs)) {
+        return bad_stack("finds too few values above its mark");
+      }
+      depth = marks.back();
+      marks.pop_back();
+      const uint64_t base = marks.empty() ? 0 : marks.back();
+      if (depth - base < static_cast<uint64_t>(fx.below)) {
+        return bad_stack("has nothing below its mark to add to");
+      }
+    } else if (fx.needs > 0) {
+      const uint64_t base = marks.empty() ? 0 : marks.back();
+      if (depth - base < static_cast<uint64_t>(fx.needs)) {
+        return bad_stack("needs more values than the stack holds");
+      }
+      depth -= static_cast<uint64_t>(fx.needs);
+    }
+    depth += static_cast<uint64_t>(fx.pushes);
+
+    if (arg.fixed > 0) {
+      if (p.size() - at < static_cast<size_t>(arg.fixed)) {
+        return too_long(arg.fixed);
+      }
       // LONG_BINPUT stores at a memo index; LibTorch grows its memo table
       // to that index (16 bytes an entry). Each entry takes an opcode, so a
       // real pickle never indexes past its own length.
@@ -162,19 +289,18 @@ absl::Status CheckPickle(absl::string_view p, const std::string& record) {
         return Bad(absl::StrCat(record, ": a pickle memo index of ",
                                 Le(p, at, 4), " in ", p.size(), " bytes"));
       }
-      at += static_cast<size_t>(fixed);
-    } else if (prefix > 0) {
-      if (p.size() - at < static_cast<size_t>(prefix)) {
-        return too_long(prefix);
+      at += static_cast<size_t>(arg.fixed);
+    } else if (arg.prefix > 0) {
+      if (p.size() - at < static_cast<size_t>(arg.prefix)) {
+        return too_long(arg.prefix);
       }
-      const uint64_t n = Le(p, at, prefix);
-      at += static_cast<size_t>(prefix);
-      // FRAME (0x95) announces the bytes of the frame, which follow as
-      // opcodes; the others are followed by their payload.
+      const uint64_t n = Le(p, at, arg.prefix);
+      at += static_cast<size_t>(arg.prefix);
       if (n > p.size() - at) return too_long(n);
+      // FRAME's opcodes follow it; the others' payload does.
       if (op != 0x95) at += static_cast<size_t>(n);
-    } else if (line) {
-      for (int i = 0; i < lines; ++i) {
+    } else {
+      for (int i = 0; i < arg.lines; ++i) {
         const size_t end = p.find('\n', at);
         if (end == absl::string_view::npos) {
           return Bad(absl::StrCat(record, ": an unterminated pickled line"));
