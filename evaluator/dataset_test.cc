@@ -896,6 +896,48 @@ TEST_F(TensorFileTest, SizesBeyondTheFileAreRefusedBeforeAllocation) {
   ExpectInvalid("huge_memo.pt", "a pickle memo index of 1869898599 in 263");
 }
 
+TEST_F(TensorFileTest, UnknownCompressionIsRefusedWithinTheFile) {
+  // data/0 with compression method 0xffff and a larger uncompressed size,
+  // as in an input fuzz_tensor_file found: an error, not a crash.
+  std::ifstream in(Path("train.pt"), std::ios::binary);
+  std::string f((std::istreambuf_iterator<char>(in)), {});
+  const std::string name = "train/data/0";
+  size_t entry = f.find(std::string("PK\x01\x02", 4));
+  while (entry != std::string::npos &&
+         f.compare(entry + 46, name.size(), name) != 0) {
+    entry = f.find(std::string("PK\x01\x02", 4), entry + 4);
+  }
+  ASSERT_NE(entry, std::string::npos);
+  f.replace(entry + 10, 2, std::string("\xff\xff", 2));
+  f.replace(entry + 24, 4, std::string("\x00\x10\x00\x00", 4));
+  WriteFile(Path("unknown_method.pt"), f);
+  ExpectInvalid("unknown_method.pt", "not a readable torch.save file");
+}
+
+TEST_F(TensorFileTest, Zip64DirectoryOutsideTheFileIsRefused) {
+  // PyTorch writes a zip64 end record and its locator in every file, and
+  // LibTorch's zip reader takes the directory from them. An offset of
+  // 2^64 - 1 passed its overflowing bounds check and read the byte before
+  // the file (found by fuzz_tensor_file).
+  std::ifstream in(Path("train.pt"), std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), {});
+  const size_t eocd = good.rfind(std::string("PK\x05\x06", 4));
+  ASSERT_NE(eocd, std::string::npos);
+  ASSERT_EQ(good.compare(eocd - 20, 4, std::string("PK\x06\x07", 4)), 0);
+  ASSERT_EQ(good.compare(eocd - 76, 4, std::string("PK\x06\x06", 4)), 0);
+
+  std::string wild = good;
+  wild.replace(eocd - 76 + 48, 8, std::string(8, '\xff'));
+  WriteFile(Path("zip64_offset.pt"), wild);
+  ExpectInvalid("zip64_offset.pt", "a zip directory outside the file");
+
+  std::string moved = good;
+  moved.replace(eocd - 20 + 8, 8, std::string(8, '\0'));
+  WriteFile(Path("zip64_locator.pt"), moved);
+  ExpectInvalid("zip64_locator.pt",
+                "a zip64 locator that does not point just before itself");
+}
+
 TEST_F(TensorFileTest, PicklesThatUnderflowTheStackAreRefused) {
   std::ifstream in(Path("train.pt"), std::ios::binary);
   const std::string good((std::istreambuf_iterator<char>(in)), {});

@@ -2,12 +2,14 @@
 // torch.save({'images': X, 'labels': y}, path): a zip archive holding a
 // pickled dict and a record per storage, which LibTorch's unpickler reads.
 #include <ATen/ATen.h>
-#include <caffe2/serialize/in_memory_adapter.h>
 #include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
 #include <torch/csrc/jit/serialization/import_read.h>
 #include <torch/csrc/jit/serialization/storage_context.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -35,14 +37,33 @@ absl::StatusOr<std::vector<char>> ReadRaw(const std::string& path) {
   return std::vector<char>(bytes.begin(), bytes.end());
 }
 
+// The archive's bytes for LibTorch's zip reader, which asks for offsets
+// the file declares without checking them (one before the start, found by
+// fuzz_tensor_file): reads outside the bytes come back short, which the
+// reader reports as a damaged archive.
+class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit BoundedReader(const std::vector<char>& bytes) : bytes_(bytes) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n,
+              const char* /*what*/) const override {
+    if (pos >= bytes_.size()) return 0;
+    n = std::min<uint64_t>(n, bytes_.size() - pos);
+    std::memcpy(buf, bytes_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  const std::vector<char>& bytes_;
+};
+
 // Reads the archive as torch::jit::pickle_load does, except that each
 // storage is its record, as long as the record: pickle_load sizes a storage
 // by the element count the pickle declares, which a file can set past the
 // record's end (reads beyond the buffer).
 c10::IValue LoadArchive(const std::vector<char>& bytes) {
   caffe2::serialize::PyTorchStreamReader reader(
-      std::make_shared<caffe2::serialize::MemoryReadAdapter>(bytes.data(),
-                                                             bytes.size()));
+      std::make_shared<BoundedReader>(bytes));
   auto storages = std::make_shared<torch::jit::DeserializationStorageContext>();
   for (const std::string& name : reader.getAllRecords()) {
     if (!absl::StartsWith(name, "data/")) continue;

@@ -28,8 +28,12 @@ struct Entry {
   uint64_t method = 0, compressed = 0, size = 0, offset = 0;
 };
 
-// Where the central directory is and how many entries it has (zip64 when
-// the classic record says so).
+// Where the central directory is and how many entries it has, read as
+// LibTorch's zip reader (miniz) reads them: from the zip64 record whenever
+// a zip64 locator precedes the end record (PyTorch writes one in every
+// file), from the end record otherwise. The directory must lie within the
+// file: miniz's own bounds check can overflow (an offset of 2^64 - 1 read
+// the byte before the file, found by fuzz_tensor_file).
 absl::Status FindDirectory(absl::string_view f, uint64_t* offset,
                            uint64_t* count) {
   if (f.size() < 22) return Bad("too short for a zip archive");
@@ -39,19 +43,29 @@ absl::Status FindDirectory(absl::string_view f, uint64_t* offset,
     if (eocd == lowest) return Bad("no zip end-of-directory record");
     --eocd;
   }
-  *count = Le(f, eocd + 10, 2);
-  *offset = Le(f, eocd + 16, 4);
-  if (*count != 0xffff && *offset != 0xffffffff) return absl::OkStatus();
-  if (eocd < 20 || Le(f, eocd - 20, 4) != 0x07064b50) {
-    return Bad("a zip64 archive without its locator");
+  uint64_t size = 0;
+  if (eocd >= 20 && Le(f, eocd - 20, 4) == 0x07064b50) {
+    // miniz versions look for the record at the locator's offset or right
+    // before the locator; PyTorch writes it right before, so both agree
+    // only there.
+    const uint64_t record = Le(f, eocd - 20 + 8, 8);
+    if (eocd < 76 || record != eocd - 76 || Le(f, record, 4) != 0x06064b50) {
+      return Bad("a zip64 locator that does not point just before itself");
+    }
+    *count = Le(f, record + 32, 8);
+    size = Le(f, record + 40, 8);
+    *offset = Le(f, record + 48, 8);
+  } else {
+    *count = Le(f, eocd + 10, 2);
+    size = Le(f, eocd + 12, 4);
+    *offset = Le(f, eocd + 16, 4);
+    if (*count == 0xffff || *offset == 0xffffffff) {
+      return Bad("a zip64 archive without its locator");
+    }
   }
-  const uint64_t record = Le(f, eocd - 20 + 8, 8);
-  if (record > f.size() || f.size() - record < 56 ||
-      Le(f, record, 4) != 0x06064b50) {
-    return Bad("a zip64 end-of-directory record outside the file");
+  if (*offset > f.size() || size > f.size() - *offset) {
+    return Bad("a zip directory outside the file");
   }
-  *count = Le(f, record + 32, 8);
-  *offset = Le(f, record + 48, 8);
   return absl::OkStatus();
 }
 
