@@ -22,13 +22,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/flags.h"
+#include "common/file_util.h"
 #include "common/rpc_util.h"
 #include "evaluator/task.h"
 #include "proto/autoq.grpc.pb.h"
@@ -122,13 +121,9 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
         IntFlag{"lease-seconds", &o.lease_seconds, 2},
         IntFlag{"work-threads", &o.work_threads, 1},
         IntFlag{"timeout-seconds", &o.timeout_seconds, 1}}) {
-    absl::StatusOr<int64_t> v = flags->GetInt(f.name, *f.value);
+    absl::StatusOr<int> v = flags->GetIntIn(f.name, *f.value, f.min, 1000000);
     if (!v.ok()) return v.status();
-    if (*v < f.min || *v > 1000000) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", f.name, " must be in [", f.min, ", 1000000]"));
-    }
-    *f.value = static_cast<int>(*v);
+    *f.value = *v;
   }
   const char* fixtures = std::getenv("AUTOQ_FIXTURES");
   o.model = flags->Get(
@@ -145,25 +140,15 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   return o;
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 // A channel with a connection of its own: gRPC otherwise shares one TCP
 // connection between channels of equal arguments, and 64 workers or 100
 // watchers would then be one connection, unlike the separate processes
 // they stand for.
 std::shared_ptr<grpc::Channel> OwnChannel(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(autoq::kDefaultMaxMessageBytes);
-  args.SetMaxSendMessageSize(autoq::kDefaultMaxMessageBytes);
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   args);
+  autoq::ChannelOptions options;
+  options.target = target;
+  options.own_connection = true;
+  return *autoq::MakeChannel(options);  // plain TCP to a non-empty target
 }
 
 // CPU seconds (user + system) of this process so far.

@@ -63,6 +63,17 @@ absl::StatusOr<int64_t> Flags::GetInt(const std::string& name,
   return v;
 }
 
+absl::StatusOr<int> Flags::GetIntIn(const std::string& name, int def,
+                                     int min, int max) const {
+  absl::StatusOr<int64_t> v = GetInt(name, def);
+  if (!v.ok()) return v.status();
+  if (*v < min || *v > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, " must be in [", min, ", ", max, "]"));
+  }
+  return static_cast<int>(*v);
+}
+
 absl::StatusOr<double> Flags::GetDouble(const std::string& name,
                                         double def) const {
   auto it = values_.find(name);

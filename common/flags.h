@@ -26,6 +26,10 @@ class Flags {
   bool Has(const std::string& name) const { return values_.count(name) > 0; }
   std::string Get(const std::string& name, const std::string& def = "") const;
   absl::StatusOr<int64_t> GetInt(const std::string& name, int64_t def) const;
+  // GetInt within [min, max]: InvalidArgument "--NAME must be in [MIN,
+  // MAX]" outside it.
+  absl::StatusOr<int> GetIntIn(const std::string& name, int def, int min,
+                               int max) const;
   absl::StatusOr<double> GetDouble(const std::string& name, double def) const;
   const std::vector<std::string>& positional() const { return positional_; }
 

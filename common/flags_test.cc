@@ -32,5 +32,16 @@ TEST(FlagsTest, RejectsUnknownMissingAndMalformed) {
   EXPECT_FALSE(f->GetInt("epochs", 1).ok());
 }
 
+TEST(FlagsTest, IntInRangeNamesTheRange) {
+  auto f = ParseArgs({"--epochs", "12", "--bits", "99999999999"});
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->GetIntIn("epochs", 1, 1, 12).value(), 12);
+  EXPECT_EQ(f->GetIntIn("missing", 5, 1, 12).value(), 5);
+  absl::StatusOr<int> low = f->GetIntIn("epochs", 1, 13, 20);
+  EXPECT_EQ(low.status().message(), "--epochs must be in [13, 20]");
+  // Beyond int: refused by the range, not truncated into it.
+  EXPECT_FALSE(f->GetIntIn("bits", 1, 0, 1000000).ok());
+}
+
 }  // namespace
 }  // namespace autoq

@@ -4,6 +4,7 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -65,7 +66,15 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
   // Reconnect quickly after a server restart; callers back off themselves.
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: despite its name it is the time
+  // a connection attempt may take, and a short one fails attempts on a
+  // busy machine.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+              std::max(100, options.max_reconnect_backoff_ms));
+  if (options.own_connection) {
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  }
   return grpc::CreateCustomChannel(options.target, credentials, args);
 }
 

@@ -36,6 +36,13 @@ struct ChannelOptions {
   // TCP (loopback, or a trusted cluster network).
   std::string tls_ca_file;
   int max_message_bytes = kDefaultMaxMessageBytes;
+  // Longest wait between reconnection attempts after the server went away
+  // (the first comes after 100 ms): callers back off themselves.
+  int max_reconnect_backoff_ms = 2000;
+  // A connection of its own instead of the one gRPC shares between
+  // channels of equal arguments: for a process that stands in for many
+  // clients (the service load bench, the chaos soak).
+  bool own_connection = false;
 };
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const ChannelOptions& options);

@@ -48,7 +48,6 @@
 #include <random>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -60,6 +59,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/flags.h"
+#include "common/file_util.h"
 #include "common/rpc_util.h"
 #include "proto/autoq.grpc.pb.h"
 
@@ -199,13 +199,9 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
            IntFlag{"min-server-kills", &o.min_server_kills, 0, 100000},
            IntFlag{"timeout-seconds", &o.timeout_seconds, 10, 86400},
        }) {
-    absl::StatusOr<int64_t> v = flags->GetInt(f.name, *f.value);
+    absl::StatusOr<int> v = flags->GetIntIn(f.name, *f.value, f.min, f.max);
     if (!v.ok()) return v.status();
-    if (*v < f.min || *v > f.max) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", f.name, " must be in [", f.min, ", ", f.max, "]"));
-    }
-    *f.value = static_cast<int>(*v);
+    *f.value = *v;
   }
   if (flags->Has("seed")) {
     if (!absl::SimpleAtoi(flags->Get("seed"), &o.seed)) {
@@ -223,14 +219,6 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   o.keep = flags->Has("keep");
   o.verbose = flags->Has("verbose");
   return o;
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
 }
 
 absl::Status WriteFile(const std::string& path, const std::string& text) {
@@ -260,20 +248,14 @@ std::string LastLine(const std::string& path) {
   return nl == std::string::npos ? tail : tail.substr(nl + 1);
 }
 
-// A channel with a connection of its own (gRPC shares one between equal
-// channels otherwise), that reconnects quickly after a server restart.
-// Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: despite its name it is the time
-// a connection attempt may take, and a short one fails attempts on a busy
-// machine.
+// A channel with a connection of its own (each stands for a process),
+// reconnecting within a second after a server restart.
 std::shared_ptr<grpc::Channel> OwnChannel(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(kDefaultMaxMessageBytes);
-  args.SetMaxSendMessageSize(kDefaultMaxMessageBytes);
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   args);
+  ChannelOptions options;
+  options.target = target;
+  options.own_connection = true;
+  options.max_reconnect_backoff_ms = 1000;
+  return *MakeChannel(options);  // plain TCP to a non-empty target
 }
 
 // ---------------------------------------------------------------------------
