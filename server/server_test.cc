@@ -142,6 +142,39 @@ class ServerTest : public ::testing::Test {
     return response.worker_id();
   }
 
+  // LeaseTask as `worker`, on a CPU.
+  grpc::Status Lease(const std::string& worker, LeaseTaskResponse* lease) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kWorker);
+    LeaseTaskRequest request;
+    request.set_worker_id(worker);
+    request.set_device("cpu");
+    return workers_->LeaseTask(&ctx, request, lease);
+  }
+
+  // Leases as `worker` until a task is queued (a job's first one comes
+  // shortly after its submit), for up to 5 s.
+  ::testing::AssertionResult LeaseFirstTask(const std::string& worker,
+                                            LeaseTaskResponse* lease) {
+    for (int i = 0; i < 100; ++i) {
+      grpc::Status st = Lease(worker, lease);
+      if (!st.ok()) {
+        return ::testing::AssertionFailure() << "LeaseTask: "
+                                             << st.error_message();
+      }
+      if (lease->has_task()) return ::testing::AssertionSuccess();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return ::testing::AssertionFailure() << "no task within 5 s";
+  }
+
+  grpc::Status Complete(const CompleteTaskRequest& request,
+                        CompleteTaskResponse* response) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, kWorker);
+    return workers_->CompleteTask(&ctx, request, response);
+  }
+
   TempDir tmp_;
   std::unique_ptr<AutoqServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -424,17 +457,7 @@ TEST_F(ServerTest, OnlyTheLeaseHolderCanCompleteATask) {
 
   // The job's first task (the float model's score) shows up shortly.
   LeaseTaskResponse lease;
-  for (int i = 0; i < 100 && !lease.has_task(); ++i) {
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kWorker);
-    LeaseTaskRequest request;
-    request.set_worker_id(holder);
-    request.set_device("cpu");
-    ASSERT_TRUE(workers_->LeaseTask(&ctx, request, &lease).ok());
-    if (!lease.has_task())
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(lease.has_task());
+  ASSERT_TRUE(LeaseFirstTask(holder, &lease));
   EXPECT_EQ(lease.task().stage(), STAGE_FLOAT);
   EXPECT_FALSE(lease.task().model_sha256().empty());
 
@@ -444,12 +467,10 @@ TEST_F(ServerTest, OnlyTheLeaseHolderCanCompleteATask) {
   complete.mutable_result()->set_test_top1(50);
   auto send = [&](const std::string& worker, const std::string& lease_id,
                   CompleteTaskResponse* response) {
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kWorker);
     CompleteTaskRequest r = complete;
     r.set_worker_id(worker);
     r.set_lease_id(lease_id);
-    return workers_->CompleteTask(&ctx, r, response);
+    return Complete(r, response);
   };
   CompleteTaskResponse response;
   EXPECT_EQ(send(other, lease.lease_id(), &response).error_code(),
@@ -477,14 +498,6 @@ TEST_F(ServerTest, AFailedStoreWriteIsTheWorkersErrorAndChangesNothing) {
   ASSERT_TRUE(SubmitSmall(&submitted).ok());
   const std::string worker = Register();
   const std::string db = tmp_.File("server.db");
-  auto lease_task = [&](LeaseTaskResponse* lease) {
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kWorker);
-    LeaseTaskRequest request;
-    request.set_worker_id(worker);
-    request.set_device("cpu");
-    return workers_->LeaseTask(&ctx, request, lease);
-  };
 
   RawExec(db,
           "CREATE TRIGGER no_update BEFORE UPDATE ON tasks "
@@ -493,7 +506,7 @@ TEST_F(ServerTest, AFailedStoreWriteIsTheWorkersErrorAndChangesNothing) {
   grpc::Status failed;
   for (int i = 0; i < 100 && failed.ok(); ++i) {
     LeaseTaskResponse lease;
-    failed = lease_task(&lease);
+    failed = Lease(worker, &lease);
     ASSERT_FALSE(lease.has_task());
     if (failed.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -502,7 +515,7 @@ TEST_F(ServerTest, AFailedStoreWriteIsTheWorkersErrorAndChangesNothing) {
   RawExec(db, "DROP TRIGGER no_update");
   // The lease was undone: the task is there to lease again.
   LeaseTaskResponse lease;
-  ASSERT_TRUE(lease_task(&lease).ok());
+  ASSERT_TRUE(Lease(worker, &lease).ok());
   ASSERT_TRUE(lease.has_task());
   EXPECT_EQ(lease.task().stage(), STAGE_FLOAT);
 
@@ -513,9 +526,7 @@ TEST_F(ServerTest, AFailedStoreWriteIsTheWorkersErrorAndChangesNothing) {
   complete.mutable_result()->set_best_val_top1(50);
   complete.mutable_result()->set_test_top1(50);
   auto send = [&](CompleteTaskResponse* response) {
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kWorker);
-    return workers_->CompleteTask(&ctx, complete, response);
+    return Complete(complete, response);
   };
   RawExec(db,
           "CREATE TRIGGER no_delete BEFORE DELETE ON tasks "
@@ -551,27 +562,8 @@ TEST_F(ServerTest, RidesOutAFullDisk) {
                   .ok());
   const std::string job_id = submitted.status().job_id();
   const std::string worker = Register();
-  auto lease_task = [&](LeaseTaskResponse* lease) {
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kWorker);
-    LeaseTaskRequest request;
-    request.set_worker_id(worker);
-    request.set_device("cpu");
-    return workers_->LeaseTask(&ctx, request, lease);
-  };
-  auto complete = [&](const CompleteTaskRequest& request,
-                      CompleteTaskResponse* response) {
-    grpc::ClientContext ctx;
-    Prepare(&ctx, kWorker);
-    return workers_->CompleteTask(&ctx, request, response);
-  };
   LeaseTaskResponse lease;
-  for (int i = 0; i < 100 && !lease.has_task(); ++i) {
-    ASSERT_TRUE(lease_task(&lease).ok());
-    if (!lease.has_task())
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(lease.has_task());
+  ASSERT_TRUE(LeaseFirstTask(worker, &lease));
 
   disk.SetFull(true);
   const std::string model = testing::ReadFile(Fixture("small_dscnn.pt"));
@@ -586,7 +578,7 @@ TEST_F(ServerTest, RidesOutAFullDisk) {
       << st.error_message();
   const CompleteTaskRequest done = test_util::NoopCompletion(worker, lease);
   CompleteTaskResponse response;
-  st = complete(done, &response);
+  st = Complete(done, &response);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE)
       << st.error_message();
   EXPECT_NE(st.error_message().find("full"), std::string::npos)
@@ -613,7 +605,7 @@ TEST_F(ServerTest, RidesOutAFullDisk) {
   EXPECT_EQ(count("SELECT COUNT(*) FROM jobs"), "1");
   EXPECT_EQ(count("SELECT COUNT(*) FROM models"), "1");
   EXPECT_EQ(count("SELECT COUNT(*) FROM results"), "0");
-  ASSERT_TRUE(complete(done, &response).ok());
+  ASSERT_TRUE(Complete(done, &response).ok());
   EXPECT_FALSE(response.duplicate());
 
   // The rest of the job and three more jobs (more of the job threads' own
@@ -658,7 +650,7 @@ TEST_F(ServerTest, RidesOutAFullDisk) {
       std::chrono::steady_clock::now() + std::chrono::minutes(2);
   while (std::chrono::steady_clock::now() < give_up && !all_ended()) {
     LeaseTaskResponse next;
-    st = lease_task(&next);
+    st = Lease(worker, &next);
     if (!st.ok() || !next.has_task()) {
       if (!st.ok() && st.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED)
         unexpected = st.error_message();
@@ -668,7 +660,7 @@ TEST_F(ServerTest, RidesOutAFullDisk) {
     const CompleteTaskRequest answer = test_util::NoopCompletion(worker, next);
     for (;;) {
       CompleteTaskResponse r;
-      st = complete(answer, &r);
+      st = Complete(answer, &r);
       if (st.error_code() != grpc::StatusCode::UNAVAILABLE) break;
       ++retried;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
