@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "evaluator/dataset.h"
+#include "fuzz/dataset_check.h"
 #include "fuzz/fuzz_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -11,10 +12,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::StatusOr<autoq::qat::TensorDataset> d =
       autoq::evaluator::ReadCifar10({batch.Fill(data, size)});
   if (!d.ok()) return 0;
-  if (d->images.dim() != 4 || d->images.size(0) != d->labels.size(0) ||
-      d->images.size(1) != 3 || d->labels.min().item<int64_t>() < 0 ||
-      d->labels.max().item<int64_t>() >= 10) {
-    __builtin_trap();
-  }
+  autoq::fuzz::CheckDataset(*d, /*channels=*/3, /*num_classes=*/10);
   return 0;
 }

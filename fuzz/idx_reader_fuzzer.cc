@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "evaluator/dataset.h"
+#include "fuzz/dataset_check.h"
 #include "fuzz/fuzz_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -19,11 +20,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::StatusOr<autoq::qat::TensorDataset> d =
       autoq::evaluator::ReadIdx(images_path, labels_path, /*num_classes=*/10);
   if (!d.ok()) return 0;
-  // What a training run relies on: one label per image, labels in range.
-  if (d->images.dim() != 4 || d->images.size(0) != d->labels.size(0) ||
-      d->images.size(1) != 1 || d->labels.min().item<int64_t>() < 0 ||
-      d->labels.max().item<int64_t>() >= 10) {
-    __builtin_trap();
-  }
+  autoq::fuzz::CheckDataset(*d, /*channels=*/1, /*num_classes=*/10);
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "evaluator/dataset.h"
+#include "fuzz/dataset_check.h"
 #include "fuzz/fuzz_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -13,10 +14,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::StatusOr<autoq::qat::TensorDataset> d =
       autoq::evaluator::ReadTensorFile(file.Fill(data, size));
   if (!d.ok()) return 0;
-  if (d->images.dim() != 4 || d->images.size(0) != d->labels.size(0) ||
-      d->labels.min().item<int64_t>() < 0 ||
-      d->labels.max().item<int64_t>() >= d->num_classes) {
-    __builtin_trap();
-  }
+  autoq::fuzz::CheckDataset(*d, /*channels=*/-1, d->num_classes);
   return 0;
 }
