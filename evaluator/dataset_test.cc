@@ -853,21 +853,25 @@ TEST_F(TensorFileTest, CorruptZipIsCaught) {
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
 }
 
+// Replaces the one occurrence of `from` in `s` by `to` (same length, so
+// the zip directory stays valid; LibTorch does not check CRCs).
+::testing::AssertionResult Patch(std::string* s, const std::string& from,
+                                 const std::string& to) {
+  const size_t at = s->find(from);
+  if (from.size() != to.size() || at == std::string::npos ||
+      s->find(from, at + 1) != std::string::npos) {
+    return ::testing::AssertionFailure()
+           << "not one occurrence, or a change of length";
+  }
+  s->replace(at, from.size(), to);
+  return ::testing::AssertionSuccess();
+}
+
 // Found by fuzz/tensor_file_fuzzer.cc: LibTorch's unpickler reserves a
 // string's declared length before reading it, so a one-kilobyte file asked
 // for 1.6 GB. Declared sizes beyond the file are refused before LibTorch
 // sees them: a string length in the pickle, a record size in the zip
 // directory.
-// Replaces the one occurrence of `from` in `s` by `to` (same length, so
-// the zip directory stays valid; LibTorch does not check CRCs).
-void Patch(std::string* s, const std::string& from, const std::string& to) {
-  ASSERT_EQ(from.size(), to.size());
-  const size_t at = s->find(from);
-  ASSERT_NE(at, std::string::npos);
-  ASSERT_EQ(s->find(from, at + 1), std::string::npos);
-  s->replace(at, from.size(), to);
-}
-
 TEST_F(TensorFileTest, SizesBeyondTheFileAreRefusedBeforeAllocation) {
   std::ifstream in(Path("train.pt"), std::ios::binary);
   const std::string good((std::istreambuf_iterator<char>(in)), {});
@@ -911,7 +915,40 @@ TEST_F(TensorFileTest, UnknownCompressionIsRefusedWithinTheFile) {
   f.replace(entry + 10, 2, std::string("\xff\xff", 2));
   f.replace(entry + 24, 4, std::string("\x00\x10\x00\x00", 4));
   WriteFile(Path("unknown_method.pt"), f);
-  ExpectInvalid("unknown_method.pt", "not a readable torch.save file");
+  ExpectInvalid("unknown_method.pt",
+                "zip entry train/data/0 is compressed (method 65535)");
+}
+
+TEST_F(TensorFileTest, NamesAreMatchedAsLibTorchMatchesThem) {
+  std::ifstream in(Path("train.pt"), std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), {});
+  // LibTorch's zip reader ignores case: "data.Pkl" is the pickle it reads,
+  // so its 1.65 GB string is refused as in "data.pkl" (found by
+  // fuzz_tensor_file).
+  std::string upper = good;
+  ASSERT_TRUE(Patch(&upper, std::string("X\x06\x00\x00\x00images", 11),
+                    std::string("X\x64\x73\x75\x62images", 11)));
+  size_t at = upper.find(std::string("PK\x01\x02", 4));
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_EQ(upper.compare(at + 46, 14, "train/data.pkl"), 0);
+  upper.replace(at + 46 + 11, 1, "P");
+  WriteFile(Path("upper_pickle.pt"), upper);
+  ExpectInvalid("upper_pickle.pt", "train/data.Pkl: a pickled value of");
+
+  // The images' storage key 'A' and its record "data/a": found by the zip
+  // reader, but not the record-sized storage, so refused before its data
+  // is read.
+  std::string key = good;
+  ASSERT_TRUE(Patch(&key, std::string("X\x01\x00\x00\x00", 5) + "0q\x05",
+                    std::string("X\x01\x00\x00\x00", 5) + "Aq\x05"));
+  for (size_t i = key.find("train/data/0"); i != std::string::npos;
+       i = key.find("train/data/0", i + 1)) {
+    key.replace(i + 11, 1, "a");
+  }
+  WriteFile(Path("case_key.pt"), key);
+  ExpectInvalid("case_key.pt",
+                "'images' (shape 12x3x4x4) is not stored in one of the file's "
+                "records");
 }
 
 TEST_F(TensorFileTest, Zip64DirectoryOutsideTheFileIsRefused) {
@@ -944,16 +981,16 @@ TEST_F(TensorFileTest, PicklesThatUnderflowTheStackAreRefused) {
   // BUILD right after a MARK: LibTorch 1.13 popped an empty stack and freed
   // a wild pointer (found by fuzz_tensor_file).
   std::string build = good;
-  Patch(&build, std::string("(X\x06\x00\x00\x00images", 12),
-        std::string("(bX\x05\x00\x00\x00image", 12));
+  ASSERT_TRUE(Patch(&build, std::string("(X\x06\x00\x00\x00images", 12),
+                    std::string("(bX\x05\x00\x00\x00image", 12)));
   WriteFile(Path("build_underflow.pt"), build);
   ExpectInvalid("build_underflow.pt",
                 "opcode 0x62 at byte 6 needs more values than the stack holds");
   // The 'labels' key popped away: SETITEMS gets three values, which
   // LibTorch would pair past the end of its stack.
   std::string odd = good;
-  Patch(&odd, std::string("X\x06\x00\x00\x00labels", 11),
-        std::string("K\x00", 2) + "0N0N0N0N0");
+  ASSERT_TRUE(Patch(&odd, std::string("X\x06\x00\x00\x00labels", 11),
+                    std::string("K\x00", 2) + "0N0N0N0N0"));
   WriteFile(Path("odd_setitems.pt"), odd);
   ExpectInvalid("odd_setitems.pt", "pairs an odd number of values");
 }
@@ -963,10 +1000,14 @@ TEST_F(TensorFileTest, ViewsBeyondTheirRecordAreRefused) {
   std::string f((std::istreambuf_iterator<char>(in)), {});
   // 200 images of 3x4x4 whose storage the pickle declares as 9,600 bytes,
   // over the 576-byte record train/data/0; 200 labels alike over 12.
-  Patch(&f, std::string("M\x40\x02t", 4), std::string("M\x80\x25t", 4));
-  Patch(&f, std::string("(K\x0cK\x03", 5), std::string("(K\xc8K\x03", 5));
-  Patch(&f, std::string("h\x06K\x0ct", 5), std::string("h\x06K\xc8t", 5));
-  Patch(&f, std::string("K\x00K\x0c\x85", 5), std::string("K\x00K\xc8\x85", 5));
+  ASSERT_TRUE(
+      Patch(&f, std::string("M\x40\x02t", 4), std::string("M\x80\x25t", 4)));
+  ASSERT_TRUE(
+      Patch(&f, std::string("(K\x0cK\x03", 5), std::string("(K\xc8K\x03", 5)));
+  ASSERT_TRUE(
+      Patch(&f, std::string("h\x06K\x0ct", 5), std::string("h\x06K\xc8t", 5)));
+  ASSERT_TRUE(Patch(&f, std::string("K\x00K\x0c\x85", 5),
+                    std::string("K\x00K\xc8\x85", 5)));
   WriteFile(Path("beyond_record.pt"), f);
   ExpectInvalid("beyond_record.pt",
                 "'images' (shape 200x3x4x4) addresses element 9599 of a "

@@ -60,25 +60,29 @@ class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
 // Reads the archive as torch::jit::pickle_load does, except that each
 // storage is its record, as long as the record: pickle_load sizes a storage
 // by the element count the pickle declares, which a file can set past the
-// record's end (reads beyond the buffer).
-c10::IValue LoadArchive(const std::vector<char>& bytes) {
+// record's end (reads beyond the buffer). The storages made from records
+// go to `records`; a tensor on any other storage came from a key that no
+// record matched exactly and is refused (CheckWithinStorage).
+c10::IValue LoadArchive(const std::vector<char>& bytes,
+                        std::vector<c10::Storage>* records) {
   caffe2::serialize::PyTorchStreamReader reader(
       std::make_shared<BoundedReader>(bytes));
   auto storages = std::make_shared<torch::jit::DeserializationStorageContext>();
   for (const std::string& name : reader.getAllRecords()) {
-    if (!absl::StartsWith(name, "data/")) continue;
+    // The zip reader finds "DATA/0" for "data/0"; two such names for one
+    // key make addStorage throw.
+    if (!absl::StartsWithIgnoreCase(name, "data/")) continue;
     auto record = reader.getRecord(name);
-    storages->addStorage(
-        name.substr(5),
-        c10::Storage(c10::Storage::use_byte_size_t(), std::get<1>(record),
-                     std::move(std::get<0>(record)), /*allocator=*/nullptr,
-                     /*resizable=*/false));
+    records->emplace_back(c10::Storage::use_byte_size_t(), std::get<1>(record),
+                          std::move(std::get<0>(record)),
+                          /*allocator=*/nullptr, /*resizable=*/false);
+    storages->addStorage(name.substr(5), records->back());
   }
   return torch::jit::readArchiveAndTensors(
       "data", /*pickle_prefix=*/"", /*tensor_prefix=*/"",
       /*type_resolver=*/c10::nullopt, /*obj_loader=*/c10::nullopt,
-      /*device=*/c10::nullopt, reader,
-      torch::jit::Unpickler::defaultTypeParser, storages);
+      /*device=*/c10::nullopt, reader, torch::jit::Unpickler::defaultTypeParser,
+      storages);
 }
 
 // OK when `t`'s sizes, strides and offset address only bytes of its
@@ -87,13 +91,19 @@ c10::IValue LoadArchive(const std::vector<char>& bytes) {
 // contiguous() would then read past the storage or allocate what a stride
 // of 0 declares (an expanded view: gigabytes from a one-element storage).
 absl::Status CheckWithinStorage(const at::Tensor& t, const std::string& name,
-                                const std::string& path) {
+                                const std::string& path,
+                                const std::vector<c10::Storage>& records) {
   const auto bad = [&](const std::string& why) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": '", name, "' (shape ", absl::StrJoin(t.sizes(), "x"), ") ",
-        why));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": '", name, "' (shape ",
+                     absl::StrJoin(t.sizes(), "x"), ") ", why));
   };
   if (!t.has_storage() || t.is_sparse()) return bad("is not a dense tensor");
+  if (std::none_of(records.begin(), records.end(), [&](const c10::Storage& r) {
+        return r.is_alias_of(t.storage());
+      })) {
+    return bad("is not stored in one of the file's records");
+  }
   const uint64_t item = t.element_size();
   const uint64_t storage = t.storage().nbytes();
   if (t.storage_offset() < 0) return bad("has a negative storage offset");
@@ -168,12 +178,13 @@ absl::StatusOr<qat::TensorDataset> ReadTensorFileImpl(const std::string& path) {
   if (absl::Status st =
           CheckTorchSaveBytes(absl::string_view(bytes.data(), bytes.size()));
       !st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": not a readable torch.save file: ", st.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a readable torch.save file: ", st.message()));
   }
   c10::IValue value;
+  std::vector<c10::Storage> records;  // the file's data records
   try {
-    value = LoadArchive(bytes);
+    value = LoadArchive(bytes, &records);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         path,
@@ -188,8 +199,8 @@ absl::StatusOr<qat::TensorDataset> ReadTensorFileImpl(const std::string& path) {
   const auto dict = value.toGenericDict();
   ASSIGN_OR_RETURN(at::Tensor images, GetTensor(dict, "images", path));
   ASSIGN_OR_RETURN(at::Tensor labels, GetTensor(dict, "labels", path));
-  RETURN_IF_ERROR(CheckWithinStorage(images, "images", path));
-  RETURN_IF_ERROR(CheckWithinStorage(labels, "labels", path));
+  RETURN_IF_ERROR(CheckWithinStorage(images, "images", path, records));
+  RETURN_IF_ERROR(CheckWithinStorage(labels, "labels", path, records));
 
   if (images.dim() != 4) {
     return absl::InvalidArgumentError(absl::StrCat(

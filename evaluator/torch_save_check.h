@@ -15,11 +15,13 @@
 
 namespace autoq::evaluator {
 
-// OK when every zip entry of `file` lies within it (stored entries; a
-// compressed one within deflate's largest ratio) and the pickle record
-// (".../data.pkl") declares no string, bytes or frame longer than what
-// follows it, nor a memo index beyond its own length. InvalidArgument saying what is wrong otherwise. Opcodes it
-// does not know end the walk: LibTorch refuses those itself.
+// OK when the zip directory (found as LibTorch's reader finds it) lies
+// within `file`, every entry is stored uncompressed within it, and every
+// pickle record (".../data.pkl", in any case) declares no string, bytes or
+// frame longer than what follows it, no memo index beyond its length, and
+// no opcode that underflows the unpickler's stack. InvalidArgument saying
+// what is wrong otherwise. A byte that is no opcode ends the walk:
+// LibTorch refuses it itself.
 absl::Status CheckTorchSaveBytes(absl::string_view file);
 
 }  // namespace autoq::evaluator
