@@ -210,8 +210,10 @@ absl::StatusOr<JobStatus> JobManager::Submit(const std::string& owner,
         owner, " already has ", active, " jobs queued or running (the limit "
         "is ", options_.max_active_jobs_per_client, ")"));
   }
+  // Hashed once: the analysis cache's key, the stored model's name.
+  const std::string model_sha256 = autoq::Sha256Hex(model_bytes);
   absl::StatusOr<JobCheck> check =
-      CheckJob(spec, model_bytes, options_.model_check);
+      CheckJob(spec, model_bytes, model_sha256, options_.model_check);
   if (!check.ok()) return check.status();
   if (warnings != nullptr) *warnings = check->warnings;
 
@@ -221,7 +223,7 @@ absl::StatusOr<JobStatus> JobManager::Submit(const std::string& owner,
   row.owner = owner;
   row.name = spec.name();
   row.spec = spec.SerializeAsString();
-  row.model_sha256 = autoq::Sha256Hex(model_bytes);
+  row.model_sha256 = model_sha256;
   row.model_bytes = static_cast<int64_t>(model_bytes.size());
   row.state = JOB_QUEUED;
   row.phase = "queued";
@@ -312,6 +314,7 @@ void JobManager::RunJobThread(std::shared_ptr<Job> job) {
   ctx.job_id = job_id;
   ctx.spec = spec;
   ctx.model_bytes = **std::move(model);
+  ctx.model_sha256 = model_sha;
   ctx.model_check = &options_.model_check;
   ctx.results = results_;
   ctx.queue = queue_;

@@ -49,10 +49,10 @@ absl::StatusOr<std::vector<int64_t>> InputShape(
 
 absl::StatusOr<qat::ModelAnalysis> LoadAndAnalyze(
     const evaluator::JobConfig& config, const std::string& bytes,
-    const ModelCheckOptions& model_check) {
+    const std::string& sha256, const ModelCheckOptions& model_check) {
   ASSIGN_OR_RETURN(std::vector<int64_t> shape, InputShape(config));
   ASSIGN_OR_RETURN(qat::ModelAnalysis analysis,
-                   AnalyzeModelApart(bytes, shape, model_check));
+                   AnalyzeModelApart(bytes, sha256, shape, model_check));
   if (analysis.num_genes() == 0) {
     return absl::InvalidArgumentError(
         "the model has no quantizable conv or linear layer");
@@ -207,10 +207,12 @@ std::string ReportKey(const std::string& job_id) {
 
 absl::StatusOr<JobCheck> CheckJob(const JobSpec& spec,
                                   const std::string& model_bytes,
+                                  const std::string& model_sha256,
                                   const ModelCheckOptions& model_check) {
   ASSIGN_OR_RETURN(evaluator::JobConfig config, ConfigOf(spec));
-  ASSIGN_OR_RETURN(qat::ModelAnalysis analysis,
-                   LoadAndAnalyze(config, model_bytes, model_check));
+  ASSIGN_OR_RETURN(
+      qat::ModelAnalysis analysis,
+      LoadAndAnalyze(config, model_bytes, model_sha256, model_check));
   JobCheck check;
   check.warnings = config.warnings;
   check.generations = config.search.generations;
@@ -220,7 +222,7 @@ absl::StatusOr<JobCheck> CheckJob(const JobSpec& spec,
 absl::StatusOr<FinalFront> RunServiceJob(const JobRunContext& ctx) {
   ASSIGN_OR_RETURN(evaluator::JobConfig config, ConfigOf(ctx.spec));
   ASSIGN_OR_RETURN(qat::ModelAnalysis analysis,
-                   LoadAndAnalyze(config, ctx.model_bytes,
+                   LoadAndAnalyze(config, ctx.model_bytes, ctx.model_sha256,
                                   ctx.model_check != nullptr
                                       ? *ctx.model_check
                                       : ModelCheckOptions()));
@@ -228,7 +230,9 @@ absl::StatusOr<FinalFront> RunServiceJob(const JobRunContext& ctx) {
       ctx.queue, ctx.results, ctx.job_id, ctx.stop, ctx.cancelled);
   search::PipelineInputs inputs;
   inputs.config = &config;
-  inputs.model_digest = autoq::Sha256Hex(ctx.model_bytes);
+  inputs.model_digest = ctx.model_sha256.empty()
+                            ? autoq::Sha256Hex(ctx.model_bytes)
+                            : ctx.model_sha256;
   inputs.analysis = &analysis;
   // Watchers get each evaluation as its structured event; a log line per
   // evaluation would double the messages of every watch stream.

@@ -32,14 +32,17 @@ struct JobCheck {
   std::vector<std::string> warnings;
   int generations = 0;
 };
+// `model_sha256`: the model's digest in hex (empty: computed).
 absl::StatusOr<JobCheck> CheckJob(const JobSpec& spec,
                                   const std::string& model_bytes,
+                                  const std::string& model_sha256,
                                   const ModelCheckOptions& model_check);
 
 struct JobRunContext {
   std::string job_id;
   JobSpec spec;
   std::string model_bytes;
+  std::string model_sha256;  // hex; empty: computed from model_bytes
   const ModelCheckOptions* model_check = nullptr;  // null: defaults
   search::ResultStore* results = nullptr;
   TaskQueue* queue = nullptr;

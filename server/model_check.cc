@@ -239,12 +239,13 @@ void AnalysisCache::Put(const std::string& key,
 }
 
 absl::StatusOr<qat::ModelAnalysis> AnalyzeModelApart(
-    const std::string& model_bytes, const std::vector<int64_t>& input_shape,
-    const ModelCheckOptions& options) {
+    const std::string& model_bytes, const std::string& model_sha256,
+    const std::vector<int64_t>& input_shape, const ModelCheckOptions& options) {
   if (options.cache == nullptr) {
     return AnalyzeUncached(model_bytes, input_shape, options);
   }
-  const std::string key = absl::StrCat(autoq::Sha256Hex(model_bytes), "@",
+  const std::string key = absl::StrCat(
+      model_sha256.empty() ? autoq::Sha256Hex(model_bytes) : model_sha256, "@",
                                        absl::StrJoin(input_shape, ","));
   if (std::optional<qat::ModelAnalysis> hit = options.cache->Get(key)) {
     return *std::move(hit);

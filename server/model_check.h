@@ -67,13 +67,14 @@ struct ModelCheckOptions {
 };
 
 // The analysis of `model_bytes` at `input_shape`: qat::AnalyzeModel's, run
-// as options say. Errors: InvalidArgument for a model that is not
+// as options say. `model_sha256` is the model's digest in hex, the cache's
+// key (empty: computed here; callers that store the model have it). Errors: InvalidArgument for a model that is not
 // TorchScript, is refused by the analysis (naming why), or crashes the
 // analyzer (naming the signal); ResourceExhausted for one that runs out of
 // memory or time; Internal when the analyzer cannot be started.
 absl::StatusOr<qat::ModelAnalysis> AnalyzeModelApart(
-    const std::string& model_bytes, const std::vector<int64_t>& input_shape,
-    const ModelCheckOptions& options);
+    const std::string& model_bytes, const std::string& model_sha256,
+    const std::vector<int64_t>& input_shape, const ModelCheckOptions& options);
 
 // The analyzer's side, for the programs' main: loads `path`, analyzes it
 // at `shape` ("C,H,W") and prints the analysis as JSON on stdout. Returns

@@ -780,15 +780,19 @@ TEST(ModelCheckTest, AnalysesAreRememberedByDigestAndShape) {
   ModelCheckOptions options;
   options.analyzer = AUTOQ_SERVER_BINARY;
   options.cache = std::make_shared<AnalysisCache>();
-  auto first = AnalyzeModelApart(model, {1, 28, 28}, options);
+  auto first = AnalyzeModelApart(model, "", {1, 28, 28}, options);
   ASSERT_TRUE(first.ok()) << first.status();
   // An analyzer that cannot start: only the cache can answer now.
   options.analyzer = "/nonexistent/autoq-analyzer";
-  auto again = AnalyzeModelApart(model, {1, 28, 28}, options);
+  auto again = AnalyzeModelApart(model, "", {1, 28, 28}, options);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->num_genes(), first->num_genes());
-  EXPECT_FALSE(AnalyzeModelApart(model, {1, 32, 32}, options).ok());
-  EXPECT_FALSE(AnalyzeModelApart(model + "x", {1, 28, 28}, options).ok());
+  // The digest a caller already has is the same key.
+  EXPECT_TRUE(
+      AnalyzeModelApart(model, autoq::Sha256Hex(model), {1, 28, 28}, options)
+          .ok());
+  EXPECT_FALSE(AnalyzeModelApart(model, "", {1, 32, 32}, options).ok());
+  EXPECT_FALSE(AnalyzeModelApart(model + "x", "", {1, 28, 28}, options).ok());
 }
 
 TEST(ModelCheckTest, TheCacheDropsTheLeastRecentlyUsed) {
