@@ -22,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "common/status_macros.h"
 #include "evaluator/dataset.h"
 #include "evaluator/torch_save_check.h"
@@ -30,20 +31,13 @@
 namespace autoq::evaluator {
 namespace {
 
-// The file's bytes, whole. The dataset reader's file
-// check and errors (gzread passes a torch.save zip through unchanged).
-absl::StatusOr<std::vector<char>> ReadRaw(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string bytes, internal::ReadFileBytes(path));
-  return std::vector<char>(bytes.begin(), bytes.end());
-}
-
 // The archive's bytes for LibTorch's zip reader, which asks for offsets
 // the file declares without checking them (one before the start, found by
 // fuzz_tensor_file): reads outside the bytes come back short, which the
 // reader reports as a damaged archive.
 class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
  public:
-  explicit BoundedReader(const std::vector<char>& bytes) : bytes_(bytes) {}
+  explicit BoundedReader(absl::string_view bytes) : bytes_(bytes) {}
   size_t size() const override { return bytes_.size(); }
   size_t read(uint64_t pos, void* buf, size_t n,
               const char* /*what*/) const override {
@@ -54,7 +48,7 @@ class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
   }
 
  private:
-  const std::vector<char>& bytes_;
+  absl::string_view bytes_;
 };
 
 // Reads the archive as torch::jit::pickle_load does, except that each
@@ -63,7 +57,7 @@ class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
 // record's end (reads beyond the buffer). The storages made from records
 // go to `records`; a tensor on any other storage came from a key that no
 // record matched exactly and is refused (CheckWithinStorage).
-c10::IValue LoadArchive(const std::vector<char>& bytes,
+c10::IValue LoadArchive(absl::string_view bytes,
                         std::vector<c10::Storage>* records) {
   caffe2::serialize::PyTorchStreamReader reader(
       std::make_shared<BoundedReader>(bytes));
@@ -164,7 +158,8 @@ absl::StatusOr<at::Tensor> GetTensor(
 }
 
 absl::StatusOr<qat::TensorDataset> ReadTensorFileImpl(const std::string& path) {
-  ASSIGN_OR_RETURN(std::vector<char> bytes, ReadRaw(path));
+  // gzread passes a torch.save zip through unchanged.
+  ASSIGN_OR_RETURN(std::string bytes, internal::ReadFileBytes(path));
   // torch.save has written zip archives since PyTorch 1.6; the older pickle
   // stream format is not readable by pickle_load.
   if (bytes.size() < 4 || bytes[0] != 'P' || bytes[1] != 'K' ||
@@ -176,7 +171,7 @@ absl::StatusOr<qat::TensorDataset> ReadTensorFileImpl(const std::string& path) {
   }
   // LibTorch allocates the sizes a file declares before reading them.
   if (absl::Status st =
-          CheckTorchSaveBytes(absl::string_view(bytes.data(), bytes.size()));
+          CheckTorchSaveBytes(bytes);
       !st.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": not a readable torch.save file: ", st.message()));
@@ -190,7 +185,7 @@ absl::StatusOr<qat::TensorDataset> ReadTensorFileImpl(const std::string& path) {
         path,
         ": not a readable torch.save file: ", qat::SummarizeTorchError(e)));
   }
-  bytes = std::vector<char>();  // The tensors now own their own storage.
+  bytes = std::string();  // The tensors now own their own storage.
   if (!value.isGenericDict()) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": holds a ", value.tagKind(),

@@ -141,26 +141,17 @@ bool Describe(uint8_t op, Argument* arg, StackEffect* fx) {
     case 'N': case 0x88: case 0x89: case '}': case ']': case ')': case 0x8f:
       fx->pushes = 1;
       return true;
-    case 'K': case 'h':
+    case 'K': case 'h': case 0x82:  // 0x82..0x84: EXT1, EXT2, EXT4
       arg->fixed = 1, fx->pushes = 1;
       return true;
-    case 'M':
+    case 'M': case 0x83:
       arg->fixed = 2, fx->pushes = 1;
       return true;
-    case 'J': case 'j':
+    case 'J': case 'j': case 0x84:
       arg->fixed = 4, fx->pushes = 1;
       return true;
     case 'G':
       arg->fixed = 8, fx->pushes = 1;
-      return true;
-    case 0x82:
-      arg->fixed = 1, fx->pushes = 1;
-      return true;
-    case 0x83:
-      arg->fixed = 2, fx->pushes = 1;
-      return true;
-    case 0x84:
-      arg->fixed = 4, fx->pushes = 1;
       return true;
     case 'U': case 'C': case 0x8c: case 0x8a:
       arg->prefix = 1, fx->pushes = 1;
